@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from tenants.scoping import TenantScopedModel
+
+
+class Plan(models.Model):
+    """A price point and its limits. Editable by operators in admin. Not tenant-owned."""
+
+    name = models.CharField(max_length=60)
+    slug = models.SlugField(unique=True)
+    stripe_price_ids = models.JSONField(default=list, blank=True, help_text="Stripe price ids for this plan")
+    price_monthly_cents = models.PositiveIntegerField(default=0)
+    trial_days = models.PositiveIntegerField(default=0)
+    is_default = models.BooleanField(default=False, help_text="The free plan every new tenant starts on")
+    is_public = models.BooleanField(default=True)
+    sort_order = models.PositiveIntegerField(default=0)
+    # Limits. 0 means "none allowed"; None means unlimited.
+    max_bots = models.PositiveIntegerField(null=True, blank=True, default=1)
+    max_documents = models.PositiveIntegerField(null=True, blank=True, default=20)
+    max_storage_bytes = models.PositiveBigIntegerField(null=True, blank=True, default=50 * 1024 * 1024)
+    max_messages_per_month = models.PositiveIntegerField(null=True, blank=True, default=200)
+    max_members = models.PositiveIntegerField(null=True, blank=True, default=3)
+    max_upload_bytes = models.PositiveBigIntegerField(default=20 * 1024 * 1024)
+    max_pages_per_document = models.PositiveIntegerField(default=500)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Empty: every model")
+    # Features.
+    custom_branding = models.BooleanField(default=False)
+    api_access = models.BooleanField(default=False)
+    webhooks = models.BooleanField(default=False)
+    allows_overage = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["sort_order", "price_monthly_cents"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(TenantScopedModel):
+    class Status(models.TextChoices):
+        TRIALING = "trialing"
+        ACTIVE = "active"
+        PAST_DUE = "past_due"
+        CANCELED = "canceled"
+        INCOMPLETE = "incomplete"
+        INCOMPLETE_EXPIRED = "incomplete_expired"
+        UNPAID = "unpaid"
+        PAUSED = "paused"
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.ACTIVE)
+    stripe_customer_id = models.CharField(max_length=64, blank=True, db_index=True)
+    stripe_subscription_id = models.CharField(max_length=64, blank=True, db_index=True)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="one_subscription_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.plan} ({self.status})"
+
+
+class UsageCounter(TenantScopedModel):
+    """What a tenant used in one billing period (calendar month, UTC)."""
+
+    period = models.DateField(help_text="First day of the month")
+    messages = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    documents = models.PositiveIntegerField(default=0)
+    storage_bytes = models.PositiveBigIntegerField(default=0)
+    warned_kinds = models.JSONField(default=list, blank=True, help_text="Limits already warned at 80% this period")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "period"], name="one_counter_per_period")]
+        ordering = ["-period"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.period:%Y-%m}"

@@ -1,0 +1,85 @@
+"""The quota interface every app calls before it spends a limited resource.
+
+`quota_check(tenant=..., kind=..., amount=...)` raises QuotaExceeded (code
+`quota_exceeded`) with a sentence naming the limit and how to raise it.
+"""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.db.models import Sum
+
+from chatbot_saas.errors import AppError
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+from .models import Plan, Subscription, UsageCounter
+from .services import current_period, plan_default
+
+LIMIT_FIELDS = {
+    "messages": ("max_messages_per_month", "messages this month"),
+    "bots": ("max_bots", "bots"),
+    "documents": ("max_documents", "documents"),
+    "storage_bytes": ("max_storage_bytes", "bytes of knowledge storage"),
+    "members": ("max_members", "team members"),
+}
+
+
+class QuotaExceeded(AppError):
+    code = "quota_exceeded"
+    status = 402
+
+
+def effective_plan(*, tenant: Tenant) -> Plan:
+    """The plan whose limits apply now. Lapsed subscriptions fall back to the free plan."""
+    with tenant_context(tenant):
+        subscription = Subscription.objects.select_related("plan").first()
+    if subscription is None:
+        return plan_default()
+    if subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
+        return subscription.plan
+    if subscription.status == Subscription.Status.PAST_DUE:
+        from .dunning import in_grace_period
+
+        return subscription.plan if in_grace_period(subscription) else plan_default()
+    return plan_default()
+
+
+def current_usage(*, tenant: Tenant, kind: str) -> int:
+    with tenant_context(tenant):
+        if kind == "messages":
+            counter = UsageCounter.objects.filter(period=current_period()).first()
+            return counter.messages if counter else 0
+        if kind == "members":
+            from tenants.models import Invitation, Membership
+
+            pending = sum(1 for i in Invitation.objects.filter(accepted=None, revoked=None) if i.is_pending)
+            return Membership.objects.count() + pending
+        if kind == "bots":
+            return apps.get_model("bots", "Bot").objects.count()
+        if kind == "documents":
+            return apps.get_model("knowledge", "Document").objects.count()
+        if kind == "storage_bytes":
+            total = apps.get_model("knowledge", "Document").objects.aggregate(total=Sum("size"))["total"]
+            return int(total or 0)
+    raise ValueError(f"Unknown quota kind {kind!r}")
+
+
+def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
+    """Raise QuotaExceeded if using `amount` more of `kind` would pass the plan's limit."""
+    if kind not in LIMIT_FIELDS:
+        raise ValueError(f"Unknown quota kind {kind!r}")
+    field, label = LIMIT_FIELDS[kind]
+    plan = effective_plan(tenant=tenant)
+    limit = getattr(plan, field)
+    if limit is None:
+        return
+    used = current_usage(tenant=tenant, kind=kind)
+    if used + amount > limit:
+        raise QuotaExceeded(
+            f"Your {plan.name} plan allows {limit} {label} and you have used {used}. "
+            f"Upgrade your plan on the Billing page to raise the limit.",
+            limit=kind,
+            used=used,
+            allowed=limit,
+        )

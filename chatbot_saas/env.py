@@ -1,0 +1,66 @@
+"""The one place settings read the environment.
+
+Every variable is documented in README.md and .env.example. A bad value raises
+ImproperlyConfigured naming the variable, so a misconfigured deploy fails at start-up
+instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+
+def read_dotenv(path: str) -> None:
+    """Load KEY=VALUE lines from `path` without overriding the real environment."""
+    if os.path.exists(path):
+        environ.Env.read_env(path, overwrite=False)
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+def envint(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+
+
+def envstr(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envlist(name: str, default: list[str] | None = None) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default or [])
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def required(name: str, *, production: bool, dev_default: str) -> str:
+    """A setting that production must set explicitly; local runs get a safe default."""
+    value = os.environ.get(name, "")
+    if value:
+        return value
+    if production:
+        raise ImproperlyConfigured(
+            f"{name} is not set. It is required when DJANGO_DEBUG=false; see .env.example for what it should contain."
+        )
+    return dev_default

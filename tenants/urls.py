@@ -1,0 +1,18 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("dashboard/", views.dashboard_redirect, name="dashboard"),
+    path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
+    path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant_home"),
+    path("t/<slug:tenant_slug>/members/", views.member_list, name="member_list"),
+    path("t/<slug:tenant_slug>/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "t/<slug:tenant_slug>/invitations/<int:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("t/<slug:tenant_slug>/api-keys/", views.api_key_list, name="api_key_list"),
+    path("t/<slug:tenant_slug>/api-keys/<int:apikey_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+]

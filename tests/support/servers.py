@@ -1,0 +1,113 @@
+"""Real processes for integration tests: a Celery worker and a daphne server, both pointed at
+the pytest-django test database and the test run's Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """DATABASE_URL with its database swapped for the test database pytest-django created."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = test_database_url()
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ManagedProcess:
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def _spawn(args: list[str], log_name: str, env: dict[str, str]) -> ManagedProcess:
+    log_dir = BASE_DIR / "var" / "test-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / log_name
+    handle = log_path.open("wb")
+    process = subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    return ManagedProcess(process, log_path)
+
+
+@contextmanager
+def celery_worker(name: str = "test", concurrency: int = 1, **env_extra: str) -> Iterator[ManagedProcess]:
+    """A real `celery worker` subprocess, ready when it answers a ping."""
+    from chatbot_saas.celery import app
+
+    hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
+    worker = _spawn(
+        [str(BIN / "celery"), "-A", "chatbot_saas", "worker", "-l", "info", "-c", str(concurrency),
+         "-n", hostname, "--without-gossip", "--without-mingle"],
+        f"celery-{name}.log",
+        child_env(**env_extra),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(destination=[hostname], timeout=0.5):
+            if worker.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{worker.log()[-3000:]}")
+        yield worker
+    finally:
+        worker.stop()
+
+
+@contextmanager
+def daphne_server(**env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
+    """A real daphne serving the ASGI app; yields (base_url, process)."""
+    port = free_port()
+    server = _spawn(
+        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatbot_saas.asgi:application"],
+        f"daphne-{port}.log",
+        child_env(**env_extra),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if server.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"daphne did not start:\n{server.log()[-3000:]}") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.stop()
