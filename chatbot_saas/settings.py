@@ -222,4 +222,18 @@ if SENTRY_DSN:  # pragma: no cover - needs a DSN
 # --- Tenancy ------------------------------------------------------------------------------
 INVITATION_TTL_HOURS = envint("INVITATION_TTL_HOURS", 72)
 DEMO_TENANT_SLUG = "demo"
+
+# --- Knowledge (issue 3) ---------------------------------------------------------------------
+# (ingestion limits, embedding settings, egress guard, beat schedule entries)
+
+# --- Bots and LLM providers (issue 4) ----------------------------------------------------------
+# (provider keys and base URLs, timeouts, breaker settings)
+
+# --- Conversations (issue 5) -------------------------------------------------------------------
+# (session tokens, frame caps, rate limits, stream buffers)
+
+# --- Widget (issue 6) --------------------------------------------------------------------------
+# (demo host page)
+
+# --- Billing (issue 7) -------------------------------------------------------------------------
 BILLING_GRACE_DAYS = envint("BILLING_GRACE_DAYS", 7)

@@ -107,3 +107,18 @@ SCOPED_FACTORIES: dict[type, type[factory.Factory]] = {
     Subscription: SubscriptionFactory,
     UsageCounter: UsageCounterFactory,
 }
+
+
+def _discover_app_factories() -> None:
+    """Each app's tests/<app>/factories.py registers its models in SCOPED_FACTORIES on import."""
+    import importlib
+
+    for app in ("bots", "knowledge", "conversations", "billing"):
+        try:
+            importlib.import_module(f"tests.{app}.factories")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tests.{app}.factories" and exc.name != f"tests.{app}":
+                raise
+
+
+_discover_app_factories()

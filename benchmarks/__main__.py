@@ -1,0 +1,51 @@
+"""`make bench`: run every benchmark module (or --only NAME ...) and write JSON + markdown.
+
+Runs under `chatbot_saas.devservices exec`, so DATABASE_URL/REDIS_URL point at the embedded
+services. Modules are discovered: any benchmarks/<name>.py with `run(args)` and `TITLE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+import django
+
+from .common import RESULTS_DIR, write_results
+
+SKIP = {"common"}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--only", nargs="*", default=None, help="benchmark module names")
+    parser.add_argument("--size", default="100k", choices=["small", "100k", "1m"], help="data size where it applies")
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_saas.settings")
+    django.setup()
+    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name not in SKIP)
+    if args.only:
+        names = [n for n in names if n in args.only]
+    summary = []
+    for name in names:
+        module = importlib.import_module(f"benchmarks.{name}")
+        if not hasattr(module, "run"):
+            continue
+        print(f"== {name}: {module.TITLE}", flush=True)
+        rows = module.run(args)
+        table = write_results(name, module.TITLE, rows)
+        print(table, flush=True)
+        summary.append(table)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "summary.md").write_text("# Benchmark results\n\n" + "\n".join(summary))
+    print(f"results in {RESULTS_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,99 @@
+"""Conversations, messages and per-turn traces."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from tenants.scoping import TenantScopedModel
+
+
+class Conversation(TenantScopedModel):
+    class Channel(models.TextChoices):
+        WIDGET = "widget"
+        API = "api"
+        PLAYGROUND = "playground"
+        CLI = "cli"
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="conversations")
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)
+    visitor_id = models.CharField(max_length=80, blank=True, db_index=True)
+    # Set when the tenant passed a signed visitor identity (HMAC-verified).
+    external_user_id = models.CharField(max_length=200, blank=True)
+    api_key = models.ForeignKey("tenants.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started = models.DateTimeField(default=timezone.now)
+    last_active = models.DateTimeField(default=timezone.now)
+    # Memory, refreshed by Celery after each turn (never in the request path).
+    summary = models.TextField(blank=True)
+    summary_upto_message_id = models.BigIntegerField(null=True, blank=True)
+    visitor_facts = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-last_active"]
+        indexes = [models.Index(fields=["tenant", "bot", "-last_active"])]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk} with {self.bot_id}"
+
+
+class Message(TenantScopedModel):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        PARTIAL = "partial"
+        FAILED = "failed"
+
+    class Feedback(models.TextChoices):
+        UP = "up"
+        DOWN = "down"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    # [{"n": 1, "chunk_id": .., "document_id": .., "title": .., "page": .., "url": .., "snippet": ..}]
+    citations = models.JSONField(default=list, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    model = models.CharField(max_length=120, blank=True, help_text="provider:model that produced the answer")
+    # {"retrieval_ms": .., "first_token_ms": .., "total_ms": .., "embedding_ms": ..}
+    latency = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    feedback = models.CharField(max_length=8, choices=Feedback.choices, blank=True)
+    feedback_comment = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created", "id"]
+        indexes = [
+            models.Index(fields=["conversation", "created"]),
+            models.Index(fields=["status", "updated"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.pk} ({self.status})"
+
+
+class Trace(TenantScopedModel):
+    """Everything that happened in one turn, for the dashboard and for debugging."""
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="trace")
+    # [{"chunk_id": .., "score": .., "document_id": ..}]
+    retrieved = models.JSONField(default=list, blank=True)
+    prompt = models.JSONField(default=list, blank=True, help_text="The assembled messages sent to the model")
+    # [{"provider": .., "model": .., "outcome": "ok|error|skipped_open_breaker", "error": .., "latency_ms": .., "retryable": ..}]
+    attempts = models.JSONField(default=list, blank=True)
+    # [{"check": "injection|blocked_topic|redaction|canary|length", "where": "input|retrieved|output", "detail": ..}]
+    guardrail_hits = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Trace for message {self.message_id}"

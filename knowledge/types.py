@@ -1,0 +1,24 @@
+"""The retrieval contract the answer pipeline builds against.
+
+`knowledge.selectors.chunk_search(*, tenant, knowledge_base_ids, query, k=5, min_score=None)`
+returns `list[RetrievedPassage]`, best first, at most k, restricted to the given tenant's
+knowledge bases (and to the current tenant context).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    chunk_id: int
+    document_id: int
+    knowledge_base_id: int
+    text: str
+    score: float  # fused score, higher is better
+    document_title: str
+    page: int | None = None
+    url: str | None = None
+    heading_path: list[str] = field(default_factory=list)
+    snippet: str = ""
