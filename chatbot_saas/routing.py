@@ -1,5 +1,7 @@
-"""WebSocket routes. Each app adds its own patterns here."""
+"""WebSocket routes: each app keeps its own list in <app>/routing.py."""
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from conversations.routing import websocket_urlpatterns as conversation_routes
+
+websocket_urlpatterns: list = [*conversation_routes]

@@ -10,4 +10,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("tenants.urls")),
+    path("", include("knowledge.urls")),
+    path("", include("bots.urls")),
+    path("", include("conversations.urls")),
+    path("", include("billing.urls")),
 ]

@@ -34,8 +34,6 @@ EXEMPT_PREFIXES: dict[str, str] = {
     "admin/": "operators' Django admin: staff-only, sees every tenant by design",
 }
 
-# Routes that are public on purpose (reached by a public id, no tenant login), with the reason.
-PUBLIC_ROUTES: dict[str, str] = {}
 
 _KWARG_RE = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>\w+)>")
 
@@ -45,6 +43,7 @@ class Route:
     template: str
     name: str | None
     kwargs: list[str] = field(default_factory=list)
+    public: bool = False
 
     def fill(self, values: dict[str, str]) -> str:
         return "/" + _KWARG_RE.sub(lambda m: str(values[m.group("name")]), self.template)
@@ -61,7 +60,8 @@ def iter_routes(urlconf: str | None = None) -> Iterator[Route]:
             if isinstance(entry, URLResolver):
                 yield from walk(entry.url_patterns, route)
             elif isinstance(entry, URLPattern):
-                yield Route(route, entry.name, [m.group("name") for m in _KWARG_RE.finditer(route)])
+                public = bool(getattr(entry.callback, "public_route_reason", None))
+                yield Route(route, entry.name, [m.group("name") for m in _KWARG_RE.finditer(route)], public)
 
     yield from walk(get_resolver(urlconf).url_patterns, "")
 
@@ -114,7 +114,8 @@ def find_cross_tenant_leaks(
                 break
             values[kwarg] = value
         has_object_id = any(k.endswith("_id") for k in route.kwargs)
-        if exempt or not route.kwargs or route.name in PUBLIC_ROUTES:
+        # Views marked @public_route(reason=...) are public on purpose (e.g. reached by a bot's public id).
+        if exempt or not route.kwargs or route.public:
             continue
         if has_object_id:
             url = route.fill(values)

@@ -7,6 +7,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -14,6 +15,8 @@ from tenants.models import Tenant
 from tenants.services import tenant_create_with_owner
 
 DEMO_EMAIL = "owner@demo.local"
+# Run in this order: the demo knowledge base first, then the demo bot attached to it.
+DEMO_CONTENT_COMMANDS = ["bootstrap_demo_knowledge", "bootstrap_demo_bot"]
 
 
 class Command(BaseCommand):
@@ -38,6 +41,11 @@ class Command(BaseCommand):
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
             creds_file.write_text(json.dumps({"email": DEMO_EMAIL, "password": password}))
             creds_file.chmod(0o600)
+        # Other apps add their demo content through their own commands, run here when present.
+        available = get_commands()
+        for name in DEMO_CONTENT_COMMANDS:
+            if name in available:
+                call_command(name)
         creds = json.loads(creds_file.read_text())
         self.stdout.write(
             f"Demo tenant '{tenant.slug}': log in at {settings.SITE_URL}/accounts/login/ "
