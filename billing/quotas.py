@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from django.apps import apps
+from django.conf import settings
 from django.db.models import Sum
 
 from chatbot_saas.errors import AppError
@@ -14,7 +15,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from .models import Plan, Subscription, UsageCounter
-from .services import current_period, plan_default
+from .services import current_period, plan_default, usage_warn_owners
 
 LIMIT_FIELDS = {
     "messages": ("max_messages_per_month", "messages this month"),
@@ -66,7 +67,12 @@ def current_usage(*, tenant: Tenant, kind: str) -> int:
 
 
 def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
-    """Raise QuotaExceeded if using `amount` more of `kind` would pass the plan's limit."""
+    """Raise QuotaExceeded if using `amount` more of `kind` would pass the plan's limit.
+
+    Reads only, except once per period per kind: the first check that reaches
+    BILLING_WARN_PERCENT of a limit emails the owners (see usage_warn_owners). Messages on a
+    plan that allows overage are never refused; the excess is reported to Stripe instead.
+    """
     if kind not in LIMIT_FIELDS:
         raise ValueError(f"Unknown quota kind {kind!r}")
     field, label = LIMIT_FIELDS[kind]
@@ -75,7 +81,7 @@ def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
     if limit is None:
         return
     used = current_usage(tenant=tenant, kind=kind)
-    if used + amount > limit:
+    if used + amount > limit and not (kind == "messages" and plan.allows_overage):
         raise QuotaExceeded(
             f"Your {plan.name} plan allows {limit} {label} and you have used {used}. "
             f"Upgrade your plan on the Billing page to raise the limit.",
@@ -83,3 +89,5 @@ def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
             used=used,
             allowed=limit,
         )
+    if limit and (used + amount) * 100 >= limit * settings.BILLING_WARN_PERCENT:
+        usage_warn_owners(tenant=tenant, plan=plan, kind=kind, label=label, used=used + amount, limit=limit)

@@ -1,0 +1,75 @@
+"""Reads for the billing page, the banner and admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+from .models import Plan, Subscription
+from .quotas import LIMIT_FIELDS, current_usage, effective_plan
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    kind: str
+    label: str
+    used: int
+    limit: int | None
+
+    @property
+    def percent(self) -> int | None:
+        if self.limit is None:
+            return None
+        if self.limit == 0:
+            return 100
+        return min(100, round(self.used * 100 / self.limit))
+
+
+@dataclass(frozen=True)
+class Banner:
+    level: str
+    message: str
+
+
+def plans_public() -> QuerySet[Plan]:
+    return Plan.objects.filter(is_public=True)
+
+
+def subscription_for(*, tenant: Tenant) -> Subscription | None:
+    with tenant_context(tenant):
+        return Subscription.objects.select_related("plan").first()
+
+
+def usage_for(*, tenant: Tenant, plan: Plan) -> list[UsageRow]:
+    """Each limited resource with what is used and what the plan allows."""
+    return [
+        UsageRow(kind, label, current_usage(tenant=tenant, kind=kind), getattr(plan, field))
+        for kind, (field, label) in LIMIT_FIELDS.items()
+    ]
+
+
+def billing_banner(*, tenant: Tenant) -> Banner | None:
+    """The dunning banner: a failed payment inside its grace period, or after it."""
+    subscription = subscription_for(tenant=tenant)
+    if subscription is None or subscription.status != Subscription.Status.PAST_DUE:
+        return None
+    if effective_plan(tenant=tenant).pk == subscription.plan_id:
+        since = subscription.past_due_since
+        ends = (since + timedelta(days=settings.BILLING_GRACE_DAYS)) if since else None
+        when = f" by {ends:%Y-%m-%d}" if ends else ""
+        return Banner(
+            "warning",
+            f"Your last payment failed. Update your card with Manage billing{when} to keep the "
+            f"{subscription.plan.name} plan.",
+        )
+    return Banner(
+        "error",
+        f"Your payment is overdue, so the Free plan's limits apply now. Nothing was deleted: update your card "
+        f"with Manage billing to get the {subscription.plan.name} plan back.",
+    )
