@@ -26,6 +26,27 @@ LIMIT_FIELDS = {
 }
 
 
+# The model each kind is counted from, when it is not the usage counter or the members table.
+_COUNTED_FROM = {
+    "bots": ("bots", "Bot"),
+    "documents": ("knowledge", "Document"),
+    "storage_bytes": ("knowledge", "Document"),
+}
+
+
+def countable_kinds() -> list[str]:
+    """The kinds whose source model is installed (knowledge.Document arrives with issue 3)."""
+    installed = []
+    for kind in LIMIT_FIELDS:
+        app_label, model = _COUNTED_FROM.get(kind, ("billing", "UsageCounter"))
+        try:
+            apps.get_model(app_label, model)
+        except LookupError:
+            continue
+        installed.append(kind)
+    return installed
+
+
 class QuotaExceeded(AppError):
     code = "quota_exceeded"
     status = 402

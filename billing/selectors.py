@@ -12,7 +12,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from .models import Plan, Subscription
-from .quotas import LIMIT_FIELDS, current_usage, effective_plan
+from .quotas import LIMIT_FIELDS, countable_kinds, current_usage, effective_plan
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def usage_for(*, tenant: Tenant, plan: Plan) -> list[UsageRow]:
     return [
         UsageRow(kind, label, current_usage(tenant=tenant, kind=kind), getattr(plan, field))
         for kind, (field, label) in LIMIT_FIELDS.items()
+        if kind in countable_kinds()
     ]
 
 

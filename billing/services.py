@@ -8,6 +8,7 @@ Stripe API and copies them here, so the result never depends on the order events
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from tenants.models import Membership, Role, Tenant
 from .models import Plan, Subscription, UsageCounter
 from .stripe_api import stripe_client
 
+_SLUG_RE = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 FREE_PLAN_DEFAULTS = {"name": "Free", "is_default": True, "price_monthly_cents": 0}
 
 # When a customer has several Stripe subscriptions, the one that grants access wins, then the newest.
@@ -106,7 +108,8 @@ def checkout_session_create(*, tenant: Tenant, plan_slug: str, user: AbstractBas
     Refuses the plan the tenant already pays for, and any second paid subscription: switching
     between paid plans goes through the Customer Portal, so a customer never pays twice.
     """
-    plan = Plan.objects.filter(slug=plan_slug, is_public=True).first()
+    valid = bool(_SLUG_RE.fullmatch(plan_slug))
+    plan = Plan.objects.filter(slug=plan_slug, is_public=True).first() if valid else None
     if plan is None:
         raise NotFound("There is no such plan. Pick one of the plans on the Billing page.", code="plan_not_found")
     subscription = Subscription.objects.unscoped().select_related("plan").get(tenant=tenant)
