@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 from billing.models import StripeEvent, Subscription
 from billing.quotas import effective_plan
 from billing.services import subscription_sync_customer
-from billing.webhooks import stripe_event_process
+from billing.webhooks import stripe_event_process, stripe_event_store
 from tests.billing.conftest import PRICE_PRO, PRICE_STARTER, event_row
 from tests.factories import TenantFactory
 
@@ -199,10 +200,6 @@ def test_stripe_being_unreachable_leaves_the_event_failed_for_a_retry(world, str
     customer = _customer_for(world.tenant_a, stripe_fake)
     stripe_fake.create_subscription(customer, PRICE_PRO)
     event = stripe_fake.events_for(customer)[0]
-    from billing.webhooks import stripe_event_store
-
-    import json
-
     row, _ = stripe_event_store(event=json.loads(event.payload))
     stripe_fake.fail_next.append(503)
     assert stripe_event_process(event_pk=row.pk).status == "failed"
