@@ -308,10 +308,11 @@ def usage_record(
     values = {field: _add_clamped(field, amount) for field, amount in changes.items() if amount}
     if not values:
         return
-    with tenant_context(tenant), transaction.atomic():
+    with tenant_context(tenant):
+        # No transaction of our own: in autocommit the common case is a single round trip.
         if UsageCounter.objects.filter(period=period).update(**values):
             return
-        UsageCounter.objects.get_or_create(tenant=tenant, period=period)
+        UsageCounter.objects.get_or_create(tenant=tenant, period=period)  # the period's first use
         UsageCounter.objects.filter(period=period).update(**values)
 
 
