@@ -82,7 +82,15 @@ class Subscription(TenantScopedModel):
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant"], name="one_subscription_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="one_subscription_per_tenant"),
+            # A webhook finds its tenant by customer id, so one customer must mean one tenant.
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~models.Q(stripe_customer_id=""),
+                name="one_tenant_per_customer",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.plan} ({self.status})"

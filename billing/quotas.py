@@ -112,3 +112,34 @@ def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
         )
     if limit and (used + amount) * 100 >= limit * settings.BILLING_WARN_PERCENT:
         usage_warn_owners(tenant=tenant, plan=plan, kind=kind, label=label, used=used + amount, limit=limit)
+
+
+FEATURES = {"api_access": "API access", "webhooks": "webhooks", "custom_branding": "custom branding"}
+
+
+class PlanFeatureMissing(AppError):
+    code = "plan_feature_missing"
+    status = 402
+
+
+def feature_check(*, tenant: Tenant, feature: str) -> None:
+    """Raise PlanFeatureMissing unless the tenant's effective plan has `feature` (see FEATURES)."""
+    if feature not in FEATURES:
+        raise ValueError(f"Unknown plan feature {feature!r}")
+    plan = effective_plan(tenant=tenant)
+    if not getattr(plan, feature):
+        raise PlanFeatureMissing(
+            f"Your {plan.name} plan does not include {FEATURES[feature]}. Upgrade on the Billing page to use it.",
+            feature=feature,
+        )
+
+
+def model_check(*, tenant: Tenant, model: str) -> None:
+    """Raise PlanFeatureMissing unless the plan allows the LLM `model` (an empty list allows all)."""
+    plan = effective_plan(tenant=tenant)
+    if plan.allowed_models and model not in plan.allowed_models:
+        raise PlanFeatureMissing(
+            f"Your {plan.name} plan does not include the model {model[:100]}. "
+            f"It allows: {', '.join(plan.allowed_models)}. Upgrade on the Billing page for more models.",
+            feature="model",
+        )

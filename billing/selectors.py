@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import stripe
 from django.conf import settings
 from django.db.models import QuerySet
 
+from chatbot_saas.errors import AppError
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from .models import Plan, Subscription
 from .quotas import LIMIT_FIELDS, countable_kinds, current_usage, effective_plan
+from .stripe_api import stripe_client
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,51 @@ def usage_for(*, tenant: Tenant, plan: Plan) -> list[UsageRow]:
         for kind, (field, label) in LIMIT_FIELDS.items()
         if kind in countable_kinds()
     ]
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    number: str
+    created: datetime | None
+    amount: str
+    status: str
+    url: str
+
+
+def invoices_recent(*, tenant: Tenant, limit: int = 5) -> list[InvoiceRow] | None:
+    """The tenant's latest Stripe invoices; [] without a customer, None when Stripe fails.
+
+    Asked with a short timeout and no retries: the billing page must render without Stripe.
+    """
+    subscription = subscription_for(tenant=tenant)
+    if subscription is None or not subscription.stripe_customer_id:
+        return []
+    try:
+        invoices = stripe_client(timeout=5, retries=0).v1.invoices.list(
+            params={"customer": subscription.stripe_customer_id, "limit": limit}
+        )
+    except (stripe.StripeError, AppError) as exc:
+        logger.warning("listing invoices for %s failed: %s", tenant.slug, exc)
+        return None
+    rows = []
+    for invoice in invoices.data[:limit]:
+        data = invoice.to_dict()
+        cents = int(data.get("total") or data.get("amount_due") or 0)
+        rows.append(
+            InvoiceRow(
+                number=str(data.get("number") or data.get("id", "")),
+                created=datetime.fromtimestamp(int(data["created"]), tz=UTC) if data.get("created") else None,
+                amount=f"{cents / 100:,.2f} {str(data.get('currency') or '').upper()}".strip(),
+                status=str(data.get("status") or ""),
+                url=_safe_url(data.get("hosted_invoice_url")),
+            )
+        )
+    return rows
+
+
+def _safe_url(value: object) -> str:
+    # Rendered as a link: only http(s), never javascript: from a tampered API answer.
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else ""
 
 
 def billing_banner(*, tenant: Tenant) -> Banner | None:

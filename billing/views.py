@@ -35,6 +35,7 @@ def billing_page(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         "plan": plan,
         "plans": selectors.plans_public(),
         "usage": selectors.usage_for(tenant=request.tenant, plan=plan),
+        "invoices": selectors.invoices_recent(tenant=request.tenant),
     }
     return render(request, "billing/page.html", context)
 

@@ -245,6 +245,7 @@ STRIPE_WEBHOOK_TOLERANCE = envint("STRIPE_WEBHOOK_TOLERANCE", 300)
 STRIPE_WEBHOOK_MAX_BYTES = envint("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
 STRIPE_API_BASE = envstr("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
 STRIPE_MAX_NETWORK_RETRIES = envint("STRIPE_MAX_NETWORK_RETRIES", 2)
+STRIPE_TIMEOUT_SECONDS = envint("STRIPE_TIMEOUT_SECONDS", 20)
 # Price ids the seeded Starter and Pro plans sell (`manage.py billing_seed_plans` fills them in).
 STRIPE_PRICE_STARTER = envstr("STRIPE_PRICE_STARTER")
 STRIPE_PRICE_PRO = envstr("STRIPE_PRICE_PRO")

@@ -176,3 +176,50 @@ def test_prices_map_to_the_seeded_plans(plans):
     assert plans["starter"].stripe_price_ids == [PRICE_STARTER]
     assert plans["pro"].stripe_price_ids == [PRICE_PRO]
     assert plans["free"].is_default and not plans["free"].is_purchasable
+
+
+def test_the_billing_page_lists_the_tenants_stripe_invoices(world, stripe_fake, post_event, eager_celery):
+    stripe_fake.price_amounts[PRICE_PRO] = 9900
+    client = world.client_for(world.alice)
+    _pay(stripe_fake, _checkout(client, world.tenant_a, "pro"), post_event)
+    page = client.get("/t/acme/billing/").content.decode()
+    assert "99.00 USD" in page and "paid" in page and "/invoice/in_fake" in page
+    assert "Your plan: Pro" in page and "Manage billing" in page
+    assert "99.00 USD" not in world.client_for(world.charlie).get("/t/bravo/billing/").content.decode()
+
+
+def test_an_invoice_link_that_is_not_http_is_not_rendered(world, stripe_fake, post_event, eager_celery):
+    client = world.client_for(world.alice)
+    _pay(stripe_fake, _checkout(client, world.tenant_a, "pro"), post_event)
+    customer = _subscription(world.tenant_a).stripe_customer_id
+    for invoice in stripe_fake.invoices.values():
+        if invoice["customer"] == customer:
+            invoice["hosted_invoice_url"] = "javascript:alert(1)"
+            invoice["number"] = "<img src=x onerror=alert(1)>"
+    page = client.get("/t/acme/billing/").content.decode()
+    assert "javascript:" not in page and "<img src=x" not in page
+
+
+def test_the_billing_page_still_renders_when_stripe_is_down(world, stripe_fake):
+    client = world.client_for(world.alice)
+    _checkout(client, world.tenant_a, "pro")  # gives the tenant a Stripe customer
+    stripe_fake.fail_next.append(503)
+    page = client.get("/t/acme/billing/")
+    assert page.status_code == 200
+    assert "Invoices are unavailable right now" in page.content.decode()
+
+
+def test_canceling_checkout_returns_to_billing_with_nothing_changed(world):
+    client = world.client_for(world.alice)
+    page = client.get("/t/acme/billing/?checkout=canceled").content.decode()
+    assert "Checkout was canceled. Nothing was charged." in page
+    assert _subscription(world.tenant_a).plan.is_default
+
+
+def test_the_dunning_banner_costs_one_query_on_a_healthy_workspace_page(world, django_assert_num_queries):
+    from django.template import Context, Template
+
+    template = Template('{% include "billing/_banner.html" %}')
+    with django_assert_num_queries(1):
+        html = template.render(Context({"current_tenant": world.tenant_a, "current_membership": None}))
+    assert "billing-banner" not in html

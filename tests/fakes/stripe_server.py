@@ -92,6 +92,7 @@ class FakeStripe:
     subscriptions: dict[str, dict] = field(default_factory=dict)
     invoices: dict[str, dict] = field(default_factory=dict)
     meter_events: dict[str, dict] = field(default_factory=dict)
+    price_amounts: dict[str, int] = field(default_factory=dict)
     events: list[SentEvent] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
@@ -175,15 +176,23 @@ class FakeStripe:
                 self._pay_invoice(sub)
             return sub
 
-    def _pay_invoice(self, sub: dict) -> dict:
-        invoice = {
-            "id": self._id("in"),
+    def _invoice(self, sub: dict, status: str) -> dict:
+        invoice_id = self._id("in")
+        return {
+            "id": invoice_id,
             "object": "invoice",
+            "number": f"FAKE-{len(self.invoices) + 1:04d}",
             "customer": sub["customer"],
             "subscription": sub["id"],
-            "status": "paid",
+            "status": status,
+            "total": self.price_amounts.get(sub["items"]["data"][0]["price"]["id"], 1000),
+            "currency": "usd",
+            "hosted_invoice_url": f"{self.base_url}/invoice/{invoice_id}",
             "created": self._now(),
         }
+
+    def _pay_invoice(self, sub: dict) -> dict:
+        invoice = self._invoice(sub, "paid")
         self.invoices[invoice["id"]] = invoice
         self._emit("invoice.paid", invoice)
         return invoice
@@ -201,14 +210,7 @@ class FakeStripe:
     def fail_payment(self, sub_id: str) -> dict:
         with self.lock:
             sub = self.subscriptions[sub_id]
-            invoice = {
-                "id": self._id("in"),
-                "object": "invoice",
-                "customer": sub["customer"],
-                "subscription": sub_id,
-                "status": "open",
-                "created": self._now(),
-            }
+            invoice = self._invoice(sub, "open")
             self.invoices[invoice["id"]] = invoice
             sub["status"] = "past_due"
             self._emit("invoice.payment_failed", invoice)
@@ -278,7 +280,7 @@ class FakeStripe:
                     if s["customer"] == query.get("customer", s["customer"])
                     and (status == "all" or s["status"] == status or (status is None and s["status"] != "canceled"))
                 ]
-                return self._list(found, "/v1/subscriptions")
+                return self._list(found, "/v1/subscriptions", query.get("limit"))
             case "GET", ["v1", "invoices"]:
                 found = [
                     i
@@ -286,7 +288,7 @@ class FakeStripe:
                     if i["customer"] == query.get("customer", i["customer"])
                     and i["subscription"] == query.get("subscription", i["subscription"])
                 ]
-                return self._list(found, "/v1/invoices")
+                return self._list(found, "/v1/invoices", query.get("limit"))
             case "POST", ["v1", "billing", "meter_events"]:
                 identifier = body.get("identifier") or self._id("mev")
                 # Stripe deduplicates meter events by identifier.
@@ -319,9 +321,10 @@ class FakeStripe:
         return store[key]
 
     @staticmethod
-    def _list(items: list[dict], url: str) -> dict:
+    def _list(items: list[dict], url: str, limit: str | None = None) -> dict:
         ordered = sorted(items, key=lambda o: o.get("created", 0), reverse=True)
-        return {"object": "list", "data": ordered, "has_more": False, "url": url}
+        count = max(1, min(100, int(limit))) if limit and limit.isdigit() else 10
+        return {"object": "list", "data": ordered[:count], "has_more": len(ordered) > count, "url": url}
 
 
 class _Handler(BaseHTTPRequestHandler):
