@@ -112,7 +112,7 @@ def checkout_session_create(*, tenant: Tenant, plan_slug: str, user: AbstractBas
     plan = Plan.objects.filter(slug=plan_slug, is_public=True).first() if valid else None
     if plan is None:
         raise NotFound("There is no such plan. Pick one of the plans on the Billing page.", code="plan_not_found")
-    subscription = Subscription.objects.unscoped().select_related("plan").get(tenant=tenant)
+    subscription = subscription_start_free(tenant=tenant)  # every tenant has one; this never adds a second
     if subscription.is_live and subscription.plan_id == plan.pk:
         raise AppError(f"You are already on the {plan.name} plan.", code="already_on_plan", status=409)
     if not plan.is_purchasable:
@@ -147,8 +147,8 @@ def checkout_session_create(*, tenant: Tenant, plan_slug: str, user: AbstractBas
 
 def portal_session_create(*, tenant: Tenant) -> str:
     """A Stripe Customer Portal session (card, plan switch, cancellation); return its URL."""
-    subscription = Subscription.objects.unscoped().get(tenant=tenant)
-    if not subscription.stripe_customer_id:
+    subscription = Subscription.objects.unscoped().filter(tenant=tenant).first()
+    if subscription is None or not subscription.stripe_customer_id:
         raise AppError(
             "There is no billing account yet. Pick a paid plan first.", code="no_billing_account", status=409
         )
