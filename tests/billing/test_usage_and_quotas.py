@@ -207,3 +207,14 @@ def test_a_plan_can_restrict_the_models_a_tenant_may_use(world, plans):
         model_check(tenant=world.tenant_a, model="gpt-5" + "x" * 1000)
     assert "It allows: gpt-4o-mini, claude-haiku" in refused.value.message
     assert len(refused.value.message) < 300
+
+
+def test_the_hourly_overage_job_reports_only_for_plans_that_allow_overage(world, stripe_fake, eager_celery):
+    from billing.tasks import overage_report_all
+
+    _make_pro(world.tenant_a, stripe_fake)
+    usage_record(tenant=world.tenant_a, messages=20_003)
+    usage_record(tenant=world.tenant_b, messages=900)  # Free: refused past the limit, never billed
+    assert overage_report_all.delay().get() == 1
+    assert _counter(world.tenant_a).overage_reported == 3
+    assert _counter(world.tenant_b).overage_reported == 0

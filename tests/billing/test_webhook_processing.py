@@ -256,3 +256,14 @@ def test_an_event_with_an_expanded_customer_object_finds_its_tenant(world, strip
     event = stripe_fake._emit("customer.subscription.updated", {**sub, "customer": {"id": customer}})
     post_event(event)
     assert event_row(event).tenant_id == world.tenant_a.pk
+
+
+def test_the_processing_task_retries_when_stripe_fails(world, stripe_fake, post_event, eager_celery):
+    customer = _customer_for(world.tenant_a, stripe_fake)
+    stripe_fake.create_subscription(customer, PRICE_PRO, emit=False)
+    event = stripe_fake._emit("customer.subscription.created", stripe_fake.subscriptions[_latest(stripe_fake)])
+    stripe_fake.fail_next.append(503)
+    post_event(event)
+    row = event_row(event)
+    assert (row.status, row.attempts, row.error) == ("processed", 2, "")
+    assert _local(world.tenant_a).plan.slug == "pro"
