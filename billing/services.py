@@ -26,7 +26,7 @@ from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
 from tenants.models import Membership, Role, Tenant
 
-from .models import Plan, Subscription, UsageCounter
+from .models import LIVE_STATUSES, Plan, Subscription, UsageCounter
 from .stripe_api import stripe_client
 
 _SLUG_RE = re.compile(r"[-a-zA-Z0-9_]{1,50}")
@@ -113,7 +113,7 @@ def checkout_session_create(*, tenant: Tenant, plan_slug: str, user: AbstractBas
     if plan is None:
         raise NotFound("There is no such plan. Pick one of the plans on the Billing page.", code="plan_not_found")
     subscription = subscription_start_free(tenant=tenant)  # every tenant has one; this never adds a second
-    if subscription.is_live and subscription.plan_id == plan.pk:
+    if subscription.plan_id == plan.pk and subscription.status in LIVE_STATUSES:
         raise AppError(f"You are already on the {plan.name} plan.", code="already_on_plan", status=409)
     if not plan.is_purchasable:
         raise AppError(
@@ -139,7 +139,7 @@ def checkout_session_create(*, tenant: Tenant, plan_slug: str, user: AbstractBas
         "metadata": {"tenant_id": str(tenant.pk), "plan": plan.slug},
         "subscription_data": {"metadata": {"tenant_id": str(tenant.pk), "plan": plan.slug}},
     }
-    if plan.trial_days:
+    if plan.trial_days and not subscription.stripe_subscription_id:  # one trial per tenant, ever
         params["subscription_data"]["trial_period_days"] = plan.trial_days
     session = stripe_client().v1.checkout.sessions.create(params=params)
     return session.url
