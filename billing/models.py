@@ -32,13 +32,30 @@ class Plan(models.Model):
     custom_branding = models.BooleanField(default=False)
     api_access = models.BooleanField(default=False)
     webhooks = models.BooleanField(default=False)
-    allows_overage = models.BooleanField(default=False)
+    allows_overage = models.BooleanField(
+        default=False,
+        help_text="Messages over the monthly limit are let through and reported to Stripe as meter events",
+    )
 
     class Meta:
         ordering = ["sort_order", "price_monthly_cents"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def checkout_price_id(self) -> str:
+        """The price a new Checkout uses: the first of stripe_price_ids (older ones still map here)."""
+        return self.stripe_price_ids[0] if self.stripe_price_ids else ""
+
+    @property
+    def price_display(self) -> str:
+        dollars = f"{self.price_monthly_cents / 100:,.2f}"
+        return "$" + dollars.removesuffix(".00")
+
+    @property
+    def is_purchasable(self) -> bool:
+        return bool(self.checkout_price_id) and not self.is_default
 
 
 class Subscription(TenantScopedModel):
@@ -59,14 +76,32 @@ class Subscription(TenantScopedModel):
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
+    trial_end = models.DateTimeField(null=True, blank=True)
     past_due_since = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True, help_text="Last re-sync from the Stripe API")
     updated = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant"], name="one_subscription_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="one_subscription_per_tenant"),
+            # A webhook finds its tenant by customer id, so one customer must mean one tenant.
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~models.Q(stripe_customer_id=""),
+                name="one_tenant_per_customer",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.plan} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        """A paid subscription that still grants its plan (past_due counts during the grace period)."""
+        return bool(self.stripe_subscription_id) and self.status in LIVE_STATUSES
+
+
+LIVE_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.TRIALING, Subscription.Status.PAST_DUE)
 
 
 class UsageCounter(TenantScopedModel):
@@ -80,6 +115,9 @@ class UsageCounter(TenantScopedModel):
     documents = models.PositiveIntegerField(default=0)
     storage_bytes = models.PositiveBigIntegerField(default=0)
     warned_kinds = models.JSONField(default=list, blank=True, help_text="Limits already warned at 80% this period")
+    overage_reported = models.PositiveIntegerField(
+        default=0, help_text="Messages over the limit already reported to Stripe as meter events"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "period"], name="one_counter_per_period")]
@@ -87,3 +125,33 @@ class UsageCounter(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.period:%Y-%m}"
+
+
+class StripeEvent(models.Model):
+    """Every webhook delivery, stored before it is processed. Not tenant-owned: an event for an
+    unknown customer has no tenant, and operators must still see it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored (type not handled)"
+        UNMATCHED = "unmatched", "Unmatched (unknown customer)"
+        FAILED = "failed", "Failed"
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    customer_id = models.CharField(max_length=255, blank=True, db_index=True)
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    received = models.DateTimeField(default=timezone.now)
+    processed = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received"]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} {self.type} ({self.status})"

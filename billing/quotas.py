@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from django.apps import apps
+from django.conf import settings
 from django.db.models import Sum
 
 from chatbot_saas.errors import AppError
@@ -14,7 +15,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from .models import Plan, Subscription, UsageCounter
-from .services import current_period, plan_default
+from .services import current_period, plan_default, usage_warn_owners
 
 LIMIT_FIELDS = {
     "messages": ("max_messages_per_month", "messages this month"),
@@ -23,6 +24,27 @@ LIMIT_FIELDS = {
     "storage_bytes": ("max_storage_bytes", "bytes of knowledge storage"),
     "members": ("max_members", "team members"),
 }
+
+
+# The model each kind is counted from, when it is not the usage counter or the members table.
+_COUNTED_FROM = {
+    "bots": ("bots", "Bot"),
+    "documents": ("knowledge", "Document"),
+    "storage_bytes": ("knowledge", "Document"),
+}
+
+
+def countable_kinds() -> list[str]:
+    """The kinds whose source model is installed (knowledge.Document arrives with issue 3)."""
+    installed = []
+    for kind in LIMIT_FIELDS:
+        app_label, model = _COUNTED_FROM.get(kind, ("billing", "UsageCounter"))
+        try:
+            apps.get_model(app_label, model)
+        except LookupError:
+            continue
+        installed.append(kind)
+    return installed
 
 
 class QuotaExceeded(AppError):
@@ -66,7 +88,12 @@ def current_usage(*, tenant: Tenant, kind: str) -> int:
 
 
 def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
-    """Raise QuotaExceeded if using `amount` more of `kind` would pass the plan's limit."""
+    """Raise QuotaExceeded if using `amount` more of `kind` would pass the plan's limit.
+
+    Reads only, except once per period per kind: the first check that reaches
+    BILLING_WARN_PERCENT of a limit emails the owners (see usage_warn_owners). Messages on a
+    plan that allows overage are never refused; the excess is reported to Stripe instead.
+    """
     if kind not in LIMIT_FIELDS:
         raise ValueError(f"Unknown quota kind {kind!r}")
     field, label = LIMIT_FIELDS[kind]
@@ -75,11 +102,44 @@ def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
     if limit is None:
         return
     used = current_usage(tenant=tenant, kind=kind)
-    if used + amount > limit:
+    if used + amount > limit and not (kind == "messages" and plan.allows_overage):
         raise QuotaExceeded(
             f"Your {plan.name} plan allows {limit} {label} and you have used {used}. "
             f"Upgrade your plan on the Billing page to raise the limit.",
             limit=kind,
             used=used,
             allowed=limit,
+        )
+    if limit and (used + amount) * 100 >= limit * settings.BILLING_WARN_PERCENT:
+        usage_warn_owners(tenant=tenant, plan=plan, kind=kind, label=label, used=used + amount, limit=limit)
+
+
+FEATURES = {"api_access": "API access", "webhooks": "webhooks", "custom_branding": "custom branding"}
+
+
+class PlanFeatureMissing(AppError):
+    code = "plan_feature_missing"
+    status = 402
+
+
+def feature_check(*, tenant: Tenant, feature: str) -> None:
+    """Raise PlanFeatureMissing unless the tenant's effective plan has `feature` (see FEATURES)."""
+    if feature not in FEATURES:
+        raise ValueError(f"Unknown plan feature {feature!r}")
+    plan = effective_plan(tenant=tenant)
+    if not getattr(plan, feature):
+        raise PlanFeatureMissing(
+            f"Your {plan.name} plan does not include {FEATURES[feature]}. Upgrade on the Billing page to use it.",
+            feature=feature,
+        )
+
+
+def model_check(*, tenant: Tenant, model: str) -> None:
+    """Raise PlanFeatureMissing unless the plan allows the LLM `model` (an empty list allows all)."""
+    plan = effective_plan(tenant=tenant)
+    if plan.allowed_models and model not in plan.allowed_models:
+        raise PlanFeatureMissing(
+            f"Your {plan.name} plan does not include the model {model[:100]}. "
+            f"It allows: {', '.join(plan.allowed_models)}. Upgrade on the Billing page for more models.",
+            feature="model",
         )

@@ -237,3 +237,30 @@ DEMO_TENANT_SLUG = "demo"
 
 # --- Billing (issue 7) -------------------------------------------------------------------------
 BILLING_GRACE_DAYS = envint("BILLING_GRACE_DAYS", 7)
+# Without a secret key the billing page lists plans but cannot start a Checkout.
+STRIPE_SECRET_KEY = envstr("STRIPE_SECRET_KEY")
+# Several secrets, comma-separated, while an endpoint secret is being rolled.
+STRIPE_WEBHOOK_SECRETS = envlist("STRIPE_WEBHOOK_SECRET", [])
+STRIPE_WEBHOOK_TOLERANCE = envint("STRIPE_WEBHOOK_TOLERANCE", 300)
+STRIPE_WEBHOOK_MAX_BYTES = envint("STRIPE_WEBHOOK_MAX_BYTES", 512 * 1024)
+STRIPE_API_BASE = envstr("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+STRIPE_MAX_NETWORK_RETRIES = envint("STRIPE_MAX_NETWORK_RETRIES", 2)
+STRIPE_TIMEOUT_SECONDS = envint("STRIPE_TIMEOUT_SECONDS", 20)
+# Price ids the seeded Starter and Pro plans sell (`manage.py billing_seed_plans` fills them in).
+STRIPE_PRICE_STARTER = envstr("STRIPE_PRICE_STARTER")
+STRIPE_PRICE_PRO = envstr("STRIPE_PRICE_PRO")
+# Meter that receives over-limit messages for plans with allows_overage.
+STRIPE_METER_EVENT_NAME = envstr("STRIPE_METER_EVENT_NAME", "chatbot_messages")
+BILLING_WARN_PERCENT = envint("BILLING_WARN_PERCENT", 80)
+if PRODUCTION and STRIPE_SECRET_KEY and not STRIPE_WEBHOOK_SECRETS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET is not set. It is required when STRIPE_SECRET_KEY is set.")
+CELERY_BEAT_SCHEDULE["billing-reconcile-subscriptions"] = {
+    "task": "billing.tasks.subscriptions_reconcile",
+    "schedule": 24 * 60 * 60,
+}
+CELERY_BEAT_SCHEDULE["billing-report-overage"] = {
+    "task": "billing.tasks.overage_report_all",
+    "schedule": 60 * 60,
+}
