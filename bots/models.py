@@ -74,7 +74,9 @@ class PromptVersion(TenantScopedModel):
     number = models.PositiveIntegerField()
     text = models.TextField()
     note = models.CharField(max_length=200, blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(default=timezone.now)
     is_published = models.BooleanField(default=False)
 

@@ -26,7 +26,9 @@ def prompt_versions(*, bot: Bot) -> QuerySet[PromptVersion]:
 
 def prompt_publications(*, bot: Bot, limit: int = 20) -> list[PromptPublication]:
     return list(
-        PromptPublication.objects.filter(bot=bot).select_related("version", "previous", "by").order_by("-created")[:limit]
+        PromptPublication.objects.filter(bot=bot)
+        .select_related("version", "previous", "by")
+        .order_by("-created")[:limit]
     )
 
 

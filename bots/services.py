@@ -87,9 +87,7 @@ def _check_bot_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @transaction.atomic
-def bot_create(
-    *, tenant: Tenant, name: str, system_prompt: str, author: Any = None, **fields: Any
-) -> Bot:
+def bot_create(*, tenant: Tenant, name: str, system_prompt: str, author: Any = None, **fields: Any) -> Bot:
     """Create a bot with version 1 of its prompt, published. Checks the plan's bot quota first.
 
     Raises QuotaExceeded, or ValidationError with field errors (no bot is created then).
@@ -149,9 +147,7 @@ def prompt_version_create(
     clean = validation.check_prompt_text(text)
     Bot.objects.select_for_update().filter(pk=bot.pk).first()
     last = PromptVersion.objects.filter(bot=bot).order_by("-number").values_list("number", flat=True).first()
-    version = PromptVersion.objects.create(
-        bot=bot, number=(last or 0) + 1, text=clean, note=note[:200], author=author
-    )
+    version = PromptVersion.objects.create(bot=bot, number=(last or 0) + 1, text=clean, note=note[:200], author=author)
     if publish:
         bot_publish_prompt(bot=bot, version=version, by=author)
     return version
@@ -199,7 +195,9 @@ def provider_credential_set(*, tenant: Tenant, provider: str, api_key: str, base
     if not api_key or len(api_key) > 400 or any(c.isspace() for c in api_key):
         raise ValidationError({"api_key": "Paste the provider's API key (no spaces, at most 400 characters)."})
     if base_url:
-        validation.check_model_chain([{"provider": "openai_compatible", "model": "x", "params": {"base_url": base_url}}])
+        validation.check_model_chain(
+            [{"provider": "openai_compatible", "model": "x", "params": {"base_url": base_url}}]
+        )
     credential, _ = ProviderCredential.objects.update_or_create(
         provider=provider,
         defaults={

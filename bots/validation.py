@@ -102,7 +102,9 @@ def check_blocked_topics(topics: Any) -> list[str]:
             try:
                 re.compile(topic[3:])
             except re.error as exc:
-                raise ValidationError({"blocked_topics": f"{topic!r} is not a valid regular expression: {exc}."}) from None
+                raise ValidationError(
+                    {"blocked_topics": f"{topic!r} is not a valid regular expression: {exc}."}
+                ) from None
     return clean
 
 

@@ -75,7 +75,9 @@ def classify(exc: BaseException, *, provider: str) -> ProviderError:
     if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError | httpx2.TimeoutException):
         return ProviderError(f"{provider} timed out.", code="timeout", retryable=True)
     if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError | httpx2.TransportError):
-        return ProviderError(f"The connection to {provider} failed or dropped: {exc}", code="connection", retryable=True)
+        return ProviderError(
+            f"The connection to {provider} failed or dropped: {exc}", code="connection", retryable=True
+        )
     if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
         return _classify_status(exc, provider=provider)
     if isinstance(exc, openai.APIError | anthropic.APIError):
@@ -84,7 +86,9 @@ def classify(exc: BaseException, *, provider: str) -> ProviderError:
         if codes & NEVER_RETRY:
             return ProviderError(f"{provider} refused mid-stream: {exc}", code=sorted(codes)[0], retryable=False)
         return ProviderError(f"{provider} sent an error event mid-stream: {exc}", code="stream_error", retryable=True)
-    return ProviderError(f"{provider} failed unexpectedly: {type(exc).__name__}: {exc}", code="unexpected", retryable=True)
+    return ProviderError(
+        f"{provider} failed unexpectedly: {type(exc).__name__}: {exc}", code="unexpected", retryable=True
+    )
 
 
 def _classify_status(exc: Any, *, provider: str) -> ProviderError:
@@ -107,7 +111,10 @@ def _classify_status(exc: Any, *, provider: str) -> ProviderError:
             retryable=False,
             status=status,
         )
-    if codes & {"insufficient_quota", "billing_hard_limit_reached", "billing_error", "spend_limit_reached"} or status == 402:
+    if (
+        codes & {"insufficient_quota", "billing_hard_limit_reached", "billing_error", "spend_limit_reached"}
+        or status == 402
+    ):
         return ProviderError(
             f"The {provider} account is out of credit or over its spend limit (HTTP {status}); add credit with {provider}.",
             code="quota",

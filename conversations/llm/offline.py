@@ -35,9 +35,7 @@ def best_sentences(passage: RetrievedPassage, query_terms: set[str], limit: int 
     sentences = [s.strip() for s in _SENTENCE_END.split(passage.text) if s.strip()]
     if not sentences:
         return ""
-    scored = sorted(
-        range(len(sentences)), key=lambda i: (-len(_terms(sentences[i]) & query_terms), i)
-    )[:limit]
+    scored = sorted(range(len(sentences)), key=lambda i: (-len(_terms(sentences[i]) & query_terms), i))[:limit]
     picked = " ".join(sentences[i] for i in sorted(scored))
     if len(picked) > MAX_SENTENCE_CHARS:
         picked = picked[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + "…"

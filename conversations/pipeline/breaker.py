@@ -28,7 +28,9 @@ class BreakerPolicy:
 
     @classmethod
     def from_settings(cls) -> BreakerPolicy:
-        return cls(settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_WINDOW_SECONDS, settings.BREAKER_COOLDOWN_SECONDS)
+        return cls(
+            settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_WINDOW_SECONDS, settings.BREAKER_COOLDOWN_SECONDS
+        )
 
 
 def breaker_key(provider: str, model: str, base_url: str | None = None) -> str:

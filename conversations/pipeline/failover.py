@@ -129,7 +129,9 @@ async def stream_with_failover(setup: ChainSetup) -> AsyncIterator[TextDelta | C
                     )
                 )  # fmt: skip
                 if sent_text:
-                    yield ChainReset(f"{entry['provider']} failed mid-answer ({error.code}); retrying with another model.")
+                    yield ChainReset(
+                        f"{entry['provider']} failed mid-answer ({error.code}); retrying with another model."
+                    )
                 short_wait = error.code == "rate_limited" and error.retry_after is not None and not hold
                 if short_wait and not retry and not sent_text and breaker_state != "open":
                     await asyncio.sleep(error.retry_after or 0)
@@ -140,7 +142,9 @@ async def stream_with_failover(setup: ChainSetup) -> AsyncIterator[TextDelta | C
                     await provider.aclose()
             await breaker.record_success()
             setup.attempts.append(
-                _attempt_record(entry, "ok", started, first_token_ms=first_token_ms, retry=retry, usage_estimated=usage.estimated)
+                _attempt_record(
+                    entry, "ok", started, first_token_ms=first_token_ms, retry=retry, usage_estimated=usage.estimated
+                )
             )
             yield ChainDone(entry["provider"], entry["model"], usage, setup.attempts)
             return

@@ -36,7 +36,9 @@ def check_input(raw: object, *, max_chars: int) -> str:
     try:
         raw.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: not representable, not storable
-        raise InputRejected("message_encoding", "Your message contains characters we cannot read. Please retype it.") from None
+        raise InputRejected(
+            "message_encoding", "Your message contains characters we cannot read. Please retype it."
+        ) from None
     text = unicodedata.normalize("NFC", raw)
     # Control characters other than newlines and tabs have no place in a question (NUL breaks Postgres).
     if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in text):
@@ -46,7 +48,8 @@ def check_input(raw: object, *, max_chars: int) -> str:
         raise InputRejected("message_empty", "Please type a question.")
     if len(text) > max_chars:
         raise InputRejected(
-            "message_too_long", f"Your message is {len(text)} characters long; the limit is {max_chars}. Please shorten it."
+            "message_too_long",
+            f"Your message is {len(text)} characters long; the limit is {max_chars}. Please shorten it.",
         )
     return text
 
@@ -87,7 +90,12 @@ REDACTIONS = {
     "card": re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)"),
     "phone": re.compile(r"(?<![\w+])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,5}\)?){2,5}(?!\w)"),
 }
-MASKS = {"email": "[email removed]", "api_key": "[key removed]", "card": "[card number removed]", "phone": "[phone removed]"}
+MASKS = {
+    "email": "[email removed]",
+    "api_key": "[key removed]",
+    "card": "[card number removed]",
+    "phone": "[phone removed]",
+}
 
 
 def _luhn(digits: str) -> bool:

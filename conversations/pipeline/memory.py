@@ -43,7 +43,9 @@ def memory_window(*, conversation: Conversation, before_id: int, size: int) -> l
 
 FACT_PATTERNS = {
     "name": re.compile(r"\b(?:my name is|call me|this is)\s+([A-Z][\w'-]{1,30}(?:\s[A-Z][\w'-]{1,30})?)"),
-    "plan": re.compile(r"\b(?:I(?:'m| am) on|we(?:'re| are) on|my plan is|our plan is)\s+(?:the\s+)?([\w-]{2,30})\s+plan\b", re.I),
+    "plan": re.compile(
+        r"\b(?:I(?:'m| am) on|we(?:'re| are) on|my plan is|our plan is)\s+(?:the\s+)?([\w-]{2,30})\s+plan\b", re.I
+    ),
     "company": re.compile(r"\bI work (?:at|for)\s+([A-Z][\w&.-]{1,40}(?:\s[A-Z][\w&.-]{1,40})?)"),
     "language": re.compile(r"\b(?:please )?(?:answer|reply|respond) in ([A-Z][a-z]{2,20})\b"),
 }
@@ -128,13 +130,17 @@ def conversation_memory_refresh(*, conversation_id: int) -> Conversation | None:
     if conversation is None:
         return None
     size = settings.BOT_MEMORY_WINDOW_MESSAGES
-    settled = Message.objects.filter(conversation=conversation).exclude(status=Message.Status.STREAMING).exclude(content="")
+    settled = (
+        Message.objects.filter(conversation=conversation).exclude(status=Message.Status.STREAMING).exclude(content="")
+    )
     ids = list(settled.order_by("-id").values_list("id", flat=True)[:size])
     window_start = min(ids) if len(ids) == size else None
     upto = conversation.summary_upto_message_id or 0
     to_fold = []
     if window_start is not None:
-        to_fold = list(settled.filter(id__gt=upto, id__lt=window_start).order_by("id").values_list("id", "role", "content"))
+        to_fold = list(
+            settled.filter(id__gt=upto, id__lt=window_start).order_by("id").values_list("id", "role", "content")
+        )
     latest_user = list(settled.filter(role=Message.Role.USER).order_by("-id").values_list("role", "content")[:3])
 
     entry = cheapest(conversation.bot.model_chain or [])

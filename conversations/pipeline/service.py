@@ -87,7 +87,8 @@ class _Turn:
             content=content,
             latency=self.latency,
             retrieved=[
-                {"chunk_id": p.chunk_id, "document_id": p.document_id, "score": round(p.score, 4)} for p in self.passages
+                {"chunk_id": p.chunk_id, "document_id": p.document_id, "score": round(p.score, 4)}
+                for p in self.passages
             ],
             prompt=self.context.as_trace() if self.context else [],
             attempts=list(self.chain.attempts) if self.chain else [],
@@ -177,7 +178,9 @@ async def _answer(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
     turn.latency["retrieval_ms"] = _ms(retrieval_started)
     for passage in turn.passages:
         for name in guardrails.injection_hits(passage.text):
-            turn.hits.append({"check": "injection", "where": "retrieved", "detail": f"{name} in chunk {passage.chunk_id}"})
+            turn.hits.append(
+                {"check": "injection", "where": "retrieved", "detail": f"{name} in chunk {passage.chunk_id}"}
+            )
             log.warning("prompt-injection heuristic %s hit in chunk %s", name, passage.chunk_id)
     if bot.answer_policy == Bot.AnswerPolicy.KNOWLEDGE_ONLY and not turn.passages:
         async for event in _canned(turn, I_DONT_KNOW, model="policy:no_passages"):

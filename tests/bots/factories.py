@@ -46,7 +46,9 @@ class PromptPublicationFactory(ScopedFactory):
 
     tenant = factory.SubFactory(TenantFactory)
     bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
-    version = factory.SubFactory(PromptVersionFactory, tenant=factory.SelfAttribute("..tenant"), bot=factory.SelfAttribute("..bot"))
+    version = factory.SubFactory(
+        PromptVersionFactory, tenant=factory.SelfAttribute("..tenant"), bot=factory.SelfAttribute("..bot")
+    )
 
 
 class ProviderCredentialFactory(ScopedFactory):

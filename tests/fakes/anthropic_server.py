@@ -33,7 +33,9 @@ class FakeAnthropic(FakeLLMServer):
         return sse({"type": "error", "error": error}, event="error")
 
     def stream_events(self, body: dict[str, Any], behaviour: Behaviour) -> Iterator[tuple[str, bool]]:
-        prompt = (len(str(body.get("system", ""))) + sum(len(str(m.get("content", ""))) for m in body.get("messages", []))) // 4
+        prompt = (
+            len(str(body.get("system", ""))) + sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+        ) // 4
         message = {
             "id": "msg_fake",
             "type": "message",
@@ -45,13 +47,23 @@ class FakeAnthropic(FakeLLMServer):
             "usage": {"input_tokens": prompt, "output_tokens": 1},
         }
         yield sse({"type": "message_start", "message": message}, "message_start"), False
-        yield sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start"), False
+        yield (
+            sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                "content_block_start",
+            ),
+            False,
+        )
         yield sse({"type": "ping"}, "ping"), False
         tokens = behaviour.tokens()
         for token in tokens:
             delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": token}}
             yield sse(delta, "content_block_delta"), True
         yield sse({"type": "content_block_stop", "index": 0}, "content_block_stop"), False
-        end = {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": len(tokens)}}
+        end = {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": len(tokens)},
+        }
         yield sse(end, "message_delta"), False
         yield sse({"type": "message_stop"}, "message_stop"), False

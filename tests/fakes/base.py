@@ -96,6 +96,7 @@ class FakeLLMServer:
     def error_event(self, behaviour: Behaviour) -> str:
         raise NotImplementedError
 
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server

@@ -16,7 +16,12 @@ ERRORS = {
         "insufficient_quota",
         "insufficient_quota",
     ),
-    "auth": (401, "Incorrect API key provided: sk-wrong. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key"),
+    "auth": (
+        401,
+        "Incorrect API key provided: sk-wrong. You can find your API key at https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
     "500": (500, "The server had an error while processing your request. Sorry about that!", "server_error", None),
     "529": (503, "The engine is currently overloaded, please try again later.", "server_error", None),
     "bad_request": (400, "Invalid value for 'temperature'.", "invalid_request_error", None),
