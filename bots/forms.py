@@ -22,7 +22,7 @@ class BotCreateForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6}),
         initial="You are the friendly assistant of our company. Answer briefly, from the documentation.",
     )
-    knowledge_bases = forms.ModelMultipleChoiceField(queryset=KnowledgeBase.objects.none(), required=False)
+    knowledge_bases = forms.ModelMultipleChoiceField(queryset=KnowledgeBase.objects.unscoped().none(), required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +44,7 @@ class BotSettingsForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text='JSON list, e.g. [{"provider": "openai", "model": "gpt-4o-mini", "params": {}}]',
     )
-    knowledge_bases = forms.ModelMultipleChoiceField(queryset=KnowledgeBase.objects.none(), required=False)
+    knowledge_bases = forms.ModelMultipleChoiceField(queryset=KnowledgeBase.objects.unscoped().none(), required=False)
     allowed_origins = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One per line."
     )
