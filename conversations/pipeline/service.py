@@ -40,7 +40,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from . import guardrails
-from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, redis_client
+from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, shared_redis
 from .context import I_DONT_KNOW, AssembledContext, assemble, citations_for
 from .events import AnswerEvent, Citations, Delta, Done, Error, Reset, Start
 from .failover import ChainDone, ChainFailed, ChainReset, ChainSetup, stream_with_failover
@@ -250,7 +250,7 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
     bot, setup = turn.bot, turn.setup
     turn.canary = "cnry-" + secrets.token_hex(8)
     turn.context = context = _context_for(turn, text)
-    client = redis_client()
+    client = shared_redis()
     policy = BreakerPolicy.from_settings()
 
     def request_for(entry: dict[str, Any]) -> ChatRequest:
@@ -275,16 +275,13 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
         max_retry_after=settings.LLM_MAX_RETRY_AFTER_MS / 1000, breaker_for=breaker_for, request_for=request_for,
     )  # fmt: skip
     out = guardrails.OutputFilter(canary=turn.canary, redact_pii=bot.redact_output)
-    try:
-        async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
-            async for item in chain_events:
-                async with contextlib.aclosing(_on_chain_item(turn, out, item)) as events:
-                    async for event in events:
-                        yield event
-                if turn.settled:
-                    return
-    finally:
-        await client.aclose()
+    async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
+        async for item in chain_events:
+            async with contextlib.aclosing(_on_chain_item(turn, out, item)) as events:
+                async for event in events:
+                    yield event
+            if turn.settled:
+                return
 
 
 async def _on_chain_item(turn: _Turn, out: guardrails.OutputFilter, item: object) -> AsyncIterator[AnswerEvent]:
