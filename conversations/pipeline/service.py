@@ -119,6 +119,9 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     if not tenant.is_active:
         yield Error(code="tenant_suspended", message="This assistant is not available right now.")
         return
+    if bot.status != Bot.Status.ACTIVE:
+        yield Error(code="bot_paused", message="This assistant is paused. Please try again later.")
+        return
     setup = await _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
     turn = _Turn(bot=bot, tenant=tenant, setup=setup, started=started)
     yield Start(
@@ -150,7 +153,6 @@ def _stopped(turn: _Turn) -> TurnOutcome:
         model = f"{turn.chain.entries[0]['provider']}:{turn.chain.entries[0]['model']}"
     provider, _, name = model.partition(":")
     cost = turn_cost(provider, name, tokens_in, tokens_out) if model else Decimal("0")
-    turn.latency["stopped"] = 1.0
     return turn.outcome(
         Message.Status.PARTIAL, turn.shown, model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
         error_code="stopped",
