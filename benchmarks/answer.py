@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     call_command("migrate", verbosity=0)
     tenant, bot = _setup()
-    n = 30 if args.quick else 200
+    n = 30 if args.quick else 100
     rows = []
     try:
         with FakeOpenAI() as fake:
