@@ -103,3 +103,15 @@ def test_transport_failures_are_retryable_and_unknown_errors_never_escape():
     assert classify(openai.APIConnectionError(request=request), provider="openai").retryable
     error = classify(ValueError("weird"), provider="openai")
     assert isinstance(error, ProviderError) and error.code == "unexpected"
+
+
+def test_text_without_spaces_still_streams_and_is_still_redacted():
+    from conversations.pipeline.guardrails import OutputFilter
+
+    out = OutputFilter(canary="cnry-0123456789abcdef", redact_pii=True)
+    chunks = ["退款在五个工作日内到账。" * 3, "请写信到", "jane@example.com", "获取帮助。" * 10, "谢谢。" * 10]
+    shown = [out.feed(chunk) for chunk in chunks]
+    assert any(shown[:-1]), "text is shown before the end, even without spaces"
+    full = "".join(shown) + out.flush()
+    assert "jane@example.com" not in full and "请写信到[email removed]获取帮助" in full
+    assert full.startswith("退款在五个工作日内到账。")
