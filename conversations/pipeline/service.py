@@ -122,7 +122,18 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     if bot.status != Bot.Status.ACTIVE:
         yield Error(code="bot_paused", message="This assistant is paused. Please try again later.")
         return
-    setup = await _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
+    opening = asyncio.ensure_future(
+        _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
+    )
+    try:
+        setup = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        # Cancelled while the messages were being stored: settle them rather than leave `streaming`.
+        setup = await opening
+        await _Turn(bot=bot, tenant=tenant, setup=setup, started=started).settle(
+            TurnOutcome(status=Message.Status.PARTIAL, content="", error_code="stopped")
+        )
+        raise
     turn = _Turn(bot=bot, tenant=tenant, setup=setup, started=started)
     yield Start(
         user_message_id=setup.user_message.pk,
