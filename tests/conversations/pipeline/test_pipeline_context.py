@@ -115,3 +115,18 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
     full = "".join(shown) + out.flush()
     assert "jane@example.com" not in full and "请写信到[email removed]获取帮助" in full
     assert full.startswith("退款在五个工作日内到账。")
+
+
+EXPECTED_TURN_QUERIES = 21
+
+
+def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(conversation_a, django_assert_num_queries):
+    from tests.fakes.fixtures import ask
+
+    bot = conversation_a.bot
+    for i in range(3):
+        ask(bot, conversation_a, f"warm-up question {i}")
+    # Opening the turn, retrieval's knowledge-base ids, settling (message, trace, usage) and the
+    # savepoints: the same count on the fourth turn as on the first, so history costs no queries.
+    with django_assert_num_queries(EXPECTED_TURN_QUERIES):
+        ask(bot, conversation_a, "How long do refunds take?")
