@@ -4,6 +4,8 @@ pgvector 0.6.2 filters HNSW results *after* the index scan, so a `WHERE knowledg
 query through the index can return fewer than k rows. We therefore:
 - scan exactly (btree on knowledge_base_id, then sort by distance) when the searched knowledge
   bases hold at most KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS chunks: ~1 ms at 1,000 chunks;
+- search a knowledge base that has its own partial HNSW index (created for the few that grow
+  past that size, see kb_index_create) through it;
 - otherwise ask the per-dimension HNSW index for `ef` neighbours, with `ef` raised in proportion
   to how selective the filter is, filter them, and fall back to the exact scan in the rare case
   that leaves fewer than min(n, available) rows. Either way the caller gets min(k, available).

@@ -233,6 +233,21 @@ def _requeue(document: Document) -> None:
 
 
 @transaction.atomic
+def document_requeue_unfinished(*, document: Document) -> bool:
+    """Queue a document again if it is not final; True when queued.
+
+    For start-up code that runs while no worker can hold the document (make run's bootstrap):
+    the embedded Redis does not keep messages across runs, so an unfinished document would
+    otherwise wait for the watchdog.
+    """
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.is_final:
+        return False
+    _requeue(document)
+    return True
+
+
+@transaction.atomic
 def document_retry(*, document: Document) -> Document:
     """Queue a failed document again with a fresh attempt budget. Raises AppError otherwise."""
     document = Document.objects.select_for_update().get(pk=document.pk)

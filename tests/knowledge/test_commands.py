@@ -67,6 +67,9 @@ def test_bootstrap_demo_knowledge_queues_the_docs_once_and_requeues_only_changed
         return capsys.readouterr().err
 
     assert "2 document(s) queued" in run()
+    # Still queued (no worker ran): queued again, since the embedded Redis keeps no messages.
+    assert "2 document(s) queued" in run()
+    Document.objects.unscoped().filter(tenant=demo).update(status="ready")
     assert "0 document(s) queued" in run()
     (tmp_path / "docs" / "protocol.md").write_text("# Protocol\n\nFrames, changed.\n")
     assert "1 document(s) queued" in run()
