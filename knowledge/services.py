@@ -233,6 +233,21 @@ def _requeue(document: Document) -> None:
 
 
 @transaction.atomic
+def document_requeue_unfinished(*, document: Document) -> bool:
+    """Queue a document again if it is not final; True when queued.
+
+    For start-up code that runs while no worker can hold the document (make run's bootstrap):
+    the embedded Redis does not keep messages across runs, so an unfinished document would
+    otherwise wait for the watchdog.
+    """
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.is_final:
+        return False
+    _requeue(document)
+    return True
+
+
+@transaction.atomic
 def document_retry(*, document: Document) -> Document:
     """Queue a failed document again with a fresh attempt budget. Raises AppError otherwise."""
     document = Document.objects.select_for_update().get(pk=document.pk)
@@ -330,6 +345,22 @@ def documents_resync_due() -> dict[str, int]:
             document_resync(document=document)
         count += 1
     return {"queued": count}
+
+
+def knowledge_base_index_ensure(*, knowledge_base: KnowledgeBase) -> bool:
+    """Give a knowledge base larger than KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS its own partial HNSW
+    index (idempotent; True when it exists afterwards). Small ones are searched exactly instead.
+    """
+    from .retrieval import kb_index_create, kb_index_exists, scope_available
+
+    dim = knowledge_base.embedding_dim
+    if kb_index_exists(knowledge_base.pk, dim):
+        return True
+    available = scope_available(tenant_id=knowledge_base.tenant_id, knowledge_base_ids=[knowledge_base.pk])
+    if available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
+        return False
+    kb_index_create(knowledge_base.pk, dim)
+    return True
 
 
 def chunk_delete_stale(*, document: Document, keep_versions: set[int]) -> int:

@@ -55,5 +55,7 @@ class Command(BaseCommand):
                     queued += 1
                 elif services.document_replace_content(document=document, data=text.encode("utf-8")):
                     queued += 1
+                elif services.document_requeue_unfinished(document=document):
+                    queued += 1  # left unfinished by an earlier run whose queue is gone
         # stderr: bootstrap_demo's stdout (the credentials line) stays identical on every run.
         self.stderr.write(f"Demo knowledge base '{DEMO_KB_NAME}': {queued} document(s) queued for ingestion.")
