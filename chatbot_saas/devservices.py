@@ -74,7 +74,7 @@ def embedded_redis() -> Iterator[str]:
     args = [
         str(binary), "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
         "--dir", str(data_dir), "--dbfilename", "dump.rdb", "--save", "60 1",
-        "--appendonly", "no", "--loglevel", "warning", "--logfile", str(data_dir / "redis.log"),
+        "--appendonly", "yes", "--appendfsync", "everysec", "--loglevel", "warning", "--logfile", str(data_dir / "redis.log"),
         "--maxclients", "4000",
     ]  # fmt: skip
     # Its own session: Ctrl-C reaches the app processes first, Redis is stopped after them.
