@@ -233,7 +233,15 @@ DEMO_TENANT_SLUG = "demo"
 # (session tokens, frame caps, rate limits, stream buffers)
 
 # --- Widget (issue 6) --------------------------------------------------------------------------
-# (demo host page)
+# The demo host page (`python -m chatbot_saas.demo_host`, the Procfile's `demo`): a second
+# origin that embeds the demo bot, as a customer's site would.
+WIDGET_DEMO_PORT = envint("WIDGET_DEMO_PORT", 8001)
+WIDGET_DEMO_BOT_NAME = "demo"
+# How long browsers may cache embed.js / panel.js / panel.css (they are not fingerprinted).
+WIDGET_ASSET_MAX_AGE = envint("WIDGET_ASSET_MAX_AGE", 300)
+from .widget_assets import add_headers as _widget_asset_headers  # noqa: E402
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _widget_asset_headers
 
 # --- Billing (issue 7) -------------------------------------------------------------------------
 BILLING_GRACE_DAYS = envint("BILLING_GRACE_DAYS", 7)
