@@ -7,6 +7,7 @@ DJANGO_DEBUG=false, missing production settings stop start-up with a named error
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .env import env, envbool, envint, envlist, envstr, read_dotenv, required
@@ -230,7 +231,47 @@ DEMO_TENANT_SLUG = "demo"
 # (provider keys and base URLs, timeouts, breaker settings)
 
 # --- Conversations (issue 5) -------------------------------------------------------------------
-# (session tokens, frame caps, rate limits, stream buffers)
+# Widget session tokens: signed (SECRET_KEY), bound to bot + visitor + origin, short-lived.
+WIDGET_SESSION_TTL_SECONDS = envint("WIDGET_SESSION_TTL_SECONDS", 900)
+# Largest client frame accepted on the visitor WebSocket; bigger ones close the socket with 1009.
+WS_MAX_FRAME_BYTES = envint("WS_MAX_FRAME_BYTES", 16 * 1024)
+# Largest visitor message (characters); the pipeline applies its own cap too.
+CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 4000)
+# Deltas are coalesced into one frame per this many milliseconds (the first delta goes at once).
+STREAM_COALESCE_MS = envint("STREAM_COALESCE_MS", 40)
+# Resume buffers: one Redis stream per answer, kept this long after its last frame.
+STREAM_BUFFER_TTL_SECONDS = envint("STREAM_BUFFER_TTL_SECONDS", 600)
+# An answer is stopped (and stored `partial`) after this long, whatever the provider does.
+ANSWER_MAX_SECONDS = envint("ANSWER_MAX_SECONDS", 120)
+# The watchdog settles `streaming` messages untouched for this long as `partial`.
+STREAMING_STALE_SECONDS = envint("STREAMING_STALE_SECONDS", 300)
+# Token-bucket limits, "<requests>/<seconds>" (burst = requests, refilled evenly over seconds).
+RATE_LIMIT_VISITOR = envstr("RATE_LIMIT_VISITOR", "20/60")
+RATE_LIMIT_IP = envstr("RATE_LIMIT_IP", "60/60")
+RATE_LIMIT_BOT = envstr("RATE_LIMIT_BOT", "600/60")
+RATE_LIMIT_TENANT = envstr("RATE_LIMIT_TENANT", "1200/60")
+RATE_LIMIT_API_KEY = envstr("RATE_LIMIT_API_KEY", "120/60")
+RATE_LIMIT_WIDGET_SESSION = envstr("RATE_LIMIT_WIDGET_SESSION", "30/60")
+for _rate_name in (
+    "RATE_LIMIT_VISITOR",
+    "RATE_LIMIT_IP",
+    "RATE_LIMIT_BOT",
+    "RATE_LIMIT_TENANT",
+    "RATE_LIMIT_API_KEY",
+    "RATE_LIMIT_WIDGET_SESSION",
+):
+    if not re.fullmatch(r"\s*[1-9]\d*\s*/\s*\d+(\.\d+)?\s*", globals()[_rate_name]):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_rate_name} must look like '<requests>/<seconds>', e.g. '20/60'.")
+# Take the client IP from the first X-Forwarded-For entry (only behind a trusted proxy).
+RATE_LIMIT_TRUST_FORWARDED_FOR = envbool("RATE_LIMIT_TRUST_FORWARDED_FOR", False)
+# Bearer token that /metrics requires; empty serves it to anyone who can reach it (keep it internal).
+METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+CELERY_BEAT_SCHEDULE["conversations-settle-stale-streaming"] = {
+    "task": "conversations.tasks.settle_stale_streaming",
+    "schedule": 60.0,
+}
 
 # --- Widget (issue 6) --------------------------------------------------------------------------
 # (demo host page)
