@@ -11,10 +11,11 @@ import json
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, ValidationError
-from ninja.security import HttpBearer
+from ninja.security import APIKeyCookie, HttpBearer
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -22,7 +23,7 @@ from chatbot_saas.errors import AppError, NotFound
 from tenants.models import ApiKey
 
 from . import selectors, services
-from .apiauth import api_key_request_authenticate, scope_require
+from .apiauth import MemberPrincipal, api_key_request_authenticate, scope_require, session_member_authenticate
 from .models import Conversation, Message
 from .relay import AnswerRelay, QueuedTurn
 
@@ -32,12 +33,21 @@ class ApiKeyAuth(HttpBearer):
         return await api_key_request_authenticate(request, token=token)
 
 
+class MemberSessionAuth(APIKeyCookie):
+    """The dashboard's session cookie (CSRF-checked for unsafe methods by Ninja)."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    async def authenticate(self, request: HttpRequest, key: str | None) -> MemberPrincipal | None:
+        return await session_member_authenticate(request)
+
+
 api = NinjaAPI(
     title="Chatbot SaaS API",
     version="1",
     description="Tenant API: bots, conversations, messages (JSON or Server-Sent Events), feedback, knowledge. "
     "Authenticate with `Authorization: Bearer cbk_…` (create keys in the dashboard).",
-    auth=ApiKeyAuth(),
+    auth=[ApiKeyAuth(), MemberSessionAuth()],
     urls_namespace="api-v1",
     docs_url="/docs",
 )
@@ -194,7 +204,7 @@ async def conversation_create(request: HttpRequest, payload: ConversationIn) -> 
         bot=bot,
         channel=Conversation.Channel.API,
         external_user_id=payload.external_user_id,
-        api_key=request.auth,
+        api_key=request.auth if isinstance(request.auth, ApiKey) else None,
     )
     return 201, _conversation_out(conversation)
 
@@ -304,10 +314,10 @@ def _document_out(document: Any) -> dict[str, Any]:
 
 @api.get("/knowledge-bases/{knowledgebase_id}/documents", response=list[DocumentOut], tags=["knowledge"])
 async def documents_list(request: HttpRequest, knowledgebase_id: int) -> Any:
-    from knowledge.selectors import document_list_for_kb
-
     scope_require(request.auth, "knowledge:read")
     kb = await _knowledge_base_or_404(knowledgebase_id)
+    from knowledge.selectors import document_list_for_kb
+
     documents = await sync_to_async(lambda: list(document_list_for_kb(knowledge_base=kb)))()
     return [_document_out(d) for d in documents]
 
@@ -324,10 +334,10 @@ class UploadDoc(BaseModel):
     openapi_extra=_doc(UploadDoc, "multipart/form-data"),
 )
 async def document_upload(request: HttpRequest, knowledgebase_id: int) -> Any:
-    from knowledge.services import document_create_from_upload
-
     scope_require(request.auth, "knowledge:write")
     kb = await _knowledge_base_or_404(knowledgebase_id)
+    from knowledge.services import document_create_from_upload
+
     uploaded = request.FILES.get("file")
     if uploaded is None:
         raise AppError("Send the document as a multipart form field named 'file'.", code="file_missing", status=422)
