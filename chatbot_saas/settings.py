@@ -228,7 +228,31 @@ DEMO_TENANT_SLUG = "demo"
 # (ingestion limits, embedding settings, egress guard, beat schedule entries)
 
 # --- Bots and LLM providers (issue 4) ----------------------------------------------------------
-# (provider keys and base URLs, timeouts, breaker settings)
+# Platform keys. With none set, bots answer with the offline extractive answerer. Tenants may store
+# their own keys (bring-your-own-key), encrypted with FIELD_ENCRYPTION_KEY.
+OPENAI_API_KEY = envstr("OPENAI_API_KEY")
+OPENAI_BASE_URL = envstr("OPENAI_BASE_URL")  # empty: the SDK's default (api.openai.com)
+ANTHROPIC_API_KEY = envstr("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = envstr("ANTHROPIC_BASE_URL")
+# Ollama, vLLM, LM Studio...: the platform-wide default server for "openai_compatible" chain entries.
+OPENAI_COMPATIBLE_BASE_URL = envstr("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1")
+OPENAI_COMPATIBLE_API_KEY = envstr("OPENAI_COMPATIBLE_API_KEY", "not-needed")
+# Timeouts of one provider attempt, in milliseconds; the failover chain moves on when one expires.
+LLM_CONNECT_TIMEOUT_MS = envint("LLM_CONNECT_TIMEOUT_MS", 3_000)
+LLM_FIRST_TOKEN_TIMEOUT_MS = envint("LLM_FIRST_TOKEN_TIMEOUT_MS", 15_000)
+LLM_IDLE_TIMEOUT_MS = envint("LLM_IDLE_TIMEOUT_MS", 20_000)
+# A 429 whose Retry-After is at most this is retried once on the same provider; longer ones fail over.
+LLM_MAX_RETRY_AFTER_MS = envint("LLM_MAX_RETRY_AFTER_MS", 2_000)
+# Circuit breaker per provider+model, held in Redis so every process shares it.
+BREAKER_FAILURE_THRESHOLD = envint("BREAKER_FAILURE_THRESHOLD", 3)
+BREAKER_WINDOW_SECONDS = envint("BREAKER_WINDOW_SECONDS", 60)
+BREAKER_COOLDOWN_SECONDS = envint("BREAKER_COOLDOWN_SECONDS", 30)
+# Guardrails and memory.
+BOT_MAX_INPUT_CHARS = envint("BOT_MAX_INPUT_CHARS", 4_000)
+BOT_MEMORY_WINDOW_MESSAGES = envint("BOT_MEMORY_WINDOW_MESSAGES", 6)
+BOT_SUMMARY_MAX_CHARS = envint("BOT_SUMMARY_MAX_CHARS", 2_000)
+# tiktoken downloads its encodings on first use; it is used only when they are cached here.
+TIKTOKEN_CACHE_DIR = envstr("TIKTOKEN_CACHE_DIR")
 
 # --- Conversations (issue 5) -------------------------------------------------------------------
 # Widget session tokens: signed (SECRET_KEY), bound to bot + visitor + origin, short-lived.

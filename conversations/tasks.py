@@ -1,4 +1,4 @@
-"""Celery entry points of the conversations app."""
+"""Celery entry points for conversations: ids in, one service call."""
 
 from __future__ import annotations
 
@@ -6,9 +6,19 @@ import logging
 
 from celery import shared_task
 
+from tenants.context import tenant_task
+
 from .services import dangerously_settle_stale_streaming
 
 logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+@tenant_task
+def conversation_memory_refresh_task(*, tenant_id: int, conversation_id: int) -> None:
+    from conversations.pipeline.memory import conversation_memory_refresh
+
+    conversation_memory_refresh(conversation_id=conversation_id)
 
 
 @shared_task
