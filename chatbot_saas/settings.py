@@ -225,7 +225,46 @@ INVITATION_TTL_HOURS = envint("INVITATION_TTL_HOURS", 72)
 DEMO_TENANT_SLUG = "demo"
 
 # --- Knowledge (issue 3) ---------------------------------------------------------------------
-# (ingestion limits, embedding settings, egress guard, beat schedule entries)
+# Defaults for per-plan limits (billing.Plan.max_upload_bytes / max_pages_per_document win when lower).
+KNOWLEDGE_MAX_UPLOAD_BYTES = envint("KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+KNOWLEDGE_MAX_PAGES = envint("KNOWLEDGE_MAX_PAGES", 500)
+KNOWLEDGE_MAX_TEXT_CHARS = envint("KNOWLEDGE_MAX_TEXT_CHARS", 5_000_000)
+# Zip containers (DOCX/PPTX/XLSX): refuse when the uncompressed total or the ratio is absurd.
+KNOWLEDGE_MAX_UNZIPPED_BYTES = envint("KNOWLEDGE_MAX_UNZIPPED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_MAX_ZIP_RATIO = envint("KNOWLEDGE_MAX_ZIP_RATIO", 100)
+KNOWLEDGE_PARSE_TIMEOUT_SECONDS = envint("KNOWLEDGE_PARSE_TIMEOUT_SECONDS", 120)
+KNOWLEDGE_INGEST_MAX_ATTEMPTS = envint("KNOWLEDGE_INGEST_MAX_ATTEMPTS", 3)
+KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS = envint("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS", 1800)
+KNOWLEDGE_STUCK_AFTER_SECONDS = envint("KNOWLEDGE_STUCK_AFTER_SECONDS", 900)
+KNOWLEDGE_EMBED_BATCH_SIZE = envint("KNOWLEDGE_EMBED_BATCH_SIZE", 32)
+KNOWLEDGE_DEFAULT_EMBEDDING_MODEL = envstr("KNOWLEDGE_DEFAULT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+KNOWLEDGE_PRELOAD_EMBEDDER = envbool("KNOWLEDGE_PRELOAD_EMBEDDER", True)
+KNOWLEDGE_OPENAI_API_KEY = envstr("KNOWLEDGE_OPENAI_API_KEY", envstr("OPENAI_API_KEY"))
+KNOWLEDGE_OPENAI_BASE_URL = envstr("KNOWLEDGE_OPENAI_BASE_URL", "https://api.openai.com/v1")
+KNOWLEDGE_OPENAI_MAX_RETRIES = envint("KNOWLEDGE_OPENAI_MAX_RETRIES", 5)
+# Retrieval: exact scans below this many chunks in the searched knowledge bases, HNSW above.
+KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = envint("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", 20_000)
+KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+# Egress guard for URL and sitemap sources.
+KNOWLEDGE_FETCH_MAX_BYTES = envint("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024)
+KNOWLEDGE_FETCH_TIMEOUT_SECONDS = envint("KNOWLEDGE_FETCH_TIMEOUT_SECONDS", 20)
+KNOWLEDGE_FETCH_MAX_REDIRECTS = envint("KNOWLEDGE_FETCH_MAX_REDIRECTS", 5)
+KNOWLEDGE_SITEMAP_MAX_PAGES = envint("KNOWLEDGE_SITEMAP_MAX_PAGES", 50)
+# Only for tests and local crawling of a server on this machine: allows 127.0.0.0/8 and ::1.
+# Every other check (scheme, private, link-local, metadata, redirects) stays on.
+KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = envbool("KNOWLEDGE_EGRESS_ALLOW_LOOPBACK", False)
+KNOWLEDGE_RESYNC_HOURS = envint("KNOWLEDGE_RESYNC_HOURS", 24)
+# Loading torch takes 4-9 s; the embedder is preloaded in worker_process_init, which Celery
+# otherwise gives only 4 s before it declares the child dead.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = envint("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 60)
+CELERY_BEAT_SCHEDULE["knowledge-watchdog"] = {
+    "task": "knowledge.tasks.documents_watchdog",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["knowledge-resync"] = {
+    "task": "knowledge.tasks.documents_resync_due",
+    "schedule": 3600.0,
+}
 
 # --- Bots and LLM providers (issue 4) ----------------------------------------------------------
 # Platform keys. With none set, bots answer with the offline extractive answerer. Tenants may store
