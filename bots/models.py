@@ -1,9 +1,10 @@
-"""Bots. Prompt versions, the model chain validation and services come with issue 4."""
+"""Bots, their versioned system prompts and the tenants' own provider keys."""
 
 from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -48,6 +49,15 @@ class Bot(TenantScopedModel):
     # Per-bot secret for signed visitor identity: HMAC-SHA256(secret, user_id).
     identity_secret = models.CharField(max_length=64, default=new_identity_secret, editable=False)
     created = models.DateTimeField(default=timezone.now)
+    # Guardrails and retrieval (issue 4).
+    # Keywords, or regular expressions written as "re:<pattern>", that get a polite refusal.
+    blocked_topics = models.JSONField(default=list, blank=True)
+    redact_output = models.BooleanField(
+        default=True, help_text="Mask emails, phone numbers, card numbers and API-key-like strings in answers."
+    )
+    retrieval_k = models.PositiveSmallIntegerField(default=5)
+    # Passages scoring below this are not used; empty means the knowledge service's default.
+    min_passage_score = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="uniq_bot_name_per_tenant")]
@@ -55,3 +65,74 @@ class Bot(TenantScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PromptVersion(TenantScopedModel):
+    """One immutable version of a bot's system prompt. Exactly one per bot is published."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="prompt_versions")
+    number = models.PositiveIntegerField()
+    text = models.TextField()
+    note = models.CharField(max_length=200, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    is_published = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["bot", "number"], name="uniq_prompt_version_number"),
+            models.UniqueConstraint(
+                fields=["bot"], condition=models.Q(is_published=True), name="one_published_prompt_per_bot"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} v{self.number}"
+
+
+class PromptPublication(TenantScopedModel):
+    """The audit log of publishing: who put which version live, and when."""
+
+    class Action(models.TextChoices):
+        PUBLISH = "publish", "Published"
+        ROLLBACK = "rollback", "Rolled back"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="prompt_publications")
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="publications")
+    previous = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.PUBLISH)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} v{self.version_id} of bot {self.bot_id}"
+
+
+class ProviderCredential(TenantScopedModel):
+    """A tenant's own key for a provider (bring-your-own-key), encrypted at rest with Fernet."""
+
+    class Provider(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible"
+
+    provider = models.CharField(max_length=32, choices=Provider.choices)
+    encrypted_key = models.TextField()
+    # Shown in the dashboard so owners can tell keys apart; the key itself is never shown again.
+    key_hint = models.CharField(max_length=12, blank=True)
+    base_url = models.URLField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "provider"], name="uniq_credential_per_provider")]
+        ordering = ["provider"]
+
+    def __str__(self) -> str:
+        return f"{self.provider} key …{self.key_hint}"

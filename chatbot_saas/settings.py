@@ -7,6 +7,7 @@ DJANGO_DEBUG=false, missing production settings stop start-up with a named error
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .env import env, envbool, envint, envlist, envstr, read_dotenv, required
@@ -224,13 +225,116 @@ INVITATION_TTL_HOURS = envint("INVITATION_TTL_HOURS", 72)
 DEMO_TENANT_SLUG = "demo"
 
 # --- Knowledge (issue 3) ---------------------------------------------------------------------
-# (ingestion limits, embedding settings, egress guard, beat schedule entries)
+# Defaults for per-plan limits (billing.Plan.max_upload_bytes / max_pages_per_document win when lower).
+KNOWLEDGE_MAX_UPLOAD_BYTES = envint("KNOWLEDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+KNOWLEDGE_MAX_PAGES = envint("KNOWLEDGE_MAX_PAGES", 500)
+KNOWLEDGE_MAX_TEXT_CHARS = envint("KNOWLEDGE_MAX_TEXT_CHARS", 5_000_000)
+# Zip containers (DOCX/PPTX/XLSX): refuse when the uncompressed total or the ratio is absurd.
+KNOWLEDGE_MAX_UNZIPPED_BYTES = envint("KNOWLEDGE_MAX_UNZIPPED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_MAX_ZIP_RATIO = envint("KNOWLEDGE_MAX_ZIP_RATIO", 100)
+KNOWLEDGE_PARSE_TIMEOUT_SECONDS = envint("KNOWLEDGE_PARSE_TIMEOUT_SECONDS", 120)
+KNOWLEDGE_INGEST_MAX_ATTEMPTS = envint("KNOWLEDGE_INGEST_MAX_ATTEMPTS", 3)
+KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS = envint("KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS", 1800)
+KNOWLEDGE_STUCK_AFTER_SECONDS = envint("KNOWLEDGE_STUCK_AFTER_SECONDS", 900)
+KNOWLEDGE_EMBED_BATCH_SIZE = envint("KNOWLEDGE_EMBED_BATCH_SIZE", 32)
+KNOWLEDGE_DEFAULT_EMBEDDING_MODEL = envstr("KNOWLEDGE_DEFAULT_EMBEDDING_MODEL", "all-MiniLM-L6-v2")
+KNOWLEDGE_PRELOAD_EMBEDDER = envbool("KNOWLEDGE_PRELOAD_EMBEDDER", True)
+KNOWLEDGE_OPENAI_API_KEY = envstr("KNOWLEDGE_OPENAI_API_KEY", envstr("OPENAI_API_KEY"))
+KNOWLEDGE_OPENAI_BASE_URL = envstr("KNOWLEDGE_OPENAI_BASE_URL", "https://api.openai.com/v1")
+KNOWLEDGE_OPENAI_MAX_RETRIES = envint("KNOWLEDGE_OPENAI_MAX_RETRIES", 5)
+# Retrieval: exact scans below this many chunks in the searched knowledge bases, HNSW above.
+KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = envint("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", 20_000)
+KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+# Egress guard for URL and sitemap sources.
+KNOWLEDGE_FETCH_MAX_BYTES = envint("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024)
+KNOWLEDGE_FETCH_TIMEOUT_SECONDS = envint("KNOWLEDGE_FETCH_TIMEOUT_SECONDS", 20)
+KNOWLEDGE_FETCH_MAX_REDIRECTS = envint("KNOWLEDGE_FETCH_MAX_REDIRECTS", 5)
+KNOWLEDGE_SITEMAP_MAX_PAGES = envint("KNOWLEDGE_SITEMAP_MAX_PAGES", 50)
+# Only for tests and local crawling of a server on this machine: allows 127.0.0.0/8 and ::1.
+# Every other check (scheme, private, link-local, metadata, redirects) stays on.
+KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = envbool("KNOWLEDGE_EGRESS_ALLOW_LOOPBACK", False)
+KNOWLEDGE_RESYNC_HOURS = envint("KNOWLEDGE_RESYNC_HOURS", 24)
+# Loading torch takes 4-9 s; the embedder is preloaded in worker_process_init, which Celery
+# otherwise gives only 4 s before it declares the child dead.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = envint("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 60)
+CELERY_BEAT_SCHEDULE["knowledge-watchdog"] = {
+    "task": "knowledge.tasks.documents_watchdog",
+    "schedule": 60.0,
+}
+CELERY_BEAT_SCHEDULE["knowledge-resync"] = {
+    "task": "knowledge.tasks.documents_resync_due",
+    "schedule": 3600.0,
+}
 
 # --- Bots and LLM providers (issue 4) ----------------------------------------------------------
-# (provider keys and base URLs, timeouts, breaker settings)
+# Platform keys. With none set, bots answer with the offline extractive answerer. Tenants may store
+# their own keys (bring-your-own-key), encrypted with FIELD_ENCRYPTION_KEY.
+OPENAI_API_KEY = envstr("OPENAI_API_KEY")
+OPENAI_BASE_URL = envstr("OPENAI_BASE_URL")  # empty: the SDK's default (api.openai.com)
+ANTHROPIC_API_KEY = envstr("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = envstr("ANTHROPIC_BASE_URL")
+# Ollama, vLLM, LM Studio...: the platform-wide default server for "openai_compatible" chain entries.
+OPENAI_COMPATIBLE_BASE_URL = envstr("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1")
+OPENAI_COMPATIBLE_API_KEY = envstr("OPENAI_COMPATIBLE_API_KEY", "not-needed")
+# Timeouts of one provider attempt, in milliseconds; the failover chain moves on when one expires.
+LLM_CONNECT_TIMEOUT_MS = envint("LLM_CONNECT_TIMEOUT_MS", 3_000)
+LLM_FIRST_TOKEN_TIMEOUT_MS = envint("LLM_FIRST_TOKEN_TIMEOUT_MS", 15_000)
+LLM_IDLE_TIMEOUT_MS = envint("LLM_IDLE_TIMEOUT_MS", 20_000)
+# A 429 whose Retry-After is at most this is retried once on the same provider; longer ones fail over.
+LLM_MAX_RETRY_AFTER_MS = envint("LLM_MAX_RETRY_AFTER_MS", 2_000)
+# Circuit breaker per provider+model, held in Redis so every process shares it.
+BREAKER_FAILURE_THRESHOLD = envint("BREAKER_FAILURE_THRESHOLD", 3)
+BREAKER_WINDOW_SECONDS = envint("BREAKER_WINDOW_SECONDS", 60)
+BREAKER_COOLDOWN_SECONDS = envint("BREAKER_COOLDOWN_SECONDS", 30)
+# Guardrails and memory.
+BOT_MAX_INPUT_CHARS = envint("BOT_MAX_INPUT_CHARS", 4_000)
+BOT_MEMORY_WINDOW_MESSAGES = envint("BOT_MEMORY_WINDOW_MESSAGES", 6)
+BOT_SUMMARY_MAX_CHARS = envint("BOT_SUMMARY_MAX_CHARS", 2_000)
+# tiktoken downloads its encodings on first use; it is used only when they are cached here.
+TIKTOKEN_CACHE_DIR = envstr("TIKTOKEN_CACHE_DIR")
 
 # --- Conversations (issue 5) -------------------------------------------------------------------
-# (session tokens, frame caps, rate limits, stream buffers)
+# Widget session tokens: signed (SECRET_KEY), bound to bot + visitor + origin, short-lived.
+WIDGET_SESSION_TTL_SECONDS = envint("WIDGET_SESSION_TTL_SECONDS", 900)
+# Largest client frame accepted on the visitor WebSocket; bigger ones close the socket with 1009.
+WS_MAX_FRAME_BYTES = envint("WS_MAX_FRAME_BYTES", 16 * 1024)
+# Largest visitor message (characters); the pipeline applies its own cap too.
+CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 4000)
+# Deltas are coalesced into one frame per this many milliseconds (the first delta goes at once).
+STREAM_COALESCE_MS = envint("STREAM_COALESCE_MS", 40)
+# Resume buffers: one Redis stream per answer, kept this long after its last frame.
+STREAM_BUFFER_TTL_SECONDS = envint("STREAM_BUFFER_TTL_SECONDS", 600)
+# An answer is stopped (and stored `partial`) after this long, whatever the provider does.
+ANSWER_MAX_SECONDS = envint("ANSWER_MAX_SECONDS", 120)
+# The watchdog settles `streaming` messages untouched for this long as `partial`.
+STREAMING_STALE_SECONDS = envint("STREAMING_STALE_SECONDS", 300)
+# Token-bucket limits, "<requests>/<seconds>" (burst = requests, refilled evenly over seconds).
+RATE_LIMIT_VISITOR = envstr("RATE_LIMIT_VISITOR", "20/60")
+RATE_LIMIT_IP = envstr("RATE_LIMIT_IP", "60/60")
+RATE_LIMIT_BOT = envstr("RATE_LIMIT_BOT", "600/60")
+RATE_LIMIT_TENANT = envstr("RATE_LIMIT_TENANT", "1200/60")
+RATE_LIMIT_API_KEY = envstr("RATE_LIMIT_API_KEY", "120/60")
+RATE_LIMIT_WIDGET_SESSION = envstr("RATE_LIMIT_WIDGET_SESSION", "30/60")
+for _rate_name in (
+    "RATE_LIMIT_VISITOR",
+    "RATE_LIMIT_IP",
+    "RATE_LIMIT_BOT",
+    "RATE_LIMIT_TENANT",
+    "RATE_LIMIT_API_KEY",
+    "RATE_LIMIT_WIDGET_SESSION",
+):
+    if not re.fullmatch(r"\s*[1-9]\d*\s*/\s*\d+(\.\d+)?\s*", globals()[_rate_name]):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_rate_name} must look like '<requests>/<seconds>', e.g. '20/60'.")
+# Take the client IP from the first X-Forwarded-For entry (only behind a trusted proxy).
+RATE_LIMIT_TRUST_FORWARDED_FOR = envbool("RATE_LIMIT_TRUST_FORWARDED_FOR", False)
+# Bearer token that /metrics requires; empty serves it to anyone who can reach it (keep it internal).
+METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+CELERY_BEAT_SCHEDULE["conversations-settle-stale-streaming"] = {
+    "task": "conversations.tasks.settle_stale_streaming",
+    "schedule": 60.0,
+}
 
 # --- Widget (issue 6) --------------------------------------------------------------------------
 # The demo host page (`python -m chatbot_saas.demo_host`, the Procfile's `demo`): a second

@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import WidgetConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/widget/<str:bot_public_id>/", WidgetConsumer.as_asgi()),
+]

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import factory
 
-from bots.models import Bot
+from bots.crypto import encrypt
+from bots.models import Bot, PromptPublication, PromptVersion, ProviderCredential
 from tests.factories import SCOPED_FACTORIES, ScopedFactory, TenantFactory
 
 
 class BotFactory(ScopedFactory):
+    """A bot as bot_create leaves it: version 1 of its prompt published (pass prompt=None for none)."""
+
     class Meta:
         model = Bot
 
@@ -15,5 +18,55 @@ class BotFactory(ScopedFactory):
     model_chain = factory.LazyFunction(lambda: [{"provider": "offline", "model": "extractive", "params": {}}])
     allowed_origins = factory.LazyFunction(lambda: ["http://127.0.0.1:8001"])
 
+    @factory.post_generation
+    def prompt(obj, create, extracted, **kwargs):  # noqa: ANN001, ANN201, N805
+        if create and extracted is not False:
+            PromptVersion.objects.unscoped().create(
+                tenant=obj.tenant,
+                bot=obj,
+                number=1,
+                text=extracted or "You are the helpful assistant of this company. Answer briefly.",
+                is_published=True,
+            )
 
-SCOPED_FACTORIES[Bot] = BotFactory
+
+class PromptVersionFactory(ScopedFactory):
+    class Meta:
+        model = PromptVersion
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    number = factory.Sequence(lambda n: n + 100)
+    text = "You answer questions about our product."
+
+
+class PromptPublicationFactory(ScopedFactory):
+    class Meta:
+        model = PromptPublication
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    version = factory.SubFactory(
+        PromptVersionFactory, tenant=factory.SelfAttribute("..tenant"), bot=factory.SelfAttribute("..bot")
+    )
+
+
+class ProviderCredentialFactory(ScopedFactory):
+    class Meta:
+        model = ProviderCredential
+        django_get_or_create = ("tenant", "provider")
+
+    tenant = factory.SubFactory(TenantFactory)
+    provider = "openai"
+    encrypted_key = factory.LazyFunction(lambda: encrypt("sk-test-key-0000"))
+    key_hint = "0000"
+
+
+SCOPED_FACTORIES.update(
+    {
+        Bot: BotFactory,
+        PromptVersion: PromptVersionFactory,
+        PromptPublication: PromptPublicationFactory,
+        ProviderCredential: ProviderCredentialFactory,
+    }
+)

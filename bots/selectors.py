@@ -1,0 +1,71 @@
+"""Reads for bots: lists, the published prompt, version diffs, provider keys."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from .crypto import decrypt
+from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
+
+
+def bot_list() -> QuerySet[Bot]:
+    return Bot.objects.all().order_by("name")
+
+
+def prompt_published(*, bot: Bot) -> PromptVersion | None:
+    return PromptVersion.objects.filter(bot=bot, is_published=True).first()
+
+
+def prompt_versions(*, bot: Bot) -> QuerySet[PromptVersion]:
+    return PromptVersion.objects.filter(bot=bot).select_related("author").order_by("-number")
+
+
+def prompt_publications(*, bot: Bot, limit: int = 20) -> list[PromptPublication]:
+    return list(
+        PromptPublication.objects.filter(bot=bot)
+        .select_related("version", "previous", "by")
+        .order_by("-created")[:limit]
+    )
+
+
+def prompt_diff(*, old: PromptVersion, new: PromptVersion) -> list[tuple[str, str]]:
+    """A line diff from `old` to `new` as (kind, line) pairs; kind is ' ', '+', '-' or '@'."""
+    lines = difflib.unified_diff(
+        old.text.splitlines(), new.text.splitlines(), f"v{old.number}", f"v{new.number}", lineterm="", n=3
+    )
+    out: list[tuple[str, str]] = []
+    for line in lines:
+        if line.startswith(("---", "+++")):
+            continue
+        out.append((line[:1] if line[:1] in "+-@" else " ", line[1:] if line[:1] in "+- " else line))
+    return out
+
+
+@dataclass(frozen=True)
+class ProviderKey:
+    api_key: str | None
+    base_url: str | None
+    source: str  # "tenant", "platform" or "none"
+    problem: str = ""  # why there is no usable key, for the trace
+
+
+def provider_key(*, provider: str) -> ProviderKey:
+    """The key to call `provider` with for the current tenant: its own, else the platform's."""
+    credential = ProviderCredential.objects.filter(provider=provider).first()
+    if credential is not None:
+        key = decrypt(credential.encrypted_key)
+        if key is None:
+            return ProviderKey(None, None, "tenant", "The stored key cannot be decrypted; enter it again.")
+        return ProviderKey(key, credential.base_url or None, "tenant")
+    platform = {
+        "openai": (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL),
+        "anthropic": (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL),
+        "openai_compatible": (settings.OPENAI_COMPATIBLE_API_KEY, settings.OPENAI_COMPATIBLE_BASE_URL),
+    }.get(provider, ("", ""))
+    if platform[0]:
+        return ProviderKey(platform[0], platform[1] or None, "platform")
+    return ProviderKey(None, None, "none", f"No {provider} API key is configured for this workspace or the platform.")

@@ -1,0 +1,215 @@
+"""Writes for bots, prompt versions and provider credentials.
+
+Every service runs inside the caller's tenant context (the scoped managers raise TenantNotSet
+otherwise) and validates with bots.validation, so a view, the admin, a command and the shell
+refuse the same bad input with the same field errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.quotas import quota_check
+from tenants.models import Tenant
+
+from . import validation
+from .crypto import encrypt
+from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
+
+# Fields bot_update may change, with the check each needs.
+EDITABLE_FIELDS = {
+    "name",
+    "status",
+    "welcome_message",
+    "fallback_message",
+    "answer_policy",
+    "max_answer_tokens",
+    "temperature",
+    "model_chain",
+    "widget",
+    "allowed_origins",
+    "allow_any_origin",
+    "blocked_topics",
+    "redact_output",
+    "retrieval_k",
+    "min_passage_score",
+}
+WIDGET_KEYS = {"primary_color", "position", "title", "avatar_url", "scheme"}
+
+
+def default_model_chain() -> list[dict[str, Any]]:
+    """The platform's chain for new bots: configured providers first, the offline answerer last."""
+    chain: list[dict[str, Any]] = []
+    if settings.OPENAI_API_KEY:
+        chain.append({"provider": "openai", "model": "gpt-4o-mini", "params": {}})
+    if settings.ANTHROPIC_API_KEY:
+        chain.append({"provider": "anthropic", "model": "claude-haiku-4-5", "params": {}})
+    chain.append({"provider": "offline", "model": "extractive", "params": {}})
+    return chain
+
+
+def _check_bot_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate the fields being set; raise one ValidationError holding every field's error."""
+    errors: dict[str, list[str]] = {}
+    checks = {
+        "model_chain": validation.check_model_chain,
+        "blocked_topics": validation.check_blocked_topics,
+        "allowed_origins": validation.check_origins,
+    }
+    clean = dict(values)
+    for field, check in checks.items():
+        if field in values:
+            try:
+                clean[field] = check(values[field])
+            except ValidationError as exc:
+                errors.update(exc.message_dict)
+    if "max_answer_tokens" in values or "temperature" in values:
+        try:
+            validation.check_generation(
+                max_answer_tokens=values.get("max_answer_tokens", 512), temperature=values.get("temperature", 0.2)
+            )
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if "widget" in values:
+        widget = values["widget"]
+        if not isinstance(widget, dict) or set(widget) - WIDGET_KEYS:
+            errors["widget"] = [f"Widget settings may only hold {', '.join(sorted(WIDGET_KEYS))}."]
+    if "name" in values and (not isinstance(values["name"], str) or not values["name"].strip()):
+        errors["name"] = ["A bot needs a name."]
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+@transaction.atomic
+def bot_create(*, tenant: Tenant, name: str, system_prompt: str, author: Any = None, **fields: Any) -> Bot:
+    """Create a bot with version 1 of its prompt, published. Checks the plan's bot quota first.
+
+    Raises QuotaExceeded, or ValidationError with field errors (no bot is created then).
+    """
+    quota_check(tenant=tenant, kind="bots", amount=1)
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationError({field: "This field cannot be set." for field in unknown})
+    fields.setdefault("model_chain", default_model_chain())
+    values = _check_bot_fields({"name": name, **fields})
+    text = validation.check_prompt_text(system_prompt)
+    if Bot.objects.filter(name=values["name"].strip()).exists():
+        raise ValidationError({"name": "A bot with this name already exists in this workspace."})
+    bot = Bot(tenant=tenant, **{**values, "name": values["name"].strip()})
+    bot.save()
+    version = PromptVersion.objects.create(tenant=tenant, bot=bot, number=1, text=text, note="Initial", author=author)
+    bot_publish_prompt(bot=bot, version=version, by=author)
+    return bot
+
+
+@transaction.atomic
+def bot_update(*, bot: Bot, **fields: Any) -> Bot:
+    """Change a bot's settings; raises ValidationError with field errors and saves nothing then."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationError({field: "This field cannot be changed." for field in unknown})
+    values = _check_bot_fields(fields)
+    if "name" in values:
+        values["name"] = values["name"].strip()
+        if Bot.objects.filter(name=values["name"]).exclude(pk=bot.pk).exists():
+            raise ValidationError({"name": "A bot with this name already exists in this workspace."})
+    for field, value in values.items():
+        setattr(bot, field, value)
+    bot.save(update_fields=list(values))
+    return bot
+
+
+@transaction.atomic
+def bot_attach_knowledge_bases(*, bot: Bot, knowledge_base_ids: list[int]) -> None:
+    """Replace the bot's knowledge bases; ids of other tenants' bases are refused, not ignored."""
+    from knowledge.models import KnowledgeBase
+
+    bases = list(KnowledgeBase.objects.filter(pk__in=knowledge_base_ids))
+    if len(bases) != len(set(knowledge_base_ids)):
+        raise ValidationError({"knowledge_bases": "Unknown knowledge base."})
+    bot.knowledge_bases.set(bases)
+
+
+@transaction.atomic
+def prompt_version_create(
+    *, bot: Bot, text: str, author: Any = None, note: str = "", publish: bool = False
+) -> PromptVersion:
+    """Add the next version of the bot's prompt (numbers never repeat); publish it when asked.
+
+    Locks the bot row so two editors saving at once get consecutive numbers.
+    """
+    clean = validation.check_prompt_text(text)
+    Bot.objects.select_for_update().filter(pk=bot.pk).first()
+    last = PromptVersion.objects.filter(bot=bot).order_by("-number").values_list("number", flat=True).first()
+    version = PromptVersion.objects.create(bot=bot, number=(last or 0) + 1, text=clean, note=note[:200], author=author)
+    if publish:
+        bot_publish_prompt(bot=bot, version=version, by=author)
+    return version
+
+
+@transaction.atomic
+def bot_publish_prompt(
+    *, bot: Bot, version: PromptVersion, by: Any = None, action: str = PromptPublication.Action.PUBLISH
+) -> PromptPublication:
+    """Make `version` the one published prompt of `bot`, and record who did it.
+
+    Holds a row lock on the bot, so concurrent publishes serialise; the partial unique index
+    guarantees at most one published version even if another path forgets the lock.
+    """
+    if version.bot_id != bot.pk:
+        raise ValidationError({"version": "This version belongs to another bot."})
+    Bot.objects.select_for_update().filter(pk=bot.pk).first()
+    previous = PromptVersion.objects.filter(bot=bot, is_published=True).first()
+    if previous and previous.pk != version.pk:
+        previous.is_published = False
+        previous.save(update_fields=["is_published"])
+    if not version.is_published:
+        version.is_published = True
+        try:
+            with transaction.atomic():
+                version.save(update_fields=["is_published"])
+        except IntegrityError:
+            raise ValidationError({"version": "Another version was published at the same time; try again."}) from None
+    return PromptPublication.objects.create(
+        bot=bot, version=version, previous=previous, action=action, by=by, created=timezone.now()
+    )
+
+
+def bot_rollback_prompt(*, bot: Bot, version: PromptVersion, by: Any = None) -> PromptPublication:
+    """Publish an earlier version again; recorded as a rollback."""
+    return bot_publish_prompt(bot=bot, version=version, by=by, action=PromptPublication.Action.ROLLBACK)
+
+
+@transaction.atomic
+def provider_credential_set(*, tenant: Tenant, provider: str, api_key: str, base_url: str = "") -> ProviderCredential:
+    """Store (or replace) the tenant's own key for `provider`, encrypted. Idempotent per provider."""
+    if provider not in ProviderCredential.Provider.values:
+        raise ValidationError({"provider": "Unknown provider."})
+    api_key = (api_key or "").strip()
+    if not api_key or len(api_key) > 400 or any(c.isspace() for c in api_key):
+        raise ValidationError({"api_key": "Paste the provider's API key (no spaces, at most 400 characters)."})
+    if base_url:
+        validation.check_model_chain(
+            [{"provider": "openai_compatible", "model": "x", "params": {"base_url": base_url}}]
+        )
+    credential, _ = ProviderCredential.objects.update_or_create(
+        provider=provider,
+        defaults={
+            "tenant": tenant,
+            "encrypted_key": encrypt(api_key),
+            "key_hint": api_key[-4:],
+            "base_url": base_url,
+            "updated": timezone.now(),
+        },
+    )
+    return credential
+
+
+def provider_credential_delete(*, credential: ProviderCredential) -> None:
+    credential.delete()

@@ -1,0 +1,130 @@
+"""Checks a bot's settings before they are saved: `check_*` functions raise ValidationError
+with field errors, so forms, services and the admin refuse the same bad input."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+from conversations.llm.catalog import PROVIDERS
+
+MAX_CHAIN = 5
+# Parameters a chain entry may carry, with their type and allowed range.
+PARAMS: dict[str, tuple[type, float | None, float | None]] = {
+    "temperature": (float, 0.0, 2.0),
+    "max_tokens": (int, 1, 32_000),
+    "top_p": (float, 0.0, 1.0),
+    "base_url": (str, None, None),  # openai_compatible only
+}
+MAX_PROMPT_CHARS = 20_000
+MAX_TOPICS = 100
+
+
+def check_model_chain(chain: Any) -> list[dict[str, Any]]:
+    """Return the chain normalised (params filled), or raise ValidationError({"model_chain": ...})."""
+    if not isinstance(chain, list) or not chain:
+        raise ValidationError({"model_chain": "The model chain needs at least one provider."})
+    if len(chain) > MAX_CHAIN:
+        raise ValidationError({"model_chain": f"The model chain can have at most {MAX_CHAIN} providers."})
+    errors: list[str] = []
+    normalised = []
+    for position, entry in enumerate(chain, start=1):
+        try:
+            normalised.append(_check_entry(entry))
+        except ValueError as exc:
+            errors.append(f"Entry {position}: {exc}")
+    if errors:
+        raise ValidationError({"model_chain": errors})
+    return normalised
+
+
+def _check_entry(entry: Any) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise ValueError("each entry must be an object with provider, model and params.")
+    unknown_keys = set(entry) - {"provider", "model", "params"}
+    if unknown_keys:
+        raise ValueError(f"unknown keys {sorted(unknown_keys)}.")
+    provider = entry.get("provider")
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}.")
+    model = entry.get("model")
+    if not isinstance(model, str) or not re.fullmatch(r"[\w.:/@+-]{1,120}", model):
+        raise ValueError("model must be a model name such as gpt-4o-mini (letters, digits, . : / @ + - _).")
+    params = entry.get("params", {}) or {}
+    if not isinstance(params, dict):
+        raise ValueError("params must be an object.")
+    return {"provider": provider, "model": model, "params": _check_params(provider, params)}
+
+
+def _check_params(provider: str, params: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in params.items():
+        if name not in PARAMS:
+            raise ValueError(f"unknown parameter {name!r} (allowed: {', '.join(PARAMS)}).")
+        kind, low, high = PARAMS[name]
+        if name == "base_url":
+            if provider != "openai_compatible":
+                raise ValueError("base_url is only for openai_compatible providers.")
+            parts = urlsplit(str(value))
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("base_url must be an http(s) URL.")
+            clean[name] = str(value)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number.")
+        if kind is int and int(value) != value:
+            raise ValueError(f"{name} must be a whole number.")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"{name} must be between {low:g} and {high:g}.")
+        clean[name] = kind(value)
+    return clean
+
+
+def check_prompt_text(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError({"system_prompt": "A bot needs a system prompt."})
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ValidationError({"system_prompt": f"The system prompt can have at most {MAX_PROMPT_CHARS} characters."})
+    return text.strip()
+
+
+def check_blocked_topics(topics: Any) -> list[str]:
+    if not isinstance(topics, list) or any(not isinstance(t, str) for t in topics):
+        raise ValidationError({"blocked_topics": "Blocked topics must be a list of keywords."})
+    clean = [t.strip() for t in topics if t.strip()]
+    if len(clean) > MAX_TOPICS:
+        raise ValidationError({"blocked_topics": f"At most {MAX_TOPICS} blocked topics."})
+    for topic in clean:
+        if topic.startswith("re:"):
+            try:
+                re.compile(topic[3:])
+            except re.error as exc:
+                raise ValidationError(
+                    {"blocked_topics": f"{topic!r} is not a valid regular expression: {exc}."}
+                ) from None
+    return clean
+
+
+def check_origins(origins: Any) -> list[str]:
+    if not isinstance(origins, list):
+        raise ValidationError({"allowed_origins": "Allowed origins must be a list."})
+    clean = []
+    for origin in origins:
+        parts = urlsplit(str(origin).strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ValidationError({"allowed_origins": f"{origin!r} is not an origin such as https://www.example.com."})
+        clean.append(f"{parts.scheme}://{parts.netloc}")
+    return clean
+
+
+def check_generation(*, max_answer_tokens: Any, temperature: Any) -> None:
+    errors = {}
+    if not isinstance(max_answer_tokens, int) or not 16 <= max_answer_tokens <= 8_000:
+        errors["max_answer_tokens"] = "Max answer tokens must be between 16 and 8000."
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+        errors["temperature"] = "Temperature must be between 0 and 2."
+    if errors:
+        raise ValidationError(errors)

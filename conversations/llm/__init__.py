@@ -1,0 +1,1 @@
+"""LLM providers behind one Protocol (base.LLMProvider): one module per provider."""

@@ -1,0 +1,103 @@
+"""A circuit breaker per provider+model whose state lives in Redis, shared by every process.
+
+closed    -> calls flow; retryable failures are counted in a sliding window;
+open      -> after BREAKER_FAILURE_THRESHOLD failures in BREAKER_WINDOW_SECONDS (or a 429 whose
+             Retry-After is too long to wait), calls are skipped until the cool-down ends;
+half_open -> after the cool-down exactly one caller (SET NX) probes; success closes the
+             breaker, failure opens it for another cool-down.
+Non-retryable errors (bad key, quota, invalid request) do not count: they are configuration
+problems of one tenant, and must not take a provider away from every other tenant.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    threshold: int
+    window: int
+    cooldown: int
+
+    @classmethod
+    def from_settings(cls) -> BreakerPolicy:
+        return cls(
+            settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_WINDOW_SECONDS, settings.BREAKER_COOLDOWN_SECONDS
+        )
+
+
+def breaker_key(provider: str, model: str, base_url: str | None = None) -> str:
+    # Inside the cache prefix, so operators find it next to the other shared counters.
+    target = f"{provider}:{model}" + (f"@{base_url}" if base_url else "")
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'cb')}:breaker:{target}"
+
+
+class CircuitBreaker:
+    def __init__(self, client: aioredis.Redis, key: str, policy: BreakerPolicy) -> None:
+        self.client = client
+        self.key = key
+        self.policy = policy
+
+    async def state(self) -> str:
+        raw = await self.client.hgetall(self.key)
+        if not raw:
+            return CLOSED
+        state = raw.get(b"state", b"closed").decode()
+        if state == OPEN and time.time() >= float(raw.get(b"open_until", 0)):
+            return HALF_OPEN
+        return state
+
+    async def allow(self) -> tuple[bool, str]:
+        """(may this call go ahead, the state it saw). In half-open only one caller gets True."""
+        raw = await self.client.hgetall(self.key)
+        if not raw or raw.get(b"state") == b"closed":
+            return True, CLOSED
+        if time.time() < float(raw.get(b"open_until", 0)):
+            return False, OPEN
+        # Cool-down over: one probe at a time; the probe lock expires if the prober dies.
+        if await self.client.set(self.key + ":probe", "1", nx=True, ex=max(self.policy.cooldown, 1)):
+            await self.client.hset(self.key, "state", HALF_OPEN)
+            return True, HALF_OPEN
+        return False, HALF_OPEN
+
+    async def record_success(self) -> None:
+        await self.client.delete(self.key, self.key + ":fails", self.key + ":probe")
+
+    async def record_failure(self, *, hold_for: float | None = None) -> str:
+        """Count a retryable failure; returns the state after it. `hold_for` opens at least that long."""
+        raw = await self.client.hgetall(self.key)
+        now = time.time()
+        if raw.get(b"state") == HALF_OPEN.encode():
+            return await self._open(now + self.policy.cooldown)
+        pipe = self.client.pipeline()
+        pipe.incr(self.key + ":fails")
+        pipe.expire(self.key + ":fails", self.policy.window, nx=True)
+        failures, _ = await pipe.execute()
+        until = 0.0
+        if failures >= self.policy.threshold:
+            until = now + self.policy.cooldown
+        if hold_for:
+            until = max(until, now + hold_for)
+        if until:
+            return await self._open(until)
+        return CLOSED
+
+    async def _open(self, until: float) -> str:
+        pipe = self.client.pipeline()
+        pipe.hset(self.key, mapping={"state": OPEN, "open_until": until})
+        pipe.expire(self.key, int(until - time.time()) + self.policy.window + 60)
+        pipe.delete(self.key + ":fails", self.key + ":probe")
+        await pipe.execute()
+        return OPEN
+
+
+def redis_client() -> aioredis.Redis:
+    """A client for the current event loop (asyncio clients cannot cross loops); close it after use."""
+    return aioredis.Redis.from_url(settings.REDIS_URL)

@@ -1,0 +1,151 @@
+"""Stream from the first healthy provider in the chain, failing over before or after the first token.
+
+Each attempt has three clocks: connect (the SDK's connect timeout), first token, and the idle
+gap between tokens (both enforced here with asyncio.timeout). A retryable failure counts against
+the provider's circuit breaker; a 429 with a short Retry-After is retried once on the same
+provider after waiting; anything else moves on. When text of a failed attempt already reached
+the visitor, a `ChainReset` tells the caller to discard it; the next provider starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bots.selectors import ProviderKey
+from conversations.llm.base import ChatRequest, LLMProvider, ProviderError, TextDelta, Timeouts, Usage
+from conversations.llm.errors import classify
+from conversations.llm.registry import build_provider
+
+from .breaker import CircuitBreaker
+
+
+@dataclass
+class ChainReset:
+    reason: str
+
+
+@dataclass
+class ChainDone:
+    provider: str
+    model: str
+    usage: Usage
+    attempts: list[dict[str, Any]]
+
+
+@dataclass
+class ChainFailed:
+    attempts: list[dict[str, Any]]
+    last_error: ProviderError | None = None
+
+
+@dataclass
+class ChainSetup:
+    entries: list[dict[str, Any]]
+    keys: dict[str, ProviderKey | None]
+    timeouts: Timeouts
+    max_retry_after: float
+    breaker_for: Callable[[dict[str, Any]], CircuitBreaker]
+    request_for: Callable[[dict[str, Any]], ChatRequest]
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def _timed_stream(provider: LLMProvider, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Any]:
+    """The provider's stream with first-token and idle-gap timeouts turned into ProviderErrors."""
+    iterator = aiter(provider.stream(request))
+    seen_text = False
+    try:
+        while True:
+            limit = timeouts.idle if seen_text else timeouts.first_token
+            try:
+                async with asyncio.timeout(limit):
+                    item = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                what = "between tokens" if seen_text else "before the first token"
+                raise ProviderError(
+                    f"{provider.name} sent nothing for {limit:g} s {what}.",
+                    code="idle_timeout" if seen_text else "first_token_timeout",
+                    retryable=True,
+                ) from None
+            seen_text = seen_text or isinstance(item, TextDelta)
+            yield item
+    finally:
+        await iterator.aclose()
+
+
+def _attempt_record(entry: dict[str, Any], outcome: str, started: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "provider": entry["provider"],
+        "model": entry["model"],
+        "outcome": outcome,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        **extra,
+    }
+
+
+async def stream_with_failover(setup: ChainSetup) -> AsyncIterator[TextDelta | ChainReset | ChainDone | ChainFailed]:
+    """Yield text deltas and resets, then exactly one ChainDone or ChainFailed.
+
+    `setup.attempts` is filled as attempts finish, so a caller that stops early still has them.
+    """
+    last_error: ProviderError | None = None
+    for entry in setup.entries:
+        breaker = setup.breaker_for(entry)
+        started = time.perf_counter()
+        allowed, state = await breaker.allow()
+        if not allowed:
+            setup.attempts.append(_attempt_record(entry, "skipped_open_breaker", started, breaker=state))
+            continue
+        for retry in (False, True):
+            started = time.perf_counter()
+            sent_text = False
+            provider: LLMProvider | None = None
+            usage = Usage(0, 0, estimated=True)
+            first_token_ms = None
+            try:
+                provider = build_provider(entry, setup.keys.get(entry["provider"]), setup.timeouts)
+                async for item in _timed_stream(provider, setup.request_for(entry), setup.timeouts):
+                    if isinstance(item, TextDelta):
+                        if not sent_text:
+                            first_token_ms = round((time.perf_counter() - started) * 1000, 2)
+                        sent_text = True
+                        yield item
+                    elif isinstance(item, Usage):
+                        usage = item
+            except Exception as exc:  # every provider failure is classified; none escapes to the visitor
+                error = classify(exc, provider=entry["provider"])
+                last_error = error
+                hold = error.retry_after if (error.retry_after or 0) > setup.max_retry_after else None
+                breaker_state = await breaker.record_failure(hold_for=hold) if error.retryable else state
+                setup.attempts.append(
+                    _attempt_record(
+                        entry, "error", started, error=error.message, code=error.code, retryable=error.retryable,
+                        status=error.status, after_first_token=sent_text, breaker=breaker_state, retry=retry,
+                    )
+                )  # fmt: skip
+                if sent_text:
+                    yield ChainReset(
+                        f"{entry['provider']} failed mid-answer ({error.code}); retrying with another model."
+                    )
+                short_wait = error.code == "rate_limited" and error.retry_after is not None and not hold
+                if short_wait and not retry and not sent_text and breaker_state != "open":
+                    await asyncio.sleep(error.retry_after or 0)
+                    continue
+                break
+            finally:
+                if provider is not None:
+                    await provider.aclose()
+            await breaker.record_success()
+            setup.attempts.append(
+                _attempt_record(
+                    entry, "ok", started, first_token_ms=first_token_ms, retry=retry, usage_estimated=usage.estimated
+                )
+            )
+            yield ChainDone(entry["provider"], entry["model"], usage, setup.attempts)
+            return
+    yield ChainFailed(setup.attempts, last_error)

@@ -1,0 +1,347 @@
+"""answer_stream: the one service call behind the widget, the API and the CLI.
+
+    async for event in answer_stream(bot=bot, conversation=conversation, user_message=text): ...
+
+Guarantees:
+- Input that cannot be a question (empty, too long, undecodable) yields one `Error` and stores nothing.
+- Otherwise the visitor's message and an assistant message in status `streaming` are stored before
+  any model call, and `Start` is the first event.
+- The stream ends with exactly one `Done` or `Error`; by then the assistant message is settled
+  (`complete`, `partial` or `failed`), its Trace is written and the usage recorded.
+- A caller that stops early (aclose(), GeneratorExit, task cancellation) leaves the message
+  `partial` with the text shown so far, traced and recorded.
+- The visitor never sees a provider's error text or a stack trace: provider failures fail over,
+  and when every provider failed the bot's canned message is sent with `all_providers_failed`.
+It needs no tenant context from the caller: every ORM call runs in a thread with the bot's tenant set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from bots.models import Bot
+from conversations.llm.base import ChatRequest, TextDelta, Timeouts
+from conversations.llm.catalog import model_info, turn_cost
+from conversations.llm.tokens import estimate_tokens
+from conversations.models import Conversation, Message
+from knowledge.types import RetrievedPassage
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
+from . import guardrails
+from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, redis_client
+from .context import I_DONT_KNOW, AssembledContext, assemble, citations_for
+from .events import AnswerEvent, Citations, Delta, Done, Error, Reset, Start
+from .failover import ChainDone, ChainFailed, ChainReset, ChainSetup, stream_with_failover
+from .retrieval import passages_for
+from .turn import TurnOutcome, TurnSetup, tenant_of, turn_open, turn_settle
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def _db(scope: Tenant | None, fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a sync ORM function in a thread with `scope` as the tenant context."""
+
+    def run() -> T:
+        with tenant_context(scope):
+            return fn(**kwargs)
+
+    return await sync_to_async(run, thread_sensitive=True)()
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+@dataclass
+class _Turn:
+    bot: Bot
+    tenant: Tenant
+    setup: TurnSetup
+    started: float
+    shown: str = ""  # what the visitor has been shown since the last reset
+    latency: dict[str, float] = field(default_factory=dict)
+    passages: list[RetrievedPassage] = field(default_factory=list)
+    context: AssembledContext | None = None
+    chain: ChainSetup | None = None
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    canary: str = ""
+    settled: bool = False
+
+    def outcome(self, status: str, content: str, **extra: Any) -> TurnOutcome:
+        self.latency.setdefault("total_ms", _ms(self.started))
+        return TurnOutcome(
+            status=status,
+            content=content,
+            latency=self.latency,
+            retrieved=[
+                {"chunk_id": p.chunk_id, "document_id": p.document_id, "score": round(p.score, 4)}
+                for p in self.passages
+            ],
+            prompt=self.context.as_trace() if self.context else [],
+            attempts=list(self.chain.attempts) if self.chain else [],
+            guardrail_hits=self.hits,
+            **extra,
+        )
+
+    async def settle(self, outcome: TurnOutcome) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        # Shielded: a cancelled caller must not leave the message in `streaming`.
+        await asyncio.shield(_db(self.tenant, turn_settle, tenant=self.tenant, setup=self.setup, outcome=outcome))
+
+
+async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: str) -> AsyncIterator[AnswerEvent]:
+    """Answer one visitor message as a stream of typed events (see the module docstring)."""
+    started = time.perf_counter()
+    try:
+        text = guardrails.check_input(user_message, max_chars=settings.BOT_MAX_INPUT_CHARS)
+    except guardrails.InputRejected as exc:
+        yield Error(code=exc.code, message=exc.message)
+        return
+    if conversation.bot_id != bot.pk or conversation.tenant_id != bot.tenant_id:
+        yield Error(code="not_found", message="This conversation does not belong to this bot.")
+        return
+    tenant = await _db(None, tenant_of, bot=bot)
+    if not tenant.is_active:
+        yield Error(code="tenant_suspended", message="This assistant is not available right now.")
+        return
+    setup = await _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
+    turn = _Turn(bot=bot, tenant=tenant, setup=setup, started=started)
+    yield Start(
+        user_message_id=setup.user_message.pk,
+        assistant_message_id=setup.assistant_message.pk,
+        conversation_id=conversation.pk,
+    )
+    try:
+        async with contextlib.aclosing(_answer(turn, text)) as events:
+            async for event in events:
+                yield event
+    except (GeneratorExit, asyncio.CancelledError):
+        # The visitor pressed stop or went away: keep what they saw, as `partial`.
+        await turn.settle(_stopped(turn))
+        raise
+    except Exception:
+        log.exception("answer_stream failed for message %s", setup.assistant_message.pk)
+        await turn.settle(turn.outcome(Message.Status.FAILED, bot.fallback_message, error_code="internal_error"))
+        yield Error(code="internal_error", message=bot.fallback_message)
+
+
+def _stopped(turn: _Turn) -> TurnOutcome:
+    tokens_out = estimate_tokens(turn.shown)
+    tokens_in = turn.context.tokens if turn.context else 0
+    model = ""
+    if turn.chain and turn.chain.attempts:
+        model = f"{turn.chain.attempts[-1]['provider']}:{turn.chain.attempts[-1]['model']}"
+    elif turn.chain and turn.chain.entries:
+        model = f"{turn.chain.entries[0]['provider']}:{turn.chain.entries[0]['model']}"
+    provider, _, name = model.partition(":")
+    cost = turn_cost(provider, name, tokens_in, tokens_out) if model else Decimal("0")
+    turn.latency["stopped"] = 1.0
+    return turn.outcome(
+        Message.Status.PARTIAL, turn.shown, model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
+        error_code="stopped",
+    )  # fmt: skip
+
+
+async def _answer(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
+    bot, setup = turn.bot, turn.setup
+    if setup.quota_error is not None:
+        await turn.settle(turn.outcome(Message.Status.FAILED, "", error_code="quota_exceeded"))
+        yield Error(code="quota_exceeded", message=setup.quota_error.message)
+        return
+    topic = guardrails.blocked_topic(text, bot.blocked_topics or [])
+    if topic is not None:
+        turn.hits.append({"check": "blocked_topic", "where": "input", "detail": topic})
+        async for event in _canned(turn, guardrails.REFUSAL, model="guardrail:blocked_topic"):
+            yield event
+        return
+    for name in guardrails.injection_hits(text):
+        turn.hits.append({"check": "injection", "where": "input", "detail": name})
+        log.warning("prompt-injection heuristic %s hit on message %s", name, setup.user_message.pk)
+
+    retrieval_started = time.perf_counter()
+    turn.passages = await _db(turn.tenant, passages_for, tenant=turn.tenant, bot=bot, query=text)
+    turn.latency["retrieval_ms"] = _ms(retrieval_started)
+    for passage in turn.passages:
+        for name in guardrails.injection_hits(passage.text):
+            turn.hits.append(
+                {"check": "injection", "where": "retrieved", "detail": f"{name} in chunk {passage.chunk_id}"}
+            )
+            log.warning("prompt-injection heuristic %s hit in chunk %s", name, passage.chunk_id)
+    if bot.answer_policy == Bot.AnswerPolicy.KNOWLEDGE_ONLY and not turn.passages:
+        async for event in _canned(turn, I_DONT_KNOW, model="policy:no_passages"):
+            yield event
+        return
+    if not setup.chain:
+        turn.hits.append({"check": "chain", "where": "input", "detail": "no provider allowed by the plan"})
+        async for event in _fail(turn):
+            yield event
+        return
+    async for event in _generate(turn, text):
+        yield event
+
+
+async def _canned(turn: _Turn, answer: str, *, model: str) -> AsyncIterator[AnswerEvent]:
+    """A fixed answer (refusal, "I don't know") that involves no model."""
+    turn.shown = answer
+    turn.latency["first_token_ms"] = _ms(turn.started)
+    yield Delta(answer)
+    await turn.settle(turn.outcome(Message.Status.COMPLETE, answer, model=model))
+    yield Done(
+        assistant_message_id=turn.setup.assistant_message.pk, content=answer, model=model, tokens_in=0, tokens_out=0,
+        cost=Decimal("0"), latency=turn.latency,
+    )  # fmt: skip
+
+
+async def _fail(turn: _Turn, *, code: str = "all_providers_failed") -> AsyncIterator[AnswerEvent]:
+    if turn.shown:
+        turn.shown = ""
+        yield Reset(reason="The answer could not be completed.")
+    await turn.settle(turn.outcome(Message.Status.FAILED, turn.bot.fallback_message, error_code=code))
+    yield Error(code=code, message=turn.bot.fallback_message)
+
+
+def _timeouts() -> Timeouts:
+    return Timeouts(
+        connect=settings.LLM_CONNECT_TIMEOUT_MS / 1000,
+        first_token=settings.LLM_FIRST_TOKEN_TIMEOUT_MS / 1000,
+        idle=settings.LLM_IDLE_TIMEOUT_MS / 1000,
+    )
+
+
+def _context_for(turn: _Turn, text: str) -> AssembledContext:
+    bot, setup = turn.bot, turn.setup
+    # One assembly for the whole chain, sized for its smallest window, so [n] means the same everywhere.
+    smallest = min(setup.chain, key=lambda e: model_info(e["provider"], e["model"]).context_window)
+    return assemble(
+        prompt_text=setup.prompt_text,
+        policy=bot.answer_policy,
+        canary=turn.canary,
+        passages=turn.passages,
+        summary=setup.summary,
+        facts=setup.facts,
+        window=setup.window,
+        user_message=text,
+        provider=smallest["provider"],
+        model=smallest["model"],
+        max_answer_tokens=bot.max_answer_tokens,
+    )
+
+
+async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
+    bot, setup = turn.bot, turn.setup
+    turn.canary = "cnry-" + secrets.token_hex(8)
+    turn.context = context = _context_for(turn, text)
+    client = redis_client()
+    policy = BreakerPolicy.from_settings()
+
+    def request_for(entry: dict[str, Any]) -> ChatRequest:
+        params = entry.get("params", {})
+        return ChatRequest(
+            model=entry["model"],
+            system=context.system,
+            messages=context.messages,
+            max_tokens=min(int(params.get("max_tokens", bot.max_answer_tokens)), bot.max_answer_tokens),
+            temperature=float(params.get("temperature", bot.temperature)),
+            top_p=params.get("top_p"),
+            passages=context.passages,
+            query=text,
+        )
+
+    def breaker_for(entry: dict[str, Any]) -> CircuitBreaker:
+        base_url = entry.get("params", {}).get("base_url")
+        return CircuitBreaker(client, breaker_key(entry["provider"], entry["model"], base_url), policy)
+
+    turn.chain = ChainSetup(
+        entries=setup.chain, keys=setup.keys, timeouts=_timeouts(),
+        max_retry_after=settings.LLM_MAX_RETRY_AFTER_MS / 1000, breaker_for=breaker_for, request_for=request_for,
+    )  # fmt: skip
+    out = guardrails.OutputFilter(canary=turn.canary, redact_pii=bot.redact_output)
+    try:
+        async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
+            async for item in chain_events:
+                async for event in _on_chain_item(turn, out, item):
+                    yield event
+                if turn.settled:
+                    return
+    finally:
+        await client.aclose()
+
+
+async def _on_chain_item(turn: _Turn, out: guardrails.OutputFilter, item: object) -> AsyncIterator[AnswerEvent]:
+    if isinstance(item, TextDelta):
+        try:
+            safe = out.feed(item.text)
+        except guardrails.CanaryLeak:
+            async for event in _canary_leaked(turn, out):
+                yield event
+            return
+        if safe:
+            turn.latency.setdefault("first_token_ms", _ms(turn.started))
+            turn.shown += safe
+            yield Delta(safe)
+    elif isinstance(item, ChainReset):
+        out.reset()
+        if turn.shown:
+            turn.shown = ""
+            yield Reset(reason=item.reason)
+    elif isinstance(item, ChainDone):
+        async for event in _finish(turn, out, item):
+            yield event
+    elif isinstance(item, ChainFailed):
+        turn.hits.extend(out.hits)
+        async for event in _fail(turn):
+            yield event
+
+
+async def _canary_leaked(turn: _Turn, out: guardrails.OutputFilter) -> AsyncIterator[AnswerEvent]:
+    turn.hits.extend(out.hits)
+    turn.hits.append({"check": "canary", "where": "output", "detail": "the system-prompt marker appeared"})
+    log.warning("system-prompt canary in the output of message %s", turn.setup.assistant_message.pk)
+    if turn.shown:
+        turn.shown = ""
+        yield Reset(reason="The answer was withdrawn.")
+    async for event in _canned(turn, guardrails.REFUSAL, model="guardrail:canary"):
+        yield event
+
+
+async def _finish(turn: _Turn, out: guardrails.OutputFilter, done: ChainDone) -> AsyncIterator[AnswerEvent]:
+    try:
+        tail = out.flush()
+    except guardrails.CanaryLeak:
+        async for event in _canary_leaked(turn, out):
+            yield event
+        return
+    if tail:
+        turn.latency.setdefault("first_token_ms", _ms(turn.started))
+        turn.shown += tail
+        yield Delta(tail)
+    turn.hits.extend(out.hits)
+    citations = citations_for(turn.shown, turn.context.passages if turn.context else [])
+    if citations:
+        yield Citations(items=citations)
+    model = f"{done.provider}:{done.model}"
+    cost = turn_cost(done.provider, done.model, done.usage.tokens_in, done.usage.tokens_out)
+    outcome = turn.outcome(
+        Message.Status.COMPLETE, turn.shown, model=model, tokens_in=done.usage.tokens_in,
+        tokens_out=done.usage.tokens_out, cost=cost, citations=citations,
+    )  # fmt: skip
+    await turn.settle(outcome)
+    yield Done(
+        assistant_message_id=turn.setup.assistant_message.pk, content=turn.shown, model=model,
+        tokens_in=done.usage.tokens_in, tokens_out=done.usage.tokens_out, cost=cost, latency=turn.latency,
+    )  # fmt: skip

