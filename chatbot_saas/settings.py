@@ -100,7 +100,12 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("CHANNELS_PREFIX", "cb-asgi")},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis's
+        # blocking BZPOPMIN: every idle consumer then died with "Timeout reading" after ~5 s.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": envstr("CHANNELS_PREFIX", "cb-asgi"),
+        },
     }
 }
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)

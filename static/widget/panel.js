@@ -167,6 +167,7 @@
     message_too_long: "That message is too long. Please shorten it and send it again.",
     frame_too_large: "That message is too long. Please shorten it and send it again.",
     not_found: "That answer is no longer available.",
+    answer_in_progress: "Please wait for the current answer, or stop it first.",
   };
 
   function friendly(f) {
@@ -652,8 +653,10 @@
           if (!m) return;
           // seq numbers every frame of an answer: anything at or below what we have is a
           // duplicate from a resume and is ignored.
-          if (f.seq <= m.seq) return;
-          m.seq = f.seq;
+          if (f.seq != null) {
+            if (f.seq <= m.seq) return;
+            m.seq = f.seq;
+          }
           return this["on_" + f.type](m, f);
         case "error": return this.onError(f, m);
         case "feedback_ok":
@@ -692,6 +695,8 @@
 
     on_end: function (m, f) {
       if (typeof f.content === "string" && f.content) m.setText(f.content);
+      // A settled answer replayed after the fact carries its citations in the end frame.
+      if (f.citations && f.citations.length) m.setCitations(f.citations);
       else if (f.status === "failed" && !m.text) m.setText(ERRORS.all_providers_failed);
       this.speak(m, true);
       this.finishMsg(m, f.status || "complete");

@@ -33,7 +33,8 @@ def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser(django_db_setup: None) -> Iterator[object]:
+    # After the test database exists: creating it is ORM work, refused beside Playwright's loop.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
