@@ -129,7 +129,9 @@
         method: "POST",
         mode: "cors",
         credentials: "omit",
-        headers: { "Content-Type": "application/json" },
+        // A JSON body sent as text/plain is a CORS "simple" request: no preflight round trip
+        // before the launcher can appear. The server parses the body as JSON either way.
+        headers: { "Content-Type": "text/plain;charset=UTF-8" },
         body: JSON.stringify(body),
       }).then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (j) {
