@@ -32,9 +32,12 @@ def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(django_db_setup: None) -> Iterator[object]:
-    # After the test database exists: creating it is ORM work, refused beside Playwright's loop.
+    # One browser per module, not per session: Playwright's sync API keeps an event loop running
+    # in this thread while it is up, which breaks later tests that call asyncio.run() (pytest-django
+    # reorders tests, so other apps' tests run between ours). And it starts after the test database
+    # exists: creating that is ORM work, which Django refuses beside a running loop.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

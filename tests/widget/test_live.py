@@ -51,7 +51,7 @@ def open_and_ask(page, question: str) -> object:
     page.locator("chat-widget .cw-input").fill(question)
     page.keyboard.press("Enter")
     answer = page.locator("chat-widget .cw-assistant").last
-    answer.locator(".cw-fb").wait_for(timeout=60_000)  # the first question loads the embedder
+    answer.locator(".cw-fb").wait_for(timeout=180_000)  # the first question loads the embedder (20-60 s)
     return answer
 
 
