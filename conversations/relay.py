@@ -21,6 +21,10 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+# The provider SDKs take seconds of CPU to import: pay that when the server starts, never inside
+# the event loop on a visitor's first turn.
+import anthropic  # noqa: F401
+import openai  # noqa: F401
 from django.conf import settings
 
 from bots.models import Bot
@@ -29,6 +33,7 @@ from chatbot_saas.errors import AppError
 from . import metrics
 from .models import Conversation, Message, Trace
 from .pipeline import events as ev
+from .pipeline.service import answer_stream
 from .selectors import citation_public
 from .streams import stream_append, stream_clear_stop
 
@@ -40,12 +45,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 RUNNING: dict[int, AnswerRelay] = {}
 # Strong references to background turn tasks, so the event loop does not drop them.
 _BACKGROUND: set[asyncio.Task] = set()
-
-
-def answer_stream_factory():  # noqa: ANN201 - the pipeline's async generator function
-    from .pipeline.service import answer_stream
-
-    return answer_stream
 
 
 class AnswerRelay:
@@ -105,9 +104,7 @@ class AnswerRelay:
     async def run(self) -> None:
         metrics.ACTIVE_STREAMS.inc()
         sender = asyncio.get_running_loop().create_task(self._sender())
-        generator = answer_stream_factory()(
-            bot=self.bot, conversation=self.conversation, user_message=self.user_message
-        )
+        generator = answer_stream(bot=self.bot, conversation=self.conversation, user_message=self.user_message)
         deadline = self._started + settings.ANSWER_MAX_SECONDS
         try:
             async for event in generator:
@@ -321,19 +318,31 @@ class QueuedTurn:
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         relay.send = self.queue.put
 
-    async def first_frame(self) -> dict[str, Any]:
+    async def first_frames(self) -> list[dict[str, Any]]:
+        """Start the turn and read up to its first frame after `start`.
+
+        A refusal (quota, rate limit, empty message…), before or right after `start`, becomes an
+        AppError, so HTTP clients get a real status code before any streaming starts.
+        """
         task = self.relay.start_background()
         task.add_done_callback(lambda _task: self.queue.put_nowait(None))
-        frame = await self.queue.get()
-        if frame is None or frame["type"] == "error":
-            error = frame or {"code": "internal_error", "message": "The answer could not start. Please retry."}
-            raise AppError(
-                error["message"],
-                code=error["code"],
-                status=ERROR_STATUS.get(error["code"], 400),
-                **({"retry_after": error["retry_after"]} if error.get("retry_after") is not None else {}),
-            )
-        return frame
+        frames: list[dict[str, Any]] = []
+        while True:
+            frame = await self.queue.get()
+            if frame is None or frame["type"] == "error":
+                if frame is not None and frame["code"] not in ERROR_STATUS and frames:
+                    frames.append(frame)  # a failure mid-answer: stream it like any other frame
+                    return frames
+                error = frame or {"code": "internal_error", "message": "The answer could not start. Please retry."}
+                raise AppError(
+                    error["message"],
+                    code=error["code"],
+                    status=ERROR_STATUS.get(error["code"], 400),
+                    **({"retry_after": error["retry_after"]} if error.get("retry_after") is not None else {}),
+                )
+            frames.append(frame)
+            if frame["type"] != "start":
+                return frames
 
     async def frames(self) -> Any:
         """The remaining frames; if the client goes away, the answer still finishes and is stored."""
