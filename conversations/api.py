@@ -235,7 +235,12 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
     payload = _body(request, MessageIn)
     services.chat_text_check(payload.text)
     relay = AnswerRelay(
-        bot=conversation.bot, conversation=conversation, user_message=payload.text, channel="api", send=None
+        bot=conversation.bot,
+        tenant=request.tenant,
+        conversation=conversation,
+        user_message=payload.text,
+        channel="api",
+        send=None,
     )
     if payload.stream or "text/event-stream" in request.headers.get("Accept", ""):
         turn = QueuedTurn(relay)

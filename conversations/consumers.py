@@ -129,6 +129,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self.conversation_id = conversation.pk
         relay = AnswerRelay(
             bot=self.bot,
+            tenant=self.tenant,
             conversation=conversation,
             user_message=text,
             channel=Conversation.Channel.WIDGET,

@@ -163,7 +163,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         if bot is None:
             raise NotFound(f"The model '{model[:60]}' does not exist. Use a bot's public id.", code="model_not_found")
         conversation = await sync_to_async(_conversation_with_history)(bot=bot, api_key=api_key, history=history)
-        relay = AnswerRelay(bot=bot, conversation=conversation, user_message=text, channel="api", send=None)
+        relay = AnswerRelay(
+            bot=bot, tenant=api_key.tenant, conversation=conversation, user_message=text, channel="api", send=None
+        )
         if stream:
             turn = QueuedTurn(relay)
             first = await turn.first_frames()

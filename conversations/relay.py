@@ -14,6 +14,8 @@ the message `partial`. Every turn ends with one structured log line and its metr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -29,6 +31,8 @@ from django.conf import settings
 
 from bots.models import Bot
 from chatbot_saas.errors import AppError
+from tenants.context import tenant_context
+from tenants.models import Tenant
 
 from . import metrics
 from .models import Conversation, Message, Trace
@@ -52,6 +56,7 @@ class AnswerRelay:
         self,
         *,
         bot: Bot,
+        tenant: Tenant,
         conversation: Conversation,
         user_message: str,
         channel: str,
@@ -59,6 +64,7 @@ class AnswerRelay:
         client_id: Any = None,
     ) -> None:
         self.bot = bot
+        self.tenant = tenant
         self.conversation = conversation
         self.user_message = user_message
         self.channel = channel
@@ -95,13 +101,20 @@ class AnswerRelay:
         self._stop_requested = True
 
     def start_background(self) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(self.run())
+        # A fresh context: the turn must not inherit the request's thread-sensitive executor (asgiref
+        # binds it to the request, and it is gone once the response has started), nor anything else
+        # of the caller's. run() sets the tenant itself.
+        task = asyncio.get_running_loop().create_task(self.run(), context=contextvars.Context())
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
         return task
 
     # --- the turn ------------------------------------------------------------------------------
     async def run(self) -> None:
+        with tenant_context(self.tenant):
+            await self._run()
+
+    async def _run(self) -> None:
         metrics.ACTIVE_STREAMS.inc()
         sender = asyncio.get_running_loop().create_task(self._sender())
         generator = answer_stream(bot=self.bot, conversation=self.conversation, user_message=self.user_message)
@@ -127,6 +140,9 @@ class AnswerRelay:
             await sender
             metrics.ACTIVE_STREAMS.dec()
             await self._record_attempts()
+            if self.message_id is not None:
+                with contextlib.suppress(Exception):  # the flag expires by itself anyway
+                    await stream_clear_stop(message_id=self.message_id)
             self._finish()
 
     def _handle(self, event: ev.AnswerEvent) -> None:
@@ -263,9 +279,6 @@ class AnswerRelay:
     def _finish(self) -> None:
         if self.message_id is not None:
             RUNNING.pop(self.message_id, None)
-            task = asyncio.get_running_loop().create_task(stream_clear_stop(message_id=self.message_id))
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
         outcome = self.status or "unknown"
         total = time.monotonic() - self._started
         model = self.done.model if self.done else ""

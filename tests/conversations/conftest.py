@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.bots.factories import BotFactory
 from tests.fakes.base import Behaviour
+from tests.fakes.fixtures import fake_openai, fast_timeouts  # noqa: F401
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support.servers import daphne_server
 
@@ -59,12 +60,9 @@ def chat(chat_server: ChatServer) -> Iterator[ChatServer]:
 
 def llm_bot(tenant: Any, **kwargs: Any) -> Any:
     """A bot answering from the (fake) OpenAI model, without needing documents."""
-    return BotFactory(
-        tenant=tenant,
-        answer_policy="general",
-        model_chain=[{"provider": "openai", "model": "gpt-4o-mini", "params": {}}],
-        **kwargs,
-    )
+    kwargs.setdefault("answer_policy", "general")
+    kwargs.setdefault("model_chain", [{"provider": "openai", "model": "gpt-4o-mini", "params": {}}])
+    return BotFactory(tenant=tenant, **kwargs)
 
 
 async def session_token(base_url: str, bot_public_id: str, visitor_id: str, origin: str = ORIGIN) -> str:
