@@ -25,7 +25,7 @@ from tenants.models import ApiKey
 from . import selectors, services
 from .apiauth import MemberPrincipal, api_key_request_authenticate, scope_require, session_member_authenticate
 from .models import Conversation, Message
-from .relay import AnswerRelay, QueuedTurn
+from .relay import ERROR_STATUS, AnswerRelay, QueuedTurn
 
 
 class ApiKeyAuth(HttpBearer):
@@ -235,18 +235,23 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
     payload = _body(request, MessageIn)
     services.chat_text_check(payload.text)
     relay = AnswerRelay(
-        bot=conversation.bot, conversation=conversation, user_message=payload.text, channel="api", send=None
+        bot=conversation.bot,
+        tenant=request.tenant,
+        conversation=conversation,
+        user_message=payload.text,
+        channel="api",
+        send=None,
     )
     if payload.stream or "text/event-stream" in request.headers.get("Accept", ""):
         turn = QueuedTurn(relay)
-        first = await turn.first_frame()
+        first = await turn.first_frames()
         return StreamingHttpResponse(
             _sse(first, turn), content_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
     await relay.run()
-    if relay.message_id is None:
+    if relay.message_id is None or (relay.error and relay.error["code"] in ERROR_STATUS):
         error = relay.error or {"code": "internal_error", "message": "The answer could not start. Please retry."}
-        raise AppError(error["message"], code=error["code"], status=_status_for(error["code"]))
+        raise AppError(error["message"], code=error["code"], status=ERROR_STATUS.get(error["code"], 400))
     message = await sync_to_async(selectors.message_get)(message_id=relay.message_id)
     return {
         "conversation_id": conversation.pk,
@@ -257,14 +262,9 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
     }
 
 
-def _status_for(code: str) -> int:
-    from .relay import ERROR_STATUS
-
-    return ERROR_STATUS.get(code, 400)
-
-
-async def _sse(first: dict[str, Any], turn: QueuedTurn) -> Any:
-    yield _sse_event(first)
+async def _sse(first: list[dict[str, Any]], turn: QueuedTurn) -> Any:
+    for frame in first:
+        yield _sse_event(frame)
     async for frame in turn.frames():
         yield _sse_event(frame)
 

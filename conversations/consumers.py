@@ -29,7 +29,9 @@ from .streams import stream_exists, stream_follow, stream_request_stop
 
 CLOSE_POLICY = 4403
 CLOSE_NOT_FOUND = 4404
-CLOSE_TOO_BIG = 1009
+# daphne closes frames over --websocket-max-message-size (= WS_MAX_FRAME_BYTES, see Procfile) with
+# 1009 itself; an application may not send 1009, so a server started without the flag gets 4009.
+CLOSE_TOO_BIG = 4009
 # Per-socket frame budget (any frame type): a cheap in-process guard before any database work.
 FRAME_BURST = 30
 FRAME_RATE = 10.0
@@ -108,15 +110,16 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def on_message(self, frame: dict[str, Any]) -> None:
         text = services.chat_text_check(frame.get("text"))
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str | int) else None
-        if any(not relay.finished.is_set() for relay in self.relays.values()):
-            raise AppError(
-                "Wait for the current answer to finish, or stop it, before asking again.", code="answer_in_progress"
-            )
+        # Every attempt counts against the limits, even one then refused as busy.
         decision = await rate_limit_take(
             visitor_buckets(tenant_id=self.tenant.pk, bot_id=self.bot.pk, visitor_id=self.claims.visitor_id, ip=self.ip)
         )
         if not decision.allowed:
             raise RateLimited(decision)
+        if any(not relay.finished.is_set() for relay in self.relays.values()):
+            raise AppError(
+                "Wait for the current answer to finish, or stop it, before asking again.", code="answer_in_progress"
+            )
         conversation = await database_sync_to_async(services.visitor_conversation_for_turn)(
             bot=self.bot,
             visitor_id=self.claims.visitor_id,
@@ -126,6 +129,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self.conversation_id = conversation.pk
         relay = AnswerRelay(
             bot=self.bot,
+            tenant=self.tenant,
             conversation=conversation,
             user_message=text,
             channel=Conversation.Channel.WIDGET,

@@ -113,16 +113,16 @@ def _usage(relay_usage: dict[str, int]) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-async def _stream(first: dict[str, Any], turn: QueuedTurn, model: str, include_usage: bool) -> Any:
+async def _stream(first: list[dict[str, Any]], turn: QueuedTurn, model: str, include_usage: bool) -> Any:
     base = {
-        "id": f"chatcmpl-{first['message_id']}",
+        "id": f"chatcmpl-{first[0]['message_id']}",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
     }
     yield _chunk(base, {"role": "assistant", "content": ""})
     citations: list[dict[str, Any]] = []
-    async for frame in turn.frames():
+    async for frame in _chain(first[1:], turn.frames()):
         kind = frame["type"]
         if kind == "delta":
             yield _chunk(base, {"content": frame["text"]})
@@ -144,6 +144,13 @@ async def _stream(first: dict[str, Any], turn: QueuedTurn, model: str, include_u
     yield "data: [DONE]\n\n"
 
 
+async def _chain(head: list[dict[str, Any]], tail: Any) -> Any:
+    for frame in head:
+        yield frame
+    async for frame in tail:
+        yield frame
+
+
 @csrf_exempt
 @require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:
@@ -156,10 +163,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         if bot is None:
             raise NotFound(f"The model '{model[:60]}' does not exist. Use a bot's public id.", code="model_not_found")
         conversation = await sync_to_async(_conversation_with_history)(bot=bot, api_key=api_key, history=history)
-        relay = AnswerRelay(bot=bot, conversation=conversation, user_message=text, channel="api", send=None)
+        relay = AnswerRelay(
+            bot=bot, tenant=api_key.tenant, conversation=conversation, user_message=text, channel="api", send=None
+        )
         if stream:
             turn = QueuedTurn(relay)
-            first = await turn.first_frame()
+            first = await turn.first_frames()
             return StreamingHttpResponse(
                 _stream(first, turn, model, include_usage),
                 content_type="text/event-stream",

@@ -22,7 +22,10 @@ def async_redis() -> aioredis.Redis:
     client = _async_clients.get(loop)
     if client is None:
         # Blocking pool: under a burst, callers wait for a connection instead of failing.
-        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=64, timeout=20)
+        # socket_timeout stays above stream_follow's XREAD block time.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=64, timeout=20, socket_timeout=30, socket_connect_timeout=5
+        )
         client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop] = client
     return client

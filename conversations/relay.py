@@ -14,6 +14,8 @@ the message `partial`. Every turn ends with one structured log line and its metr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -21,14 +23,21 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
+# The provider SDKs take seconds of CPU to import: pay that when the server starts, never inside
+# the event loop on a visitor's first turn.
+import anthropic  # noqa: F401
+import openai  # noqa: F401
 from django.conf import settings
 
 from bots.models import Bot
 from chatbot_saas.errors import AppError
+from tenants.context import tenant_context
+from tenants.models import Tenant
 
 from . import metrics
 from .models import Conversation, Message, Trace
 from .pipeline import events as ev
+from .pipeline.service import answer_stream
 from .selectors import citation_public
 from .streams import stream_append, stream_clear_stop
 
@@ -42,17 +51,12 @@ RUNNING: dict[int, AnswerRelay] = {}
 _BACKGROUND: set[asyncio.Task] = set()
 
 
-def answer_stream_factory():  # noqa: ANN201 - the pipeline's async generator function
-    from .pipeline.service import answer_stream
-
-    return answer_stream
-
-
 class AnswerRelay:
     def __init__(
         self,
         *,
         bot: Bot,
+        tenant: Tenant,
         conversation: Conversation,
         user_message: str,
         channel: str,
@@ -60,6 +64,7 @@ class AnswerRelay:
         client_id: Any = None,
     ) -> None:
         self.bot = bot
+        self.tenant = tenant
         self.conversation = conversation
         self.user_message = user_message
         self.channel = channel
@@ -96,18 +101,23 @@ class AnswerRelay:
         self._stop_requested = True
 
     def start_background(self) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(self.run())
+        # A fresh context: the turn must not inherit the request's thread-sensitive executor (asgiref
+        # binds it to the request, and it is gone once the response has started), nor anything else
+        # of the caller's. run() sets the tenant itself.
+        task = asyncio.get_running_loop().create_task(self.run(), context=contextvars.Context())
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
         return task
 
     # --- the turn ------------------------------------------------------------------------------
     async def run(self) -> None:
+        with tenant_context(self.tenant):
+            await self._run()
+
+    async def _run(self) -> None:
         metrics.ACTIVE_STREAMS.inc()
         sender = asyncio.get_running_loop().create_task(self._sender())
-        generator = answer_stream_factory()(
-            bot=self.bot, conversation=self.conversation, user_message=self.user_message
-        )
+        generator = answer_stream(bot=self.bot, conversation=self.conversation, user_message=self.user_message)
         deadline = self._started + settings.ANSWER_MAX_SECONDS
         try:
             async for event in generator:
@@ -130,6 +140,9 @@ class AnswerRelay:
             await sender
             metrics.ACTIVE_STREAMS.dec()
             await self._record_attempts()
+            if self.message_id is not None:
+                with contextlib.suppress(Exception):  # the flag expires by itself anyway
+                    await stream_clear_stop(message_id=self.message_id)
             self._finish()
 
     def _handle(self, event: ev.AnswerEvent) -> None:
@@ -266,9 +279,6 @@ class AnswerRelay:
     def _finish(self) -> None:
         if self.message_id is not None:
             RUNNING.pop(self.message_id, None)
-            task = asyncio.get_running_loop().create_task(stream_clear_stop(message_id=self.message_id))
-            _BACKGROUND.add(task)
-            task.add_done_callback(_BACKGROUND.discard)
         outcome = self.status or "unknown"
         total = time.monotonic() - self._started
         model = self.done.model if self.done else ""
@@ -321,19 +331,31 @@ class QueuedTurn:
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         relay.send = self.queue.put
 
-    async def first_frame(self) -> dict[str, Any]:
+    async def first_frames(self) -> list[dict[str, Any]]:
+        """Start the turn and read up to its first frame after `start`.
+
+        A refusal (quota, rate limit, empty message…), before or right after `start`, becomes an
+        AppError, so HTTP clients get a real status code before any streaming starts.
+        """
         task = self.relay.start_background()
         task.add_done_callback(lambda _task: self.queue.put_nowait(None))
-        frame = await self.queue.get()
-        if frame is None or frame["type"] == "error":
-            error = frame or {"code": "internal_error", "message": "The answer could not start. Please retry."}
-            raise AppError(
-                error["message"],
-                code=error["code"],
-                status=ERROR_STATUS.get(error["code"], 400),
-                **({"retry_after": error["retry_after"]} if error.get("retry_after") is not None else {}),
-            )
-        return frame
+        frames: list[dict[str, Any]] = []
+        while True:
+            frame = await self.queue.get()
+            if frame is None or frame["type"] == "error":
+                if frame is not None and frame["code"] not in ERROR_STATUS and frames:
+                    frames.append(frame)  # a failure mid-answer: stream it like any other frame
+                    return frames
+                error = frame or {"code": "internal_error", "message": "The answer could not start. Please retry."}
+                raise AppError(
+                    error["message"],
+                    code=error["code"],
+                    status=ERROR_STATUS.get(error["code"], 400),
+                    **({"retry_after": error["retry_after"]} if error.get("retry_after") is not None else {}),
+                )
+            frames.append(frame)
+            if frame["type"] != "start":
+                return frames
 
     async def frames(self) -> Any:
         """The remaining frames; if the client goes away, the answer still finishes and is stored."""

@@ -116,7 +116,7 @@ def dangerously_settle_stale_streaming(*, older_than: timedelta | None = None) -
     Crosses tenants on purpose (a beat job, no tenant in context). Safe to run concurrently: one
     conditional UPDATE, so a message that finished meanwhile is left alone.
     """
-    age = older_than or timedelta(seconds=settings.STREAMING_STALE_SECONDS)
+    age = timedelta(seconds=settings.STREAMING_STALE_SECONDS) if older_than is None else older_than
     cutoff = timezone.now() - age
     return (
         Message.objects.unscoped()
