@@ -47,11 +47,9 @@ class AnthropicProvider:
             "system": request.system,
             "messages": anthropic_messages(request.messages),
             "max_tokens": request.max_tokens,
-            "temperature": min(request.temperature, 1.0),  # Anthropic's range is 0..1
+            # The Messages API of SDK 2.x no longer takes temperature/top_p: the model decides.
             "stream": True,
         }
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
         tokens_in = tokens_out = 0
         stream = None
         try:

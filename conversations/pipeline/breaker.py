@@ -76,10 +76,9 @@ class CircuitBreaker:
         now = time.time()
         if raw.get(b"state") == HALF_OPEN.encode():
             return await self._open(now + self.policy.cooldown)
-        pipe = self.client.pipeline()
-        pipe.incr(self.key + ":fails")
-        pipe.expire(self.key + ":fails", self.policy.window, nx=True)
-        failures, _ = await pipe.execute()
+        failures = await self.client.incr(self.key + ":fails")
+        if failures == 1:  # the window starts at the first failure (Redis 6.2 has no EXPIRE NX)
+            await self.client.expire(self.key + ":fails", self.policy.window)
         until = 0.0
         if failures >= self.policy.threshold:
             until = now + self.policy.cooldown
