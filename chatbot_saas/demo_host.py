@@ -88,7 +88,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "demo-host"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if self.path.split("?", 1)[0] != "/":
+        path = self.path.split("?", 1)[0]
+        if path == "/favicon.ico":  # browsers ask; a 404 would put an error line in the console
+            self.send_response(HTTPStatus.NO_CONTENT)
+            self.end_headers()
+            return
+        if path != "/":
             self.send_error(HTTPStatus.NOT_FOUND)
             return
         try:
