@@ -574,11 +574,17 @@
 
     // ------------------------------------------------------------ socket
     sendFrame: function (f) {
-      if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(f));
+      if (this.ws && this.ws.readyState === 1) this.put(f);
       else {
         this.outbox.push(f);
         this.connect();
       }
+    },
+
+    // Sends on the open socket, noting which socket carried a question (see opened()).
+    put: function (f) {
+      this.ws.send(JSON.stringify(f));
+      if (f.type === "message" && this.pending[f.client_id]) this.pending[f.client_id].answer.gen = this.gen;
     },
 
     closeSocket: function () {
@@ -601,6 +607,7 @@
         var url = self.inst.api.replace(/^http/, "ws") + "/ws/widget/" + encodeURIComponent(self.inst.botId) +
           "/?token=" + encodeURIComponent(s.token);
         var ws = (self.ws = new WebSocket(url));
+        self.gen = (self.gen || 0) + 1;
         ws.onopen = function () { self.opened(); };
         ws.onmessage = function (e) { self.frame(e.data); };
         ws.onclose = function (e) { self.closed(e.code); };
@@ -616,10 +623,19 @@
       this.setStatus("");
       // An answer that was streaming when the connection dropped: ask for what we missed.
       var m = this.cur;
-      if (m && m.id) this.ws.send(JSON.stringify({ type: "resume", message_id: m.id, last_seq: m.seq }));
+      if (m && m.id) this.put({ type: "resume", message_id: m.id, last_seq: m.seq });
+      else if (m && m.gen) {
+        // The question left on a socket that died before the answer started: we cannot know
+        // its id to resume, so free the input and say so.
+        this.cur = null;
+        this.busy(false);
+        if (m.row.parentNode) this.log.removeChild(m.row);
+        this.pending = {};
+        this.setStatus("The connection dropped before the answer started. Please ask again.", "error");
+      }
       var out = this.outbox;
       this.outbox = [];
-      for (var i = 0; i < out.length; i++) this.ws.send(JSON.stringify(out[i]));
+      for (var i = 0; i < out.length; i++) this.put(out[i]);
     },
 
     closed: function (code) {

@@ -34,7 +34,8 @@ class FakeChat:
         ]
     )  # fmt: skip
     # "complete": stream the whole answer; "hold": stream the first chunk and wait (for stop);
-    # "drop": close the first socket after `drop_after` frames, then let resume replay the rest.
+    # "drop": close the first socket after `drop_after` frames, then let resume replay the rest;
+    # "lose": close the first socket as soon as the question arrives, before any `start`.
     mode: str = "complete"
     drop_after: int = 2
     error: dict[str, Any] | None = None
@@ -103,6 +104,10 @@ class FakeChat:
     def _answer(self, ws: Any, connection: int, frame: dict[str, Any]) -> None:
         if self.error:
             ws.send(json.dumps({"type": "error", **self.error}))
+            return
+        if self.mode == "lose" and connection == 1:
+            # The socket dies after the question left and before `start` came back.
+            ws.close(code=4000, reason="lost by the test")
             return
         mid = self._next_id
         self._next_id += 2

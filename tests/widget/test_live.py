@@ -10,7 +10,7 @@ import pytest
 
 from conversations.models import Message
 from knowledge.ingestion import document_ingest
-from knowledge.models import Chunk
+from knowledge.models import Chunk, Document
 from knowledge.services import document_create_from_text, knowledge_base_create
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -39,6 +39,11 @@ def shop(transactional_db, host_site, settings, tmp_path):
         kb = knowledge_base_create(tenant=tenant, name="Docs")
         document = document_create_from_text(knowledge_base=kb, title="Warranty terms", text=WARRANTY)
         document_ingest(document_id=document.pk)
+        document.refresh_from_db()
+    # Retrieval only sees documents with an active version (and counts their chunks).
+    assert document.status == Document.Status.READY and document.active_version, (
+        document.status, document.error_code, document.error_message,
+    )  # fmt: skip
     bot = BotFactory(tenant=tenant, name="Help", allowed_origins=[host_site.origin],
                      widget={"title": "Acme help", "primary_color": "#0f766e"})  # fmt: skip
     bot.knowledge_bases.add(kb)

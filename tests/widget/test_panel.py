@@ -76,6 +76,20 @@ def test_a_dropped_socket_reconnects_and_resumes_the_answer_without_gaps_or_dupl
     assert answer.locator(".cw-cite").count() == 2
 
 
+def test_a_question_lost_with_its_socket_before_the_answer_started_can_be_asked_again(visit, host_site, widget_origin):
+    fake = FakeChat(mode="lose")
+    seen = embed(visit, host_site, widget_origin, fake)
+    page = seen.page
+    open_chat(page)
+    ask(page, "Anyone there?")
+    status = page.locator("chat-widget .cw-status", has_text="dropped before the answer started")
+    status.wait_for()
+    assert page.locator("chat-widget .cw-send").is_visible()
+    ask(page, "How long is the warranty?")
+    page.locator("chat-widget .cw-fb").wait_for()
+    assert fake.connections == 2
+
+
 def test_the_stop_button_ends_the_answer_and_keeps_what_was_written(visit, host_site, widget_origin):
     fake = FakeChat(mode="hold")
     seen = embed(visit, host_site, widget_origin, fake)
