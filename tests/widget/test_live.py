@@ -31,9 +31,11 @@ SLOW_ANSWER = "The warranty lasts two years from the date of purchase and covers
 
 
 @pytest.fixture
-def shop(transactional_db, host_site, settings, tmp_path):
-    """Tenant 'Acme' with a bot whose knowledge holds the warranty terms, allowed on the host site."""
-    settings.MEDIA_ROOT = tmp_path / "media"
+def shop(transactional_db, host_site):
+    """Tenant 'Acme' with a bot whose knowledge holds the warranty terms, allowed on the host site.
+
+    The default MEDIA_ROOT on purpose: when the session's Celery worker is up, it picks up the
+    ingestion task too (the transaction commits) and must find the same file."""
     tenant = TenantFactory(name="Acme", slug="acme-live")
     with tenant_context(tenant):
         kb = knowledge_base_create(tenant=tenant, name="Docs")
