@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -34,14 +35,19 @@ SLOW_ANSWER = "The warranty lasts two years from the date of purchase and covers
 def shop(transactional_db, host_site):
     """Tenant 'Acme' with a bot whose knowledge holds the warranty terms, allowed on the host site.
 
-    The default MEDIA_ROOT on purpose: when the session's Celery worker is up, it picks up the
-    ingestion task too (the transaction commits) and must find the same file."""
+    The default MEDIA_ROOT on purpose: when the session's Celery worker is up (other apps' tests
+    start it), it picks up the ingestion task too (the transaction commits) and must find the file."""
     tenant = TenantFactory(name="Acme", slug="acme-live")
     with tenant_context(tenant):
         kb = knowledge_base_create(tenant=tenant, name="Docs")
         document = document_create_from_text(knowledge_base=kb, title="Warranty terms", text=WARRANTY)
         document_ingest(document_id=document.pk)
+        # When the session's worker claimed the document first, document_ingest leaves it to it.
+        deadline = time.monotonic() + 180
         document.refresh_from_db()
+        while document.status not in Document.FINAL_STATUSES and time.monotonic() < deadline:
+            time.sleep(0.2)
+            document.refresh_from_db()
     # Retrieval only sees documents with an active version (and counts their chunks).
     assert document.status == Document.Status.READY and document.active_version, (
         document.status, document.error_code, document.error_message,
