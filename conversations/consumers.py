@@ -45,6 +45,10 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 
 class WidgetConsumer(AsyncWebsocketConsumer):
+    # No channel layer: nothing is sent to this consumer by name (resume and stop go through Redis
+    # streams and flags), and a layer costs every socket a Redis subscription loop.
+    channel_layer_alias = "no-channel-layer"
+
     async def connect(self) -> None:
         self.bot = None
         self.relays: dict[int, AnswerRelay] = {}
