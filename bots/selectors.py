@@ -55,17 +55,18 @@ class ProviderKey:
 
 def provider_key(*, provider: str) -> ProviderKey:
     """The key to call `provider` with for the current tenant: its own, else the platform's."""
-    credential = ProviderCredential.objects.filter(provider=provider).first()
-    if credential is not None:
-        key = decrypt(credential.encrypted_key)
-        if key is None:
-            return ProviderKey(None, None, "tenant", "The stored key cannot be decrypted; enter it again.")
-        return ProviderKey(key, credential.base_url or None, "tenant")
     platform = {
         "openai": (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL),
         "anthropic": (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL),
         "openai_compatible": (settings.OPENAI_COMPATIBLE_API_KEY, settings.OPENAI_COMPATIBLE_BASE_URL),
     }.get(provider, ("", ""))
+    credential = ProviderCredential.objects.filter(provider=provider).first()
+    if credential is not None:
+        key = decrypt(credential.encrypted_key)
+        if key is None:
+            return ProviderKey(None, None, "tenant", "The stored key cannot be decrypted; enter it again.")
+        # Without its own base URL a tenant key goes where the platform's would (e.g. a proxy).
+        return ProviderKey(key, credential.base_url or platform[1] or None, "tenant")
     if platform[0]:
         return ProviderKey(platform[0], platform[1] or None, "platform")
     return ProviderKey(None, None, "none", f"No {provider} API key is configured for this workspace or the platform.")

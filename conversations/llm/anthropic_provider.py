@@ -10,6 +10,7 @@ import httpx2
 
 from .base import ChatMessage, ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
+from .http import shared_http_client
 
 
 def anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
@@ -39,6 +40,7 @@ class AnthropicProvider:
                 write=10.0,
                 pool=timeouts.connect,
             ),
+            http_client=shared_http_client(),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
@@ -47,11 +49,9 @@ class AnthropicProvider:
             "system": request.system,
             "messages": anthropic_messages(request.messages),
             "max_tokens": request.max_tokens,
-            "temperature": min(request.temperature, 1.0),  # Anthropic's range is 0..1
+            # The Messages API of SDK 2.x no longer takes temperature/top_p: the model decides.
             "stream": True,
         }
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
         tokens_in = tokens_out = 0
         stream = None
         try:
@@ -73,4 +73,5 @@ class AnthropicProvider:
         yield Usage(tokens_in, tokens_out)
 
     async def aclose(self) -> None:
-        await self.client.close()
+        # The connection pool is shared (conversations.llm.http): closing it here would break other turns.
+        return None

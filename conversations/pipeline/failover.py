@@ -10,6 +10,7 @@ the visitor, a `ChainReset` tells the caller to discard it; the next provider st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,69 @@ def _attempt_record(entry: dict[str, Any], outcome: str, started: float, **extra
     }
 
 
+async def _record_failure(
+    setup: ChainSetup,
+    entry: dict[str, Any],
+    breaker: CircuitBreaker,
+    state: str,
+    error: ProviderError,
+    started: float,
+    sent_text: bool,
+    retry: bool,
+) -> float | None:
+    """Trace the failed attempt and feed the breaker; return seconds to wait before retrying, or None."""
+    hold = error.retry_after if (error.retry_after or 0) > setup.max_retry_after else None
+    breaker_state = await breaker.record_failure(hold_for=hold) if error.retryable else state
+    setup.attempts.append(
+        _attempt_record(
+            entry, "error", started, error=error.message, code=error.code, retryable=error.retryable,
+            status=error.status, after_first_token=sent_text, breaker=breaker_state, retry=retry,
+        )
+    )  # fmt: skip
+    # A 429 with a short Retry-After is retried once on the same provider, if nothing was shown yet.
+    short_wait = error.code == "rate_limited" and error.retry_after is not None and not hold
+    if short_wait and not retry and not sent_text and breaker_state != "open":
+        return error.retry_after
+    return None
+
+
+@dataclass
+class _Attempt:
+    entry: dict[str, Any]
+    retry: bool
+    started: float = field(default_factory=time.perf_counter)
+    sent_text: bool = False
+    first_token_ms: float | None = None
+    usage: Usage = field(default_factory=lambda: Usage(0, 0, estimated=True))
+
+
+async def _run_attempt(setup: ChainSetup, attempt: _Attempt) -> AsyncIterator[TextDelta]:
+    entry = attempt.entry
+    provider: LLMProvider | None = None
+    try:
+        provider = build_provider(entry, setup.keys.get(entry["provider"]), setup.timeouts)
+        async for item in _timed_stream(provider, setup.request_for(entry), setup.timeouts):
+            if isinstance(item, TextDelta):
+                if not attempt.sent_text:
+                    attempt.first_token_ms = round((time.perf_counter() - attempt.started) * 1000, 2)
+                attempt.sent_text = True
+                yield item
+            elif isinstance(item, Usage):
+                attempt.usage = item
+    except (GeneratorExit, asyncio.CancelledError):
+        # The caller stopped (the visitor pressed stop): the in-flight attempt is part of the trace.
+        setup.attempts.append(
+            _attempt_record(
+                entry, "stopped", attempt.started, first_token_ms=attempt.first_token_ms,
+                after_first_token=attempt.sent_text,
+            )
+        )  # fmt: skip
+        raise
+    finally:
+        if provider is not None:
+            await provider.aclose()
+
+
 async def stream_with_failover(setup: ChainSetup) -> AsyncIterator[TextDelta | ChainReset | ChainDone | ChainFailed]:
     """Yield text deltas and resets, then exactly one ChainDone or ChainFailed.
 
@@ -102,50 +166,31 @@ async def stream_with_failover(setup: ChainSetup) -> AsyncIterator[TextDelta | C
             setup.attempts.append(_attempt_record(entry, "skipped_open_breaker", started, breaker=state))
             continue
         for retry in (False, True):
-            started = time.perf_counter()
-            sent_text = False
-            provider: LLMProvider | None = None
-            usage = Usage(0, 0, estimated=True)
-            first_token_ms = None
+            attempt = _Attempt(entry, retry)
             try:
-                provider = build_provider(entry, setup.keys.get(entry["provider"]), setup.timeouts)
-                async for item in _timed_stream(provider, setup.request_for(entry), setup.timeouts):
-                    if isinstance(item, TextDelta):
-                        if not sent_text:
-                            first_token_ms = round((time.perf_counter() - started) * 1000, 2)
-                        sent_text = True
-                        yield item
-                    elif isinstance(item, Usage):
-                        usage = item
+                async with contextlib.aclosing(_run_attempt(setup, attempt)) as texts:
+                    async for text in texts:
+                        yield text
             except Exception as exc:  # every provider failure is classified; none escapes to the visitor
-                error = classify(exc, provider=entry["provider"])
-                last_error = error
-                hold = error.retry_after if (error.retry_after or 0) > setup.max_retry_after else None
-                breaker_state = await breaker.record_failure(hold_for=hold) if error.retryable else state
-                setup.attempts.append(
-                    _attempt_record(
-                        entry, "error", started, error=error.message, code=error.code, retryable=error.retryable,
-                        status=error.status, after_first_token=sent_text, breaker=breaker_state, retry=retry,
-                    )
-                )  # fmt: skip
-                if sent_text:
+                last_error = classify(exc, provider=entry["provider"])
+                wait = await _record_failure(
+                    setup, entry, breaker, state, last_error, attempt.started, attempt.sent_text, retry
+                )
+                if attempt.sent_text:
                     yield ChainReset(
-                        f"{entry['provider']} failed mid-answer ({error.code}); retrying with another model."
+                        f"{entry['provider']} failed mid-answer ({last_error.code}); retrying with another model."
                     )
-                short_wait = error.code == "rate_limited" and error.retry_after is not None and not hold
-                if short_wait and not retry and not sent_text and breaker_state != "open":
-                    await asyncio.sleep(error.retry_after or 0)
+                if wait is not None:
+                    await asyncio.sleep(wait)
                     continue
                 break
-            finally:
-                if provider is not None:
-                    await provider.aclose()
             await breaker.record_success()
             setup.attempts.append(
                 _attempt_record(
-                    entry, "ok", started, first_token_ms=first_token_ms, retry=retry, usage_estimated=usage.estimated
+                    entry, "ok", attempt.started, first_token_ms=attempt.first_token_ms, retry=retry,
+                    usage_estimated=attempt.usage.estimated,
                 )
-            )
-            yield ChainDone(entry["provider"], entry["model"], usage, setup.attempts)
+            )  # fmt: skip
+            yield ChainDone(entry["provider"], entry["model"], attempt.usage, setup.attempts)
             return
     yield ChainFailed(setup.attempts, last_error)

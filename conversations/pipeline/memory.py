@@ -21,6 +21,7 @@ from django.db import transaction
 from bots.selectors import provider_key
 from conversations.llm.base import ChatMessage, ChatRequest, TextDelta, Timeouts
 from conversations.llm.catalog import cheapest
+from conversations.llm.http import close_shared_http_client
 from conversations.llm.registry import build_provider
 from conversations.models import Conversation, Message
 
@@ -42,7 +43,7 @@ def memory_window(*, conversation: Conversation, before_id: int, size: int) -> l
 
 
 FACT_PATTERNS = {
-    "name": re.compile(r"\b(?:my name is|call me|this is)\s+([A-Z][\w'-]{1,30}(?:\s[A-Z][\w'-]{1,30})?)"),
+    "name": re.compile(r"\b(?i:my name is|call me|this is)\s+([A-Z][\w'-]{1,30}(?:\s[A-Z][\w'-]{1,30})?)"),
     "plan": re.compile(
         r"\b(?:I(?:'m| am) on|we(?:'re| are) on|my plan is|our plan is)\s+(?:the\s+)?([\w-]{2,30})\s+plan\b", re.I
     ),
@@ -84,6 +85,7 @@ async def _complete(entry: dict[str, Any], key: Any, system: str, prompt: str) -
                 parts.append(item.text)
     finally:
         await provider.aclose()
+        await close_shared_http_client()  # this loop ends with the call (async_to_sync in a worker)
     return "".join(parts).strip()
 
 
@@ -141,7 +143,11 @@ def conversation_memory_refresh(*, conversation_id: int) -> Conversation | None:
         to_fold = list(
             settled.filter(id__gt=upto, id__lt=window_start).order_by("id").values_list("id", "role", "content")
         )
-    latest_user = list(settled.filter(role=Message.Role.USER).order_by("-id").values_list("role", "content")[:3])
+    # Every user message not yet folded into the summary: each is read for facts at least once,
+    # even when several turns happened before this refresh ran.
+    latest_user = list(
+        settled.filter(role=Message.Role.USER, id__gt=upto).order_by("-id").values_list("role", "content")[:20]
+    )
 
     entry = cheapest(conversation.bot.model_chain or [])
     summary, new_upto = conversation.summary, conversation.summary_upto_message_id

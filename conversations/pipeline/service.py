@@ -40,7 +40,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from . import guardrails
-from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, redis_client
+from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, shared_redis
 from .context import I_DONT_KNOW, AssembledContext, assemble, citations_for
 from .events import AnswerEvent, Citations, Delta, Done, Error, Reset, Start
 from .failover import ChainDone, ChainFailed, ChainReset, ChainSetup, stream_with_failover
@@ -166,8 +166,9 @@ async def _answer(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
     topic = guardrails.blocked_topic(text, bot.blocked_topics or [])
     if topic is not None:
         turn.hits.append({"check": "blocked_topic", "where": "input", "detail": topic})
-        async for event in _canned(turn, guardrails.REFUSAL, model="guardrail:blocked_topic"):
-            yield event
+        async with contextlib.aclosing(_canned(turn, guardrails.REFUSAL, model="guardrail:blocked_topic")) as events:
+            async for event in events:
+                yield event
         return
     for name in guardrails.injection_hits(text):
         turn.hits.append({"check": "injection", "where": "input", "detail": name})
@@ -183,16 +184,19 @@ async def _answer(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
             )
             log.warning("prompt-injection heuristic %s hit in chunk %s", name, passage.chunk_id)
     if bot.answer_policy == Bot.AnswerPolicy.KNOWLEDGE_ONLY and not turn.passages:
-        async for event in _canned(turn, I_DONT_KNOW, model="policy:no_passages"):
-            yield event
+        async with contextlib.aclosing(_canned(turn, I_DONT_KNOW, model="policy:no_passages")) as events:
+            async for event in events:
+                yield event
         return
     if not setup.chain:
         turn.hits.append({"check": "chain", "where": "input", "detail": "no provider allowed by the plan"})
-        async for event in _fail(turn):
-            yield event
+        async with contextlib.aclosing(_fail(turn)) as events:
+            async for event in events:
+                yield event
         return
-    async for event in _generate(turn, text):
-        yield event
+    async with contextlib.aclosing(_generate(turn, text)) as events:
+        async for event in events:
+            yield event
 
 
 async def _canned(turn: _Turn, answer: str, *, model: str) -> AsyncIterator[AnswerEvent]:
@@ -246,7 +250,7 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
     bot, setup = turn.bot, turn.setup
     turn.canary = "cnry-" + secrets.token_hex(8)
     turn.context = context = _context_for(turn, text)
-    client = redis_client()
+    client = shared_redis()
     policy = BreakerPolicy.from_settings()
 
     def request_for(entry: dict[str, Any]) -> ChatRequest:
@@ -271,15 +275,13 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
         max_retry_after=settings.LLM_MAX_RETRY_AFTER_MS / 1000, breaker_for=breaker_for, request_for=request_for,
     )  # fmt: skip
     out = guardrails.OutputFilter(canary=turn.canary, redact_pii=bot.redact_output)
-    try:
-        async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
-            async for item in chain_events:
-                async for event in _on_chain_item(turn, out, item):
+    async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
+        async for item in chain_events:
+            async with contextlib.aclosing(_on_chain_item(turn, out, item)) as events:
+                async for event in events:
                     yield event
-                if turn.settled:
-                    return
-    finally:
-        await client.aclose()
+            if turn.settled:
+                return
 
 
 async def _on_chain_item(turn: _Turn, out: guardrails.OutputFilter, item: object) -> AsyncIterator[AnswerEvent]:
@@ -287,8 +289,9 @@ async def _on_chain_item(turn: _Turn, out: guardrails.OutputFilter, item: object
         try:
             safe = out.feed(item.text)
         except guardrails.CanaryLeak:
-            async for event in _canary_leaked(turn, out):
-                yield event
+            async with contextlib.aclosing(_canary_leaked(turn, out)) as events:
+                async for event in events:
+                    yield event
             return
         if safe:
             turn.latency.setdefault("first_token_ms", _ms(turn.started))
@@ -300,12 +303,14 @@ async def _on_chain_item(turn: _Turn, out: guardrails.OutputFilter, item: object
             turn.shown = ""
             yield Reset(reason=item.reason)
     elif isinstance(item, ChainDone):
-        async for event in _finish(turn, out, item):
-            yield event
+        async with contextlib.aclosing(_finish(turn, out, item)) as events:
+            async for event in events:
+                yield event
     elif isinstance(item, ChainFailed):
         turn.hits.extend(out.hits)
-        async for event in _fail(turn):
-            yield event
+        async with contextlib.aclosing(_fail(turn)) as events:
+            async for event in events:
+                yield event
 
 
 async def _canary_leaked(turn: _Turn, out: guardrails.OutputFilter) -> AsyncIterator[AnswerEvent]:
@@ -315,16 +320,18 @@ async def _canary_leaked(turn: _Turn, out: guardrails.OutputFilter) -> AsyncIter
     if turn.shown:
         turn.shown = ""
         yield Reset(reason="The answer was withdrawn.")
-    async for event in _canned(turn, guardrails.REFUSAL, model="guardrail:canary"):
-        yield event
+    async with contextlib.aclosing(_canned(turn, guardrails.REFUSAL, model="guardrail:canary")) as events:
+        async for event in events:
+            yield event
 
 
 async def _finish(turn: _Turn, out: guardrails.OutputFilter, done: ChainDone) -> AsyncIterator[AnswerEvent]:
     try:
         tail = out.flush()
     except guardrails.CanaryLeak:
-        async for event in _canary_leaked(turn, out):
-            yield event
+        async with contextlib.aclosing(_canary_leaked(turn, out)) as events:
+            async for event in events:
+                yield event
         return
     if tail:
         turn.latency.setdefault("first_token_ms", _ms(turn.started))

@@ -19,7 +19,8 @@ ERRORS = {
 
 class FakeAnthropic(FakeLLMServer):
     def authorised(self, headers: dict[str, str]) -> bool:
-        return headers.get("x-api-key") == self.api_key
+        # SDK 2.x sends the key as a bearer token; older clients send x-api-key.
+        return self.api_key in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
 
     def error_response(self, kind: str, behaviour: Behaviour) -> tuple[int, dict[str, str], dict[str, Any]]:
         status, type_, message = ERRORS[kind]
@@ -55,7 +56,7 @@ class FakeAnthropic(FakeLLMServer):
             False,
         )
         yield sse({"type": "ping"}, "ping"), False
-        tokens = behaviour.tokens()
+        tokens = behaviour.tokens(body)
         for token in tokens:
             delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": token}}
             yield sse(delta, "content_block_delta"), True

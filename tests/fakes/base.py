@@ -26,14 +26,19 @@ class Behaviour:
     text: str = "The answer is in the documentation [1]."
     ttft: float = 0.0  # seconds before the first token
     tokens_per_second: float = 0.0  # 0: as fast as the socket goes
-    # None, "429", "500", "529", "drop", "error_event", "hang", "auth", "quota", "bad_request"
+    # None, "429", "500", "529", "auth", "quota", "bad_request" (HTTP errors), "hang" (never answers),
+    # "drop", "error_event", "stall" (after fault_after_tokens tokens: cut, error event, or go silent)
     fault: str | None = None
-    fault_after_tokens: int = 2  # for "drop" and "error_event"
+    fault_after_tokens: int = 2  # for "drop", "error_event" and "stall"
     retry_after: str | None = None  # the Retry-After header of a 429/529
     error_type: str | None = None  # override the error type in an error body or event
 
-    def tokens(self) -> list[str]:
-        return re.findall(r"\S+\s*|\s+", self.text)
+    def tokens(self, body: dict[str, Any] | None = None) -> list[str]:
+        text = self.text
+        if "{marker}" in text:  # a model that leaks the system prompt's confidential marker
+            found = re.search(r"cnry-[0-9a-f]+", json.dumps(body or {}))
+            text = text.replace("{marker}", found.group(0) if found else "")
+        return re.findall(r"\S+\s*|\s+", text)
 
 
 @dataclass
@@ -166,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
                 wait = behaviour.ttft if sent_tokens == 0 else gap
                 if wait and fake._stop.wait(wait):
                     return
-                if behaviour.fault in ("drop", "error_event") and sent_tokens >= behaviour.fault_after_tokens:
+                if behaviour.fault in ("drop", "error_event", "stall") and sent_tokens >= behaviour.fault_after_tokens:
                     return self._fault(behaviour)
                 sent_tokens += 1
             self._chunk(event)
@@ -177,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour.fault == "drop":  # the connection dies mid-body: an incomplete chunked read
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if behaviour.fault == "stall":  # the connection stays open, no more tokens come
+            return self._hang()
         self._chunk(self.server.fake.error_event(behaviour))
         self.wfile.write(b"0\r\n\r\n")
 

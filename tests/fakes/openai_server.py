@@ -68,7 +68,7 @@ class FakeOpenAI(FakeLLMServer):
             return sse({**base, "choices": [choice], "usage": None})
 
         yield chunk({"role": "assistant", "content": "", "refusal": None}), False
-        tokens = behaviour.tokens()
+        tokens = behaviour.tokens(body)
         for token in tokens:
             yield chunk({"content": token}), True
         yield chunk({}, "stop"), False

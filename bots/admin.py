@@ -1,0 +1,63 @@
+"""Operators' admin for bots. Admin sees every tenant, so querysets say .unscoped() explicitly.
+
+Provider keys are listed by provider and hint only; the encrypted value is never shown.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from tenants.admin import UnscopedAdmin
+
+from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
+
+
+class PromptVersionInline(admin.TabularInline):
+    model = PromptVersion
+    extra = 0
+    fields = ["number", "note", "is_published", "author", "created"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return PromptVersion.objects.unscoped().select_related("author")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Bot)
+class BotAdmin(UnscopedAdmin):
+    list_display = ["name", "tenant", "status", "answer_policy", "public_id", "created"]
+    list_filter = ["status", "answer_policy"]
+    search_fields = ["name", "public_id", "tenant__slug"]
+    readonly_fields = ["public_id", "tenant"]
+    exclude = ["identity_secret", "knowledge_bases"]
+    inlines = [PromptVersionInline]
+
+
+@admin.register(PromptVersion)
+class PromptVersionAdmin(UnscopedAdmin):
+    list_display = ["bot", "number", "is_published", "author", "created", "tenant"]
+    list_filter = ["is_published"]
+    search_fields = ["bot__name", "tenant__slug", "note"]
+    readonly_fields = ["tenant", "bot", "number", "text", "author", "created", "is_published"]
+
+
+@admin.register(PromptPublication)
+class PromptPublicationAdmin(UnscopedAdmin):
+    list_display = ["bot", "version", "previous", "action", "by", "created", "tenant"]
+    list_filter = ["action"]
+    readonly_fields = ["tenant", "bot", "version", "previous", "action", "by", "created"]
+
+
+@admin.register(ProviderCredential)
+class ProviderCredentialAdmin(UnscopedAdmin):
+    list_display = ["tenant", "provider", "key_hint", "base_url", "updated"]
+    list_filter = ["provider"]
+    search_fields = ["tenant__slug"]
+    fields = ["tenant", "provider", "key_hint", "base_url", "created", "updated"]
+    readonly_fields = fields

@@ -1,0 +1,114 @@
+"""Dashboard forms. They parse text fields into Python values; bots.services validates them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from knowledge.models import KnowledgeBase
+
+from .models import Bot, ProviderCredential
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+class BotCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        initial="You are the friendly assistant of our company. Answer briefly, from the documentation.",
+    )
+    knowledge_bases = forms.ModelMultipleChoiceField(queryset=KnowledgeBase.objects.unscoped().none(), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Through the tenant scope: other tenants' bases are not even offered.
+        self.fields["knowledge_bases"].queryset = KnowledgeBase.objects.order_by("name")
+
+
+class BotSettingsForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    status = forms.ChoiceField(choices=Bot.Status.choices)
+    welcome_message = forms.CharField(max_length=500)
+    fallback_message = forms.CharField(max_length=500)
+    answer_policy = forms.ChoiceField(choices=Bot.AnswerPolicy.choices)
+    max_answer_tokens = forms.IntegerField(min_value=16, max_value=8000)
+    temperature = forms.FloatField(min_value=0, max_value=2)
+    retrieval_k = forms.IntegerField(min_value=1, max_value=20)
+    min_passage_score = forms.FloatField(required=False)
+    model_chain = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text='JSON list, e.g. [{"provider": "openai", "model": "gpt-4o-mini", "params": {}}]',
+    )
+    knowledge_bases = forms.ModelMultipleChoiceField(queryset=KnowledgeBase.objects.unscoped().none(), required=False)
+    allowed_origins = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One per line."
+    )
+    allow_any_origin = forms.BooleanField(required=False)
+    blocked_topics = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One per line; re:<pattern> for a regex."
+    )
+    redact_output = forms.BooleanField(required=False)
+    widget_title = forms.CharField(max_length=80, required=False)
+    widget_primary_color = forms.RegexField(regex=r"^#[0-9a-fA-F]{6}$", required=False)
+    widget_position = forms.ChoiceField(choices=[("right", "Right"), ("left", "Left")])
+    widget_avatar_url = forms.URLField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["knowledge_bases"].queryset = KnowledgeBase.objects.order_by("name")
+
+    @classmethod
+    def initial_for(cls, bot: Bot) -> dict[str, Any]:
+        widget = bot.widget or {}
+        return {
+            **{f: getattr(bot, f) for f in ("name", "status", "welcome_message", "fallback_message", "answer_policy")},
+            **{f: getattr(bot, f) for f in ("max_answer_tokens", "temperature", "retrieval_k", "min_passage_score")},
+            "model_chain": json.dumps(bot.model_chain, indent=1),
+            "knowledge_bases": list(bot.knowledge_bases.values_list("pk", flat=True)),
+            "allowed_origins": "\n".join(bot.allowed_origins),
+            "allow_any_origin": bot.allow_any_origin,
+            "blocked_topics": "\n".join(bot.blocked_topics),
+            "redact_output": bot.redact_output,
+            "widget_title": widget.get("title", ""),
+            "widget_primary_color": widget.get("primary_color", ""),
+            "widget_position": widget.get("position", "right"),
+            "widget_avatar_url": widget.get("avatar_url", ""),
+        }
+
+    def clean_model_chain(self) -> Any:
+        try:
+            return json.loads(self.cleaned_data["model_chain"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
+
+    def service_fields(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        widget = {
+            key: data.pop(f"widget_{key}")
+            for key in ("title", "primary_color", "position", "avatar_url")
+            if data.get(f"widget_{key}")
+        }
+        for key in ("title", "primary_color", "position", "avatar_url"):
+            data.pop(f"widget_{key}", None)
+        data.pop("knowledge_bases")
+        data["widget"] = widget
+        data["allowed_origins"] = _lines(data["allowed_origins"])
+        data["blocked_topics"] = _lines(data["blocked_topics"])
+        return data
+
+
+class PromptVersionForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 12}), label="System prompt")
+    note = forms.CharField(max_length=200, required=False, help_text="What changed and why.")
+    publish = forms.BooleanField(required=False, initial=False, label="Publish now")
+
+
+class CredentialForm(forms.Form):
+    provider = forms.ChoiceField(choices=ProviderCredential.Provider.choices)
+    api_key = forms.CharField(max_length=400, widget=forms.PasswordInput(render_value=False))
+    base_url = forms.URLField(required=False, help_text="Only for OpenAI-compatible servers.")

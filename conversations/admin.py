@@ -1,0 +1,54 @@
+"""Operators' admin for conversations, messages and traces (every tenant, read-only)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from tenants.admin import UnscopedAdmin
+
+from .models import Conversation, Message, Trace
+
+
+class ReadOnlyAdmin(UnscopedAdmin):
+    """Conversations are evidence: operators read them, nobody edits them here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tenant", "bot", "channel", "visitor_id", "started", "last_active"]
+    list_filter = ["channel"]
+    search_fields = ["visitor_id", "external_user_id", "tenant__slug", "bot__name"]
+    list_select_related = ["tenant", "bot"]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "conversation",
+        "role",
+        "status",
+        "model",
+        "tokens_in",
+        "tokens_out",
+        "cost",
+        "created",
+    ]
+    list_filter = ["role", "status", "error_code"]
+    search_fields = ["content", "tenant__slug"]
+    list_select_related = ["tenant", "conversation"]
+
+
+@admin.register(Trace)
+class TraceAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tenant", "message", "created"]
+    search_fields = ["tenant__slug"]
+    list_select_related = ["tenant", "message"]

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django import forms
+
+from .models import KnowledgeBase
+
+
+class KnowledgeBaseForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    embedding_model = forms.ChoiceField(
+        choices=KnowledgeBase.EmbeddingModel.choices,
+        initial=KnowledgeBase.EmbeddingModel.MINILM,
+        help_text="Fixed once the knowledge base exists; changing it means re-indexing every document.",
+    )
+    chunk_size_tokens = forms.IntegerField(min_value=32, max_value=8000, initial=200)
+    chunk_overlap_tokens = forms.IntegerField(min_value=0, max_value=4000, initial=30)
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(help_text="PDF, DOCX, PPTX, XLSX, HTML, Markdown, CSV or plain text.")
+
+
+class UrlForm(forms.Form):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+    is_sitemap = forms.BooleanField(required=False, label="This is a sitemap (fetch the pages it lists)")
+
+
+class TextForm(forms.Form):
+    title = forms.CharField(max_length=300)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}))
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(max_length=500, label="Query")
+    k = forms.IntegerField(min_value=1, max_value=50, initial=5, required=False)
