@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import math
+import random
 
+import pytest
+from django.db import connection
+
+from knowledge import retrieval
 from knowledge.ingestion import document_ingest
-from knowledge.models import Document
+from knowledge.models import Chunk, Document
+from knowledge.retrieval import SearchScope
 from knowledge.selectors import chunk_search
 from knowledge.services import document_create_from_text
 from tenants.context import tenant_context
+from tests.knowledge.factories import DocumentFactory, KnowledgeBaseFactory
 
 HANDBOOK = """# Handbook
 
@@ -48,3 +55,124 @@ def test_a_question_finds_the_passage_that_answers_it_first(world, kb_a, handboo
     assert hits[0].heading_path[-1] == "Passwords"
     assert hits[0].snippet and hits[0].score > 0
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_another_tenants_knowledge_base_ids_return_nothing(world, kb_a, kb_b, handbook_a, media):
+    ingest_text(world.tenant_b, kb_b, "Secret", "Bravo's password reset procedure is confidential.")
+    with tenant_context(world.tenant_a):
+        only_b = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_b.pk], query="password reset")
+        both = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk, kb_b.pk], query="password reset")
+    assert only_b == []
+    assert both and {hit.knowledge_base_id for hit in both} == {kb_a.pk}
+
+
+def test_a_search_made_while_another_tenant_is_in_context_returns_nothing(world, kb_a, handbook_a):
+    with tenant_context(world.tenant_b):
+        assert chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="password") == []
+
+
+@pytest.mark.parametrize(
+    "query", ["", "   ", "!!! ??? ***", "the and of", "a" * 5000, "'; DROP TABLE knowledge_chunk; --"]
+)
+def test_malformed_and_hostile_queries_are_answered_safely(world, kb_a, handbook_a, query):
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query=query, k=3)
+    assert len(hits) <= 3
+    assert Chunk.objects.unscoped().filter(document=handbook_a).exists()
+
+
+def test_min_score_drops_passages_below_the_cosine_similarity_threshold(world, kb_a, handbook_a):
+    with tenant_context(world.tenant_a):
+        everything = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="reset my password", k=10)
+        strict = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="reset my password", k=10, min_score=0.4
+        )
+        impossible = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="reset my password", min_score=0.999
+        )
+    assert len(everything) == handbook_a.chunk_count
+    assert strict and len(strict) < len(everything) and all(hit.similarity >= 0.4 for hit in strict)
+    assert impossible == []
+
+
+def _unit(seed: int) -> list[float]:
+    rng = random.Random(seed)
+    vector = [rng.gauss(0, 1) for _ in range(384)]
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector]
+
+
+@pytest.fixture
+def crowded_table(world):
+    """60 small knowledge bases of tenant A, 10 chunks each, plus a tiny one with 3 chunks."""
+    kbs = [KnowledgeBaseFactory(tenant=world.tenant_a) for _ in range(61)]
+    rows = []
+    for index, kb in enumerate(kbs):
+        document = DocumentFactory(tenant=world.tenant_a, knowledge_base=kb)
+        count = 3 if index == 0 else 10
+        document.chunk_count = count
+        document.save(update_fields=["chunk_count"])
+        for position in range(count):
+            rows.append(
+                Chunk(
+                    tenant=world.tenant_a,
+                    knowledge_base=kb,
+                    document=document,
+                    document_version=1,
+                    position=position,
+                    text=f"synthetic passage {index}-{position}",
+                    token_count=4,
+                    embedding_model="all-MiniLM-L6-v2",
+                    embedding_dim=384,
+                    embedding=_unit(index * 100 + position),
+                )
+            )
+    Chunk.objects.unscoped().bulk_create(rows)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE knowledge_chunk")
+    return kbs
+
+
+@pytest.mark.parametrize("exact_max", [100_000, 0], ids=["exact", "hnsw"])
+def test_a_selective_filter_still_returns_min_k_available(world, crowded_table, settings, exact_max):
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = exact_max
+    tiny, small = crowded_table[0], crowded_table[1]
+    with tenant_context(world.tenant_a):
+        assert len(chunk_search(tenant=world.tenant_a, knowledge_base_ids=[tiny.pk], query="unrelated words", k=5)) == 3
+        assert (
+            len(chunk_search(tenant=world.tenant_a, knowledge_base_ids=[small.pk], query="unrelated words", k=5)) == 5
+        )
+        assert len(chunk_search(tenant=world.tenant_a, knowledge_base_ids=[small.pk], query="x", k=50)) == 10
+
+
+def test_the_hnsw_and_exact_plans_agree_on_the_nearest_chunks(world, crowded_table):
+    kb = crowded_table[5]
+    scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 10)
+    query = _unit(5 * 100 + 3)
+    exact = retrieval._exact(scope, retrieval.vector_literal(query), 5)
+    hnsw = retrieval._hnsw(scope, retrieval.vector_literal(query), 5)
+    assert [row[0] for row in hnsw] == [row[0] for row in exact]
+
+
+def test_only_the_published_version_of_a_document_is_searchable(world, kb_a, handbook_a):
+    stale = Chunk.objects.unscoped().filter(document=handbook_a).first()
+    Chunk.objects.unscoped().bulk_create(
+        [
+            Chunk(
+                tenant=world.tenant_a,
+                knowledge_base=kb_a,
+                document=handbook_a,
+                document_version=handbook_a.active_version + 1,
+                position=0,
+                text="A half-written newer version about passwords.",
+                token_count=8,
+                embedding_model=stale.embedding_model,
+                embedding_dim=stale.embedding_dim,
+                embedding=stale.embedding,
+            )
+        ]
+    )
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="passwords", k=20)
+    assert "half-written" not in " ".join(hit.text for hit in hits)
+    assert len(hits) == handbook_a.chunk_count

@@ -1,0 +1,74 @@
+"""The embedders: the local model's integrity and limits, and the OpenAI client's backoff."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from knowledge.embeddings import (
+    MINILM_SAFETENSORS_SHA256,
+    EmbeddingError,
+    OpenAIEmbedder,
+    _sha256_file,
+    get_embedder,
+    minilm_model_dir,
+)
+from tests.knowledge.httpserver import serve
+
+
+def test_the_bundled_model_is_the_official_all_minilm_l6_v2_release():
+    assert _sha256_file(minilm_model_dir() / "model.safetensors") == MINILM_SAFETENSORS_SHA256
+
+
+def test_the_token_counter_is_not_truncated_at_128_like_the_bundled_tokenizer():
+    assert get_embedder().count_tokens("word " * 600) == 600
+
+
+def test_the_local_model_loads_once_and_embeds_normalised_vectors():
+    embedder = get_embedder("all-MiniLM-L6-v2")
+    assert get_embedder("all-MiniLM-L6-v2") is embedder
+    vectors = embedder.embed_documents(["refund policy", "password reset"])
+    assert len(vectors) == 2 and all(len(v) == 384 for v in vectors)
+    assert abs(sum(x * x for x in vectors[0]) - 1) < 1e-3
+
+
+def test_an_unknown_model_name_is_refused():
+    with pytest.raises(EmbeddingError):
+        get_embedder("not-a-model")
+
+
+def _embedding_response(count: int) -> bytes:
+    data = [{"object": "embedding", "index": i, "embedding": [0.0] * 1536} for i in range(count)]
+    return json.dumps({"object": "list", "data": data, "model": "text-embedding-3-small", "usage": {}}).encode()
+
+
+def test_openai_embeddings_honour_retry_after_on_429(settings):
+    calls: list[float] = []
+
+    def answer():
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return 429, {"Retry-After": "1", "Content-Type": "application/json"}, b'{"error": {"message": "slow down"}}'
+        return 200, {"Content-Type": "application/json"}, _embedding_response(2)
+
+    with serve({"/v1/embeddings": answer}) as base:
+        settings.KNOWLEDGE_OPENAI_BASE_URL = base + "/v1"
+        vectors = OpenAIEmbedder().embed_documents(["a", "b"])
+    assert len(vectors) == 2 and len(vectors[0]) == 1536
+    assert len(calls) == 2 and calls[1] - calls[0] >= 0.9
+
+
+def test_openai_errors_other_than_rate_limits_fail_without_retrying(settings):
+    calls = []
+
+    def answer():
+        calls.append(1)
+        return 400, {"Content-Type": "application/json"}, b'{"error": {"message": "bad input"}}'
+
+    with serve({"/v1/embeddings": answer}) as base:
+        settings.KNOWLEDGE_OPENAI_BASE_URL = base + "/v1"
+        with pytest.raises(EmbeddingError) as info:
+            OpenAIEmbedder().embed_query("x")
+    assert len(calls) == 1 and not info.value.retryable and "400" in str(info.value)
