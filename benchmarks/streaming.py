@@ -290,7 +290,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             bare_port, app_port = _free_port(), _free_port()
             with _process(_daphne("benchmarks.bare_asgi:application", bare_port), _env(), bare_port, "bare.log") as p:
                 bare = asyncio.run(_run_clients([f"ws://127.0.0.1:{bare_port}/ws/bare/"] * n, p.pid))
-            with _process(_daphne("chatbot_saas.asgi:application", app_port), _env(**llm_env), app_port, "app.log") as p:
+            with _process(
+                _daphne("chatbot_saas.asgi:application", app_port), _env(**llm_env), app_port, "app.log"
+            ) as p:
                 urls = [f"ws://127.0.0.1:{app_port}/ws/widget/{public_id}/?token={t}" for t in tokens]
                 app = asyncio.run(_run_clients(urls, p.pid))
             for name, row in (("bare consumer", bare), ("app", app)):

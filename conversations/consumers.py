@@ -37,6 +37,12 @@ FRAME_BURST = 30
 FRAME_RATE = 10.0
 
 
+def _db(fn: Any) -> Any:
+    """This consumer's short, independent queries run on the thread pool rather than the one shared
+    thread-sensitive thread, so they do not queue behind every turn's database work."""
+    return database_sync_to_async(fn, thread_sensitive=False)
+
+
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -58,7 +64,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self._budget_at = time.monotonic()
         token = (parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]
         try:
-            self.bot, self.claims = await database_sync_to_async(widget_socket_authenticate)(
+            self.bot, self.claims = await _db(widget_socket_authenticate)(
                 bot_public_id=self.scope["url_route"]["kwargs"]["bot_public_id"],
                 token=token,
                 origin=_header(self.scope, b"origin"),
@@ -124,7 +130,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             raise AppError(
                 "Wait for the current answer to finish, or stop it, before asking again.", code="answer_in_progress"
             )
-        conversation = await database_sync_to_async(services.visitor_conversation_for_turn)(
+        conversation = await _db(services.visitor_conversation_for_turn)(
             bot=self.bot,
             visitor_id=self.claims.visitor_id,
             external_user_id=self.claims.external_user_id,
@@ -167,13 +173,13 @@ class WidgetConsumer(AsyncWebsocketConsumer):
 
     async def on_feedback(self, frame: dict[str, Any]) -> None:
         message = await self._owned_message(frame)
-        await database_sync_to_async(services.message_feedback_set)(
+        await _db(services.message_feedback_set)(
             message=message, value=frame.get("value"), comment=frame.get("comment", "")
         )
         await self._send_frame({"type": "feedback_ok", "message_id": message.pk})
 
     async def on_new_conversation(self, frame: dict[str, Any]) -> None:
-        conversation = await database_sync_to_async(services.conversation_start)(
+        conversation = await _db(services.conversation_start)(
             bot=self.bot,
             channel=Conversation.Channel.WIDGET,
             visitor_id=self.claims.visitor_id,
@@ -184,7 +190,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
 
     # --- helpers ----------------------------------------------------------------------------
     async def _owned_message(self, frame: dict[str, Any]) -> Message:
-        message = await database_sync_to_async(message_for_visitor)(
+        message = await _db(message_for_visitor)(
             bot=self.bot, visitor_id=self.claims.visitor_id, message_id=frame.get("message_id")
         )
         if message is None:
