@@ -10,7 +10,9 @@ def test_members_see_their_conversations_with_answers_and_traces(world, django_a
     conversation = ConversationFactory(tenant=world.tenant_a, visitor_id="visitor-dash-01")
     MessageFactory(tenant=world.tenant_a, conversation=conversation, role=Message.Role.USER, content="Where is it?")
     answer = MessageFactory(tenant=world.tenant_a, conversation=conversation, content="In Lisbon [1].", feedback="up")
-    TraceFactory(tenant=world.tenant_a, message=answer, attempts=[{"provider": "openai", "model": "m", "outcome": "ok"}])
+    TraceFactory(
+        tenant=world.tenant_a, message=answer, attempts=[{"provider": "openai", "model": "m", "outcome": "ok"}]
+    )
     ConversationFactory.create_batch(3, tenant=world.tenant_a)
     bob = world.client_for(world.bob)
     with django_assert_max_num_queries(12):
