@@ -2,7 +2,8 @@
 
 For each N (100, 500, 1,000; `--quick`: 20, 100) it starts one daphne on the real app and one on a bare
 Channels consumer that streams the same frames (benchmarks/bare_asgi.py), opens N sockets to each,
-sends one question per socket (arrivals spread over 2 s), and reads every frame until `end`.
+sends one question per socket once all are open (questions spread over 2 s), and reads every frame
+until `end`.
 
 Reported per server and N: frames/s; time to first token minus the provider's configured TTFT
 (p50/p99, "overhead"); dropped and out-of-order frames (a missing or repeated `seq`, or an answer
@@ -39,6 +40,8 @@ TOKENS = 60
 TPS = 30.0
 TTFT = 0.2
 ARRIVAL_SPREAD = 2.0
+# Sockets open over N x 10 ms (10 s for 1,000) before any question: visitors arrive over time.
+CONNECT_SPREAD_PER_SOCKET = 0.01
 PHASE_TIMEOUT = 180.0
 
 
@@ -150,10 +153,13 @@ def _bench_data(n: int) -> tuple[str, list[str]]:
     return bot.public_id, tokens
 
 
-async def _converse(url: str, started: asyncio.Event, delay: float, result: StreamResult, deadline: float) -> None:
+async def _converse(
+    url: str, connect_at: float, started: asyncio.Event, delay: float, result: StreamResult, deadline: float
+) -> None:
     from websockets.asyncio.client import connect
 
     try:
+        await asyncio.sleep(connect_at)
         async with connect(url, origin=ORIGIN, open_timeout=60, ping_interval=None, max_queue=None) as ws:
             started_at = await _wait(started)
             await asyncio.sleep(max(0.0, started_at + delay - time.perf_counter()))
@@ -195,11 +201,14 @@ async def _run_clients(urls: list[str], pid: int) -> dict[str, Any]:
     results = [StreamResult() for _ in range(n)]
     started = asyncio.Event()
     deadline = time.monotonic() + PHASE_TIMEOUT
+    connect_spread = n * CONNECT_SPREAD_PER_SOCKET
     tasks = [
-        asyncio.create_task(_converse(url, started, ARRIVAL_SPREAD * i / n, results[i], deadline))
+        asyncio.create_task(
+            _converse(url, connect_spread * i / n, started, ARRIVAL_SPREAD * i / n, results[i], deadline)
+        )
         for i, url in enumerate(urls)
     ]
-    await asyncio.sleep(min(60.0, 2.0 + n * 0.02))  # let every socket connect before the clock starts
+    await asyncio.sleep(connect_spread + 5.0)  # every socket is open before the clock starts
     server = psutil.Process(pid)
     cpu_before = sum(server.cpu_times()[:2])
     t0 = time.perf_counter()

@@ -12,9 +12,10 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError, connection
 
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
@@ -39,8 +40,18 @@ FRAME_RATE = 10.0
 
 def _db(fn: Any) -> Any:
     """This consumer's short, independent queries run on the thread pool rather than the one shared
-    thread-sensitive thread, so they do not queue behind every turn's database work."""
-    return database_sync_to_async(fn, thread_sensitive=False)
+    thread-sensitive thread, so they do not queue behind every turn's database work. Each pool
+    thread keeps its connection (a new Postgres connection per query would cost more than the
+    query); a connection that failed is dropped, and the next call reconnects."""
+
+    def call(**kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except DatabaseError:
+            connection.close()
+            raise
+
+    return sync_to_async(call, thread_sensitive=False)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

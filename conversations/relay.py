@@ -109,6 +109,11 @@ class AnswerRelay:
         task.add_done_callback(_BACKGROUND.discard)
         return task
 
+    async def run_detached(self) -> None:
+        """Run the turn in its own task and wait for it: a client that hangs up mid-request cancels
+        only the wait, and the answer is still finished and stored."""
+        await asyncio.shield(self.start_background())
+
     # --- the turn ------------------------------------------------------------------------------
     async def run(self) -> None:
         with tenant_context(self.tenant):
