@@ -119,7 +119,21 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     if not tenant.is_active:
         yield Error(code="tenant_suspended", message="This assistant is not available right now.")
         return
-    setup = await _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
+    if bot.status != Bot.Status.ACTIVE:
+        yield Error(code="bot_paused", message="This assistant is paused. Please try again later.")
+        return
+    opening = asyncio.ensure_future(
+        _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
+    )
+    try:
+        setup = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        # Cancelled while the messages were being stored: settle them rather than leave `streaming`.
+        setup = await opening
+        await _Turn(bot=bot, tenant=tenant, setup=setup, started=started).settle(
+            TurnOutcome(status=Message.Status.PARTIAL, content="", error_code="stopped")
+        )
+        raise
     turn = _Turn(bot=bot, tenant=tenant, setup=setup, started=started)
     yield Start(
         user_message_id=setup.user_message.pk,
@@ -150,7 +164,6 @@ def _stopped(turn: _Turn) -> TurnOutcome:
         model = f"{turn.chain.entries[0]['provider']}:{turn.chain.entries[0]['model']}"
     provider, _, name = model.partition(":")
     cost = turn_cost(provider, name, tokens_in, tokens_out) if model else Decimal("0")
-    turn.latency["stopped"] = 1.0
     return turn.outcome(
         Message.Status.PARTIAL, turn.shown, model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
         error_code="stopped",
