@@ -9,6 +9,7 @@ with the same batch size, before and after it; their mean is the baseline.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from typing import Any
 
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "seconds": round(raw_s, 2),
                 "chunks/s": round(raw_rate, 2),
                 "ratio": 1.0,
+                "peak RSS +MB": "",
             }
         )
         rows.append(
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "seconds": round(pipeline_s, 2),
                 "chunks/s": round(pipeline_rate, 2),
                 "ratio": round(pipeline_rate / raw_rate, 3),
+                "peak RSS +MB": "",
             }
         )
         queries = [" ".join(p.split()[:16]) for p in paragraphs[:60]]
@@ -97,11 +100,50 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "seconds": f"{percentile(timings, 50):.1f} / {percentile(timings, 99):.1f}",
                 "chunks/s": round(1000 / percentile(timings, 50), 1),
                 "ratio": "",
+                "peak RSS +MB": "",
             }
         )
+        for pages in (30, 120 if args.quick else 300):
+            rows.append(pdf_memory_row(tenant, kb, paragraphs, pages))
     finally:
         Tenant.objects.filter(slug="bench-ingest").delete()
     return rows
+
+
+def _rss_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pdf_memory_row(tenant: Any, kb: Any, paragraphs: list[str], pages: int) -> dict[str, Any]:
+    """Peak RSS growth while ingesting a `pages`-page PDF (model already loaded and warm).
+
+    Pages are streamed and embedded in batches, so the growth should not scale with pages.
+    """
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from knowledge.ingestion import document_ingest
+    from knowledge.services import document_create_from_upload
+    from tenants.context import tenant_context
+    from tests.knowledge.samples import pdf_bytes
+
+    texts = [f"Page {i}. " + paragraphs[i % len(paragraphs)][:600] for i in range(pages)]
+    with tenant_context(tenant):
+        upload = SimpleUploadedFile(f"{pages}-pages.pdf", pdf_bytes(texts))
+        document = document_create_from_upload(knowledge_base=kb, uploaded_file=upload)
+        before = _rss_peak_mb()
+        started = time.perf_counter()
+        document_ingest(document_id=document.pk)
+        seconds = time.perf_counter() - started
+        document.refresh_from_db()
+    return {
+        "measure": f"{pages}-page PDF through the pipeline",
+        "chunks": document.chunk_count,
+        "avg tokens/chunk": "",
+        "seconds": round(seconds, 1),
+        "chunks/s": round(document.chunk_count / seconds, 2),
+        "ratio": "",
+        "peak RSS +MB": round(_rss_peak_mb() - before, 1),
+    }
 
 
 def tenant_plan_unlimited(tenant: Any) -> None:
