@@ -17,7 +17,7 @@ import django
 
 from .common import RESULTS_DIR, write_results
 
-SKIP = {"common"}
+SKIP = {"common", "corpus"}
 
 
 def main(argv: list[str]) -> int:

@@ -248,7 +248,7 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
         return StreamingHttpResponse(
             _sse(first, turn), content_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
-    await relay.run()
+    await relay.run_detached()
     if relay.message_id is None or (relay.error and relay.error["code"] in ERROR_STATUS):
         error = relay.error or {"code": "internal_error", "message": "The answer could not start. Please retry."}
         raise AppError(error["message"], code=error["code"], status=ERROR_STATUS.get(error["code"], 400))

@@ -12,9 +12,10 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError, connection
 
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
@@ -37,6 +38,22 @@ FRAME_BURST = 30
 FRAME_RATE = 10.0
 
 
+def _db(fn: Any) -> Any:
+    """This consumer's short, independent queries run on the thread pool rather than the one shared
+    thread-sensitive thread, so they do not queue behind every turn's database work. Each pool
+    thread keeps its connection (a new Postgres connection per query would cost more than the
+    query); a connection that failed is dropped, and the next call reconnects."""
+
+    def call(**kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except DatabaseError:
+            connection.close()
+            raise
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -45,6 +62,10 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 
 class WidgetConsumer(AsyncWebsocketConsumer):
+    # No channel layer: nothing is sent to this consumer by name (resume and stop go through Redis
+    # streams and flags), and a layer costs every socket a Redis subscription loop.
+    channel_layer_alias = "no-channel-layer"
+
     async def connect(self) -> None:
         self.bot = None
         self.relays: dict[int, AnswerRelay] = {}
@@ -54,7 +75,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self._budget_at = time.monotonic()
         token = (parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]
         try:
-            self.bot, self.claims = await database_sync_to_async(widget_socket_authenticate)(
+            self.bot, self.claims = await _db(widget_socket_authenticate)(
                 bot_public_id=self.scope["url_route"]["kwargs"]["bot_public_id"],
                 token=token,
                 origin=_header(self.scope, b"origin"),
@@ -120,7 +141,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             raise AppError(
                 "Wait for the current answer to finish, or stop it, before asking again.", code="answer_in_progress"
             )
-        conversation = await database_sync_to_async(services.visitor_conversation_for_turn)(
+        conversation = await _db(services.visitor_conversation_for_turn)(
             bot=self.bot,
             visitor_id=self.claims.visitor_id,
             external_user_id=self.claims.external_user_id,
@@ -163,13 +184,13 @@ class WidgetConsumer(AsyncWebsocketConsumer):
 
     async def on_feedback(self, frame: dict[str, Any]) -> None:
         message = await self._owned_message(frame)
-        await database_sync_to_async(services.message_feedback_set)(
+        await _db(services.message_feedback_set)(
             message=message, value=frame.get("value"), comment=frame.get("comment", "")
         )
         await self._send_frame({"type": "feedback_ok", "message_id": message.pk})
 
     async def on_new_conversation(self, frame: dict[str, Any]) -> None:
-        conversation = await database_sync_to_async(services.conversation_start)(
+        conversation = await _db(services.conversation_start)(
             bot=self.bot,
             channel=Conversation.Channel.WIDGET,
             visitor_id=self.claims.visitor_id,
@@ -180,7 +201,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
 
     # --- helpers ----------------------------------------------------------------------------
     async def _owned_message(self, frame: dict[str, Any]) -> Message:
-        message = await database_sync_to_async(message_for_visitor)(
+        message = await _db(message_for_visitor)(
             bot=self.bot, visitor_id=self.claims.visitor_id, message_id=frame.get("message_id")
         )
         if message is None:

@@ -174,7 +174,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
                 content_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
-        await relay.run()
+        await relay.run_detached()
     except AppError as exc:
         return _error(exc)
     if relay.message_id is None or relay.status == Message.Status.FAILED:

@@ -27,6 +27,7 @@ from typing import Any
 # the event loop on a visitor's first turn.
 import anthropic  # noqa: F401
 import openai  # noqa: F401
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from bots.models import Bot
@@ -39,7 +40,7 @@ from .models import Conversation, Message, Trace
 from .pipeline import events as ev
 from .pipeline.service import answer_stream
 from .selectors import citation_public
-from .streams import stream_append, stream_clear_stop
+from .streams import stream_batcher, stream_clear_stop
 
 logger = logging.getLogger("conversations.turns")
 
@@ -108,6 +109,11 @@ class AnswerRelay:
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
         return task
+
+    async def run_detached(self) -> None:
+        """Run the turn in its own task and wait for it: a client that hangs up mid-request cancels
+        only the wait, and the answer is still finished and stored."""
+        await asyncio.shield(self.start_background())
 
     # --- the turn ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -231,7 +237,8 @@ class AnswerRelay:
         self._wakeup.set()
 
     async def _sender(self) -> None:
-        """Deliver queued frames in order: to the client first (latency), then to Redis (resume)."""
+        """Deliver queued frames to the client in order, and hand numbered ones to the process's
+        resume-buffer writer (which batches every answer's frames into one Redis write per tick)."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -239,11 +246,7 @@ class AnswerRelay:
             await self._deliver(frames)
             numbered = [f for f in frames if "seq" in f]
             if numbered and self.message_id is not None:
-                try:
-                    if await stream_append(message_id=self.message_id, frames=numbered):
-                        self._stop_requested = True
-                except Exception:  # Redis down: the live client still gets its answer; log it.
-                    logger.exception("could not buffer frames of message %s", self.message_id)
+                stream_batcher().add(self.message_id, numbered, self.stop)
             if self._closing and not self._outbox:
                 return
 
@@ -262,7 +265,10 @@ class AnswerRelay:
         if self.message_id is None:
             return
         try:
-            trace = await Trace.objects.filter(message_id=self.message_id).afirst()
+            # On the thread pool: metrics must not queue behind turns on the shared database thread.
+            trace = await sync_to_async(_trace_of, thread_sensitive=False)(
+                message_id=self.message_id, tenant=self.tenant
+            )
         except Exception:  # metrics must never break a turn
             logger.exception("could not read the trace of message %s", self.message_id)
             return
@@ -314,6 +320,11 @@ class AnswerRelay:
         }
         logger.info(json.dumps(line, default=str))
         self.finished.set()
+
+
+def _trace_of(*, message_id: int, tenant: Tenant) -> Trace | None:
+    with tenant_context(tenant):
+        return Trace.objects.filter(message_id=message_id).first()
 
 
 ERROR_STATUS = {"quota_exceeded": 402, "rate_limited": 429, "tenant_suspended": 403, "not_found": 404}

@@ -91,3 +91,23 @@ def bot_by_public_id(*, public_id: str) -> Bot | None:
     if not isinstance(public_id, str) or len(public_id) > 40:
         return None
     return Bot.objects.filter(public_id=public_id).first()
+
+
+def conversation_list_for_dashboard(*, limit: int = 100) -> list[Conversation]:
+    """The tenant's latest conversations with their bot and message count, in two queries at most."""
+    from django.db.models import Count
+
+    return list(
+        Conversation.objects.select_related("bot")
+        .annotate(message_count=Count("messages"))
+        .order_by("-last_active")[:limit]
+    )
+
+
+def conversation_detail_for_dashboard(*, conversation_id: int) -> tuple[Conversation, list[Message]] | None:
+    """A conversation and all its messages with their traces (for the dashboard), or None."""
+    conversation = Conversation.objects.select_related("bot").filter(pk=conversation_id).first()
+    if conversation is None:
+        return None
+    messages = list(Message.objects.filter(conversation=conversation).select_related("trace").order_by("created", "id"))
+    return conversation, messages

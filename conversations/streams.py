@@ -12,8 +12,11 @@ its writes, so stopping costs nothing while nobody asks.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +24,9 @@ from django.conf import settings
 from .redisconn import async_redis, key
 
 FOLLOW_BLOCK_MS = 5000
+BATCH_TICK_SECONDS = 0.02
+
+logger = logging.getLogger(__name__)
 
 
 def stream_key(message_id: int) -> str:
@@ -32,16 +38,74 @@ def stop_key(message_id: int) -> str:
 
 
 async def stream_append(*, message_id: int, frames: list[dict[str, Any]]) -> bool:
-    """Append numbered frames in one round trip; returns True if a stop was requested meanwhile."""
+    """Append one answer's numbered frames now; returns True if a stop was requested for it."""
+    return bool(await _write_batch({message_id: frames}))
+
+
+class StreamBatcher:
+    """Writes the frames of every answer streaming in this process in one Redis round trip per tick.
+
+    One pipeline per tick instead of one per frame per answer: at 1,000 concurrent answers that is
+    ~50 round trips a second instead of ~25,000. Frames of one answer keep their order (one writer,
+    ordered batches, explicit ids). Each answer that wrote in a tick also learns, from the same
+    round trip, whether a stop was requested for it.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[int, list[dict[str, Any]]] = {}
+        self.on_stop: dict[int, Callable[[], None]] = {}
+        self.wakeup = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    def add(self, message_id: int, frames: list[dict[str, Any]], on_stop: Callable[[], None]) -> None:
+        self.pending.setdefault(message_id, []).extend(frames)
+        self.on_stop[message_id] = on_stop
+        self.wakeup.set()
+
+    async def _loop(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            await asyncio.sleep(BATCH_TICK_SECONDS)  # let the tick's frames gather
+            self.wakeup.clear()
+            batch, self.pending = self.pending, {}
+            try:
+                stopped = await _write_batch(batch)
+            except Exception:  # Redis unavailable: live clients still get their frames; resume will not
+                logger.exception("could not buffer %s answers' frames", len(batch))
+                continue
+            for message_id in stopped:
+                callback = self.on_stop.get(message_id)
+                if callback is not None:
+                    callback()
+            for message_id, frames in batch.items():
+                if frames and frames[-1].get("type") == "end":
+                    self.on_stop.pop(message_id, None)
+
+
+async def _write_batch(batch: dict[int, list[dict[str, Any]]]) -> list[int]:
     redis = async_redis()
-    name = stream_key(message_id)
     pipe = redis.pipeline(transaction=False)
-    for frame in frames:
-        pipe.xadd(name, {"f": json.dumps(frame, separators=(",", ":"))}, id=f"0-{frame['seq']}")
-    pipe.expire(name, settings.STREAM_BUFFER_TTL_SECONDS)
-    pipe.exists(stop_key(message_id))
+    ids = list(batch)
+    for message_id in ids:
+        name = stream_key(message_id)
+        for frame in batch[message_id]:
+            pipe.xadd(name, {"f": json.dumps(frame, separators=(",", ":"))}, id=f"0-{frame['seq']}")
+        pipe.expire(name, settings.STREAM_BUFFER_TTL_SECONDS)
+    for message_id in ids:
+        pipe.exists(stop_key(message_id))
     results = await pipe.execute()
-    return bool(results[-1])
+    return [message_id for message_id, flag in zip(ids, results[-len(ids) :], strict=True) if flag]
+
+
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamBatcher] = weakref.WeakKeyDictionary()
+
+
+def stream_batcher() -> StreamBatcher:
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None or batcher.task.done():
+        batcher = _batchers[loop] = StreamBatcher()
+    return batcher
 
 
 async def stream_exists(*, message_id: int) -> bool:

@@ -6,16 +6,20 @@ import hmac
 import json
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chatbot_saas.errors import AppError
 from chatbot_saas.public import public_route
+from tenants.decorators import require_role
+from tenants.models import Role
 
 from .access import client_ip
 from .ratelimit import Bucket, RateLimited, configured_rate, rate_limit_take_sync
+from .selectors import conversation_detail_for_dashboard, conversation_list_for_dashboard
 from .services import widget_session_open
 
 SESSION_BODY_MAX = 4096
@@ -82,3 +86,19 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(supplied.encode(), settings.METRICS_TOKEN.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_role(Role.MEMBER)
+def conversation_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    return render(request, "conversations/conversation_list.html", {"conversations": conversation_list_for_dashboard()})
+
+
+@require_role(Role.MEMBER)
+def conversation_detail(request: HttpRequest, tenant_slug: str, conversation_id: int) -> HttpResponse:
+    found = conversation_detail_for_dashboard(conversation_id=conversation_id)
+    if found is None:
+        raise Http404("No such conversation.")
+    conversation, messages = found
+    return render(
+        request, "conversations/conversation_detail.html", {"conversation": conversation, "messages": messages}
+    )

@@ -10,6 +10,7 @@ import httpx2
 
 from .base import ChatMessage, ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
+from .http import shared_http_client
 
 
 def anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
@@ -39,6 +40,7 @@ class AnthropicProvider:
                 write=10.0,
                 pool=timeouts.connect,
             ),
+            http_client=shared_http_client(),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
@@ -71,4 +73,5 @@ class AnthropicProvider:
         yield Usage(tokens_in, tokens_out)
 
     async def aclose(self) -> None:
-        await self.client.close()
+        # The connection pool is shared (conversations.llm.http): closing it here would break other turns.
+        return None

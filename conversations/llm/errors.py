@@ -64,8 +64,12 @@ def retry_after_seconds(headers: Any) -> float | None:
     try:
         return max(0.0, float(raw))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):  # neither seconds nor an HTTP date: ignore it
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def classify(exc: BaseException, *, provider: str) -> ProviderError:

@@ -14,6 +14,7 @@ import openai
 
 from .base import ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
+from .http import shared_http_client
 from .tokens import estimate_tokens
 
 
@@ -37,7 +38,11 @@ class OpenAIProvider:
 
     def __init__(self, *, api_key: str, base_url: str | None, timeouts: Timeouts) -> None:
         self.client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url or None, max_retries=0, timeout=sdk_timeout(timeouts)
+            api_key=api_key,
+            base_url=base_url or None,
+            max_retries=0,
+            timeout=sdk_timeout(timeouts),
+            http_client=shared_http_client(),
         )
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
@@ -78,4 +83,5 @@ class OpenAIProvider:
         yield usage
 
     async def aclose(self) -> None:
-        await self.client.close()
+        # The connection pool is shared (conversations.llm.http): closing it here would break other turns.
+        return None

@@ -11,7 +11,9 @@ problems of one tenant, and must not take a provider away from every other tenan
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -98,5 +100,17 @@ class CircuitBreaker:
 
 
 def redis_client() -> aioredis.Redis:
-    """A client for the current event loop (asyncio clients cannot cross loops); close it after use."""
+    """A new client (the caller closes it)."""
     return aioredis.Redis.from_url(settings.REDIS_URL)
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+
+
+def shared_redis() -> aioredis.Redis:
+    """The running loop's client, kept for later turns (asyncio clients cannot cross loops)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL)
+    return client

@@ -83,7 +83,8 @@ def injection_hits(text: str) -> list[str]:
 
 
 REDACTIONS = {
-    "email": re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+"),
+    # ASCII local parts and domains, so the words around an address in any script stay.
+    "email": re.compile(r"(?<![A-Za-z0-9.+_-])[A-Za-z0-9.+_-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+"),
     "api_key": re.compile(
         r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|cbk_[A-Za-z0-9_]{16,})"
     ),
@@ -134,6 +135,11 @@ class CanaryLeak(Exception):
 
 
 _GLUE = set("0123456789+()-")
+_HOLD = 48  # longer than the canary and than the usual email, card number or key
+
+
+def _is_token_char(char: str) -> bool:
+    return (char.isascii() and (char.isalnum() or char in "@._+-:/()")) or char.isspace()
 
 
 @dataclass
@@ -165,9 +171,15 @@ class OutputFilter:
 
     def _safe_cut(self) -> int:
         # The last whitespace whose neighbours are not digit-group glue: nothing sensitive spans it.
-        for i in range(len(self.pending) - 2, 0, -1):
-            if self.pending[i].isspace() and self.pending[i - 1] not in _GLUE and self.pending[i + 1] not in _GLUE:
+        pending = self.pending
+        for i in range(len(pending) - 2, 0, -1):
+            if pending[i].isspace() and pending[i - 1] not in _GLUE and pending[i + 1] not in _GLUE:
                 return i + 1
+        # No such space (Chinese, Japanese, Thai...): cut between two characters that cannot belong
+        # to an email, a number or a key, keeping a tail long enough for the canary.
+        for i in range(len(pending) - _HOLD, 0, -1):
+            if not _is_token_char(pending[i - 1]) and not _is_token_char(pending[i]):
+                return i
         return 0
 
     def _clean(self, text: str) -> str:

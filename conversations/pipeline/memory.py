@@ -21,6 +21,7 @@ from django.db import transaction
 from bots.selectors import provider_key
 from conversations.llm.base import ChatMessage, ChatRequest, TextDelta, Timeouts
 from conversations.llm.catalog import cheapest
+from conversations.llm.http import close_shared_http_client
 from conversations.llm.registry import build_provider
 from conversations.models import Conversation, Message
 
@@ -84,6 +85,7 @@ async def _complete(entry: dict[str, Any], key: Any, system: str, prompt: str) -
                 parts.append(item.text)
     finally:
         await provider.aclose()
+        await close_shared_http_client()  # this loop ends with the call (async_to_sync in a worker)
     return "".join(parts).strip()
 
 

@@ -40,7 +40,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from . import guardrails
-from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, redis_client
+from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, shared_redis
 from .context import I_DONT_KNOW, AssembledContext, assemble, citations_for
 from .events import AnswerEvent, Citations, Delta, Done, Error, Reset, Start
 from .failover import ChainDone, ChainFailed, ChainReset, ChainSetup, stream_with_failover
@@ -119,7 +119,21 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     if not tenant.is_active:
         yield Error(code="tenant_suspended", message="This assistant is not available right now.")
         return
-    setup = await _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
+    if bot.status != Bot.Status.ACTIVE:
+        yield Error(code="bot_paused", message="This assistant is paused. Please try again later.")
+        return
+    opening = asyncio.ensure_future(
+        _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
+    )
+    try:
+        setup = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        # Cancelled while the messages were being stored: settle them rather than leave `streaming`.
+        setup = await opening
+        await _Turn(bot=bot, tenant=tenant, setup=setup, started=started).settle(
+            TurnOutcome(status=Message.Status.PARTIAL, content="", error_code="stopped")
+        )
+        raise
     turn = _Turn(bot=bot, tenant=tenant, setup=setup, started=started)
     yield Start(
         user_message_id=setup.user_message.pk,
@@ -150,7 +164,6 @@ def _stopped(turn: _Turn) -> TurnOutcome:
         model = f"{turn.chain.entries[0]['provider']}:{turn.chain.entries[0]['model']}"
     provider, _, name = model.partition(":")
     cost = turn_cost(provider, name, tokens_in, tokens_out) if model else Decimal("0")
-    turn.latency["stopped"] = 1.0
     return turn.outcome(
         Message.Status.PARTIAL, turn.shown, model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
         error_code="stopped",
@@ -250,7 +263,7 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
     bot, setup = turn.bot, turn.setup
     turn.canary = "cnry-" + secrets.token_hex(8)
     turn.context = context = _context_for(turn, text)
-    client = redis_client()
+    client = shared_redis()
     policy = BreakerPolicy.from_settings()
 
     def request_for(entry: dict[str, Any]) -> ChatRequest:
@@ -275,16 +288,13 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
         max_retry_after=settings.LLM_MAX_RETRY_AFTER_MS / 1000, breaker_for=breaker_for, request_for=request_for,
     )  # fmt: skip
     out = guardrails.OutputFilter(canary=turn.canary, redact_pii=bot.redact_output)
-    try:
-        async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
-            async for item in chain_events:
-                async with contextlib.aclosing(_on_chain_item(turn, out, item)) as events:
-                    async for event in events:
-                        yield event
-                if turn.settled:
-                    return
-    finally:
-        await client.aclose()
+    async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
+        async for item in chain_events:
+            async with contextlib.aclosing(_on_chain_item(turn, out, item)) as events:
+                async for event in events:
+                    yield event
+            if turn.settled:
+                return
 
 
 async def _on_chain_item(turn: _Turn, out: guardrails.OutputFilter, item: object) -> AsyncIterator[AnswerEvent]:

@@ -56,3 +56,24 @@ def test_a_quiet_stream_yields_none_so_the_follower_can_check_liveness():
         return "ended"
 
     assert asyncio.run(scenario()) is None
+
+
+def test_the_batcher_writes_many_answers_in_order_and_reports_stops():
+    from conversations.streams import stream_batcher
+
+    async def scenario() -> tuple[dict[int, list[int]], list[int]]:
+        stopped: list[int] = []
+        batcher = stream_batcher()
+        await stream_request_stop(message_id=22)
+        for seq in range(1, 6):
+            for message_id in (21, 22, 23):
+                batcher.add(message_id, _frames(seq, seq, message_id), lambda m=message_id: stopped.append(m))
+            await asyncio.sleep(0.005)
+        for message_id in (21, 22, 23):
+            batcher.add(message_id, [{"type": "end", "message_id": message_id, "seq": 6}], lambda: None)
+        seqs = {m: [f["seq"] for f in await _collect(m, 0)] for m in (21, 22, 23)}
+        return seqs, sorted(set(stopped))
+
+    seqs, stopped = asyncio.run(scenario())
+    assert seqs == {21: [1, 2, 3, 4, 5, 6], 22: [1, 2, 3, 4, 5, 6], 23: [1, 2, 3, 4, 5, 6]}
+    assert stopped == [22]

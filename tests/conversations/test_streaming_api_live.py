@@ -47,6 +47,27 @@ def _sdk(chat, raw: str) -> openai.OpenAI:  # noqa: ANN001
     return openai.OpenAI(base_url=f"{chat.base_url}/v1", api_key=raw, max_retries=0, timeout=60)
 
 
+def test_a_conversation_turn_returns_the_stored_answer_as_json(world, chat):
+    bot = llm_bot(world.tenant_a)
+    chat.llm.default = Behaviour(text="Our refund window is thirty days.")
+    api = httpx.Client(base_url=chat.base_url, timeout=30, headers={"Authorization": f"Bearer {_key(world.tenant_a)}"})
+    created = api.post("/api/v1/conversations", json={"bot_id": bot.pk, "external_user_id": "crm-7"})
+    assert created.status_code == 201
+    conversation_id = created.json()["id"]
+    conversation = Conversation.objects.unscoped().get(pk=conversation_id)
+    assert conversation.channel == "api" and conversation.api_key is not None
+    response = api.post(f"/api/v1/conversations/{conversation_id}/messages", json={"text": "Refunds?"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["message"]["content"] == "Our refund window is thirty days."
+    assert body["message"]["status"] == "complete" and body["usage"]["tokens_out"] > 0
+    listed = api.get(f"/api/v1/conversations/{conversation_id}/messages").json()
+    assert [(m["role"], m["content"]) for m in listed] == [
+        ("user", "Refunds?"),
+        ("assistant", "Our refund window is thirty days."),
+    ]
+
+
 def test_a_message_streams_as_server_sent_events(world, chat):
     bot = llm_bot(world.tenant_a)
     raw = _key(world.tenant_a)

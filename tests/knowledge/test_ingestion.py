@@ -275,3 +275,26 @@ def test_the_document_quota_is_enforced_when_a_document_is_created(world, kb_a, 
         document_create_from_text(knowledge_base=kb_a, title="one", text="first")
         with pytest.raises(QuotaExceeded):
             document_create_from_text(knowledge_base=kb_a, title="two", text="second")
+
+
+def test_the_scheduled_resync_queues_only_web_documents_that_are_due(world, kb_a, media, settings):
+    from knowledge.services import documents_resync_due
+    from tests.knowledge.factories import DocumentFactory
+
+    old = timezone.now() - timedelta(hours=settings.KNOWLEDGE_RESYNC_HOURS + 1)
+    due = DocumentFactory(
+        tenant=world.tenant_a, knowledge_base=kb_a, source="url", url="https://example.com/a", last_synced=old
+    )
+    DocumentFactory(
+        tenant=world.tenant_a,
+        knowledge_base=kb_a,
+        source="url",
+        url="https://example.com/b",
+        last_synced=timezone.now(),
+    )
+    DocumentFactory(tenant=world.tenant_a, knowledge_base=kb_a, source="text", last_synced=old)
+    assert documents_resync_due() == {"queued": 1}
+    due.refresh_from_db()
+    assert due.status == "queued"
+    with tenant_context(world.tenant_a), pytest.raises(Exception, match="Only web pages"):
+        document_resync(document=Document.objects.get(source="text"))

@@ -50,6 +50,18 @@ def test_a_conversation_of_another_bot_is_refused(bot, conversation_a, world):
     assert turn.kinds == ["Error"] and turn.error.code == "not_found"
 
 
+def test_a_paused_bot_or_a_suspended_workspace_answers_nothing(bot, conversation_a, fake_openai):
+    bot.status = "paused"
+    bot.save()
+    assert ask(bot, conversation_a, "Hello").error.code == "bot_paused"
+    bot.status = "active"
+    bot.save()
+    conversation_a.tenant.status = "suspended"
+    conversation_a.tenant.save()
+    assert ask(bot, conversation_a, "Hello").error.code == "tenant_suspended"
+    assert Message.objects.unscoped().filter(conversation=conversation_a).count() == 0
+
+
 def test_a_blocked_topic_gets_a_polite_refusal_without_calling_a_model(bot, conversation_a, fake_openai):
     bot.blocked_topics = ["crypto", "re:\\bstocks?\\b"]
     bot.save()

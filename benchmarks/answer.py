@@ -1,0 +1,146 @@
+"""The answer pipeline's own overhead: time from the visitor's message to the first token shown,
+minus the fake provider's configured time to first token, with retrieval included.
+
+What is inside the measured overhead: input checks, storing the visitor's and the assistant's
+messages, the quota check, loading prompt/chain/keys/memory, retrieval (query embedding + hybrid
+search over a real knowledge base), context assembly, the breaker check in Redis, the SDK's
+request to the fake OpenAI server over loopback, SSE parsing and the output filter. Runs on the
+`make run` database in a throw-away tenant that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.core.management import call_command
+
+from benchmarks.common import percentile
+
+TITLE = "Answer pipeline overhead before the first token (goal: p50 <= 25 ms, p99 <= 60 ms)"
+TTFT = 0.050  # the fake provider's configured time to first token
+DOC = """# Handbook
+
+## Refunds
+Customers can request a refund within 30 days of purchase by emailing billing support.
+Refunds are paid back to the original card in five business days.
+
+## Passwords
+To reset your password, open the login page and click "Forgot password". We email a reset link
+that expires after one hour.
+
+## Office
+Our office is in Lisbon and the coffee machine is on the third floor.
+"""
+QUESTIONS = ["How do I reset my password?", "How long do refunds take?", "Where is the office?"]
+
+
+def _setup() -> tuple[Any, Any]:
+    from billing.models import Plan, Subscription
+    from bots.services import bot_attach_knowledge_bases, bot_create
+    from knowledge.ingestion import document_ingest
+    from knowledge.services import document_create_from_text, knowledge_base_create
+    from tenants.context import tenant_context
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(slug="bench-answer").delete()
+    tenant = Tenant.objects.create(name="Bench answer", slug="bench-answer")
+    plan, _ = Plan.objects.get_or_create(
+        slug="bench-unlimited", defaults={"name": "Bench", "max_messages_per_month": None}
+    )
+    Subscription.objects.unscoped().update_or_create(tenant=tenant, defaults={"plan": plan, "status": "active"})
+    with tenant_context(tenant):
+        kb = knowledge_base_create(tenant=tenant, name="Handbook")
+        document = document_create_from_text(knowledge_base=kb, title="Handbook", text=DOC)
+        document_ingest(document_id=document.pk)
+        bot = bot_create(
+            tenant=tenant, name="bench", system_prompt="You answer from the handbook.", answer_policy="general",
+            model_chain=[{"provider": "openai", "model": "gpt-4o-mini", "params": {}}],
+        )  # fmt: skip
+        bot_attach_knowledge_bases(bot=bot, knowledge_base_ids=[kb.pk])
+    return tenant, bot
+
+
+async def _first_token_ms(bot: Any, conversation: Any, question: str) -> tuple[float, dict]:
+    from conversations.pipeline.events import Delta, Done
+    from conversations.pipeline.service import answer_stream
+
+    started = time.perf_counter()
+    first = None
+    latency: dict = {}
+    async for event in answer_stream(bot=bot, conversation=conversation, user_message=question):
+        if isinstance(event, Delta) and first is None:
+            first = time.perf_counter()
+        if isinstance(event, Done):
+            latency = event.latency
+    assert first is not None, "no token arrived"
+    return (first - started) * 1000, latency
+
+
+def _new_conversation(tenant: Any, bot: Any, i: int) -> Any:
+    from conversations.models import Conversation
+    from tenants.context import tenant_context
+
+    with tenant_context(tenant):
+        return Conversation.objects.create(bot=bot, channel="api", visitor_id=f"bench-{i}")
+
+
+def _measure(bot: Any, tenant: Any, n: int, ttft: float) -> dict[str, Any]:
+    """n turns in ONE event loop, as in a daphne process (its HTTP pool and Redis client stay warm)."""
+    from asgiref.sync import sync_to_async
+
+    async def turns() -> tuple[list[float], list[float]]:
+        overheads: list[float] = []
+        retrieval: list[float] = []
+        for i in range(n):
+            if i % 10 == 0:  # a new conversation now and then keeps the memory window realistic
+                conversation = await sync_to_async(_new_conversation)(tenant, bot, i)
+            total_ms, latency = await _first_token_ms(bot, conversation, QUESTIONS[i % len(QUESTIONS)])
+            overheads.append(total_ms - ttft * 1000)
+            retrieval.append(latency.get("retrieval_ms", 0.0))
+        return overheads, retrieval
+
+    overheads, retrieval = async_to_sync(turns)()
+    return {
+        "n": n,
+        "overhead_p50_ms": percentile(overheads, 50),
+        "overhead_p99_ms": percentile(overheads, 99),
+        "retrieval_p50_ms": percentile(retrieval, 50),
+        "retrieval_p99_ms": percentile(retrieval, 99),
+        "without_retrieval_p50_ms": percentile([o - r for o, r in zip(overheads, retrieval, strict=True)], 50),
+    }
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from tenants.context import tenant_context
+    from tests.fakes.base import Behaviour
+    from tests.fakes.openai_server import FakeOpenAI
+
+    call_command("migrate", verbosity=0)
+    tenant, bot = _setup()
+    n = 30 if args.quick else 100
+    rows = []
+    try:
+        with FakeOpenAI() as fake:
+            settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = fake.api_key, fake.base_url
+            fake.default = Behaviour(text="Open the login page and click Forgot password [1].", ttft=TTFT)
+            _measure(bot, tenant, 5, TTFT)  # warm-up: model load, SDK imports, connections
+            rows.append({"path": f"openai fake, ttft {TTFT * 1000:.0f} ms", **_measure(bot, tenant, n, TTFT)})
+        bot.model_chain = [{"provider": "offline", "model": "extractive", "params": {}}]
+        bot.save(update_fields=["model_chain"])
+        rows.append({"path": "offline extractive", **_measure(bot, tenant, n, 0.0)})
+        # The same without a knowledge base: the pipeline's own share, retrieval excluded.
+        with tenant_context(tenant):
+            bot.knowledge_bases.clear()
+        rows.append({"path": "offline, no knowledge base", **_measure(bot, tenant, n, 0.0)})
+    finally:
+        tenant.delete()
+    load = os.getloadavg()[0]
+    for row in rows:
+        row["goal_met"] = row["overhead_p50_ms"] <= 25 and row["overhead_p99_ms"] <= 60
+        row["load_avg_1m"] = round(load, 2)  # shared machines: read the figures against the load
+    return rows
