@@ -6,6 +6,7 @@ chain decides what happens next, not a 600 s default.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,8 @@ from .base import ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
 from .http import shared_http_client
 from .tokens import estimate_tokens
+
+REASONING_MODELS = re.compile(r"^(o\d|gpt-5)")
 
 
 def sdk_timeout(timeouts: Timeouts) -> openai.Timeout:
@@ -49,11 +52,13 @@ class OpenAIProvider:
         params: dict[str, Any] = {
             "model": request.model,
             "messages": openai_messages(request),
-            "temperature": request.temperature,
             self.max_tokens_param: request.max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        # Reasoning models (o-series, gpt-5) refuse any temperature but the default.
+        if not (self.name == "openai" and REASONING_MODELS.match(request.model)):
+            params["temperature"] = request.temperature
         if request.top_p is not None:
             params["top_p"] = request.top_p
         return params

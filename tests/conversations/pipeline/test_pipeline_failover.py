@@ -204,3 +204,12 @@ def test_an_openai_compatible_server_is_reached_through_its_base_url(conversatio
     turn = ask(bot, conversation_a, "Hi")
     assert turn.text == "Local model here." and turn.done.model == "openai_compatible:llama3.2"
     assert "max_tokens" in fake_openai.requests[0].body
+
+
+def test_reasoning_models_are_called_without_a_temperature(conversation_a, fake_openai):
+    bot = conversation_a.bot
+    bot.model_chain = chain("openai:gpt-5-mini")
+    bot.save()
+    assert ask(bot, conversation_a, "Hi").done.model == "openai:gpt-5-mini"
+    body = fake_openai.requests[0].body
+    assert "temperature" not in body and body["max_completion_tokens"] == bot.max_answer_tokens
