@@ -302,7 +302,20 @@ def _publish(document: Document, version: int, source: Source, count: int) -> bo
         Chunk.objects.filter(document=locked).exclude(document_version=version).delete()
     if size_delta:
         usage_record(tenant=document.tenant, storage_bytes=size_delta)
+    _maybe_index_large_kb(document)
     return True
+
+
+def _maybe_index_large_kb(document: Document) -> None:
+    """Queue a partial HNSW index once a knowledge base outgrows exact search (see retrieval)."""
+    from .retrieval import kb_index_exists, scope_available
+    from .tasks import knowledge_base_index_task
+
+    kb = document.knowledge_base
+    available = scope_available(tenant_id=kb.tenant_id, knowledge_base_ids=[kb.pk])
+    if available > settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS and not kb_index_exists(kb.pk, kb.embedding_dim):
+        kb_id, tenant_id = kb.pk, kb.tenant_id
+        transaction.on_commit(lambda: knowledge_base_index_task.delay(knowledge_base_id=kb_id, tenant_id=tenant_id))
 
 
 def _fail(document: Document, version: int, code: str, message: str) -> None:

@@ -97,15 +97,65 @@ def _hnsw(scope: SearchScope, qvec: str, n: int) -> list[tuple[int, float]]:
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
+def kb_index_name(knowledge_base_id: int, dimension: int) -> str:
+    return f"kb_chunk_hnsw_{int(dimension)}_kb{int(knowledge_base_id)}"
+
+
+def kb_index_exists(knowledge_base_id: int, dimension: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [kb_index_name(knowledge_base_id, dimension)])
+        return cursor.fetchone() is not None
+
+
+def kb_index_create(knowledge_base_id: int, dimension: int) -> None:
+    """A partial HNSW index over one large knowledge base's chunks.
+
+    Only worth it for the few largest knowledge bases: each partial index adds planning time to
+    every query on the table. CONCURRENTLY outside transactions, so ingestion keeps writing.
+    """
+    kb_id, dim = int(knowledge_base_id), int(dimension)
+    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE INDEX {concurrently} IF NOT EXISTS {kb_index_name(kb_id, dim)} ON knowledge_chunk "
+            f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
+            f"WHERE knowledge_base_id = {kb_id} AND embedding_dim = {dim}"
+        )
+
+
+def _hnsw_kb(scope: SearchScope, qvec: str, n: int) -> list[tuple[int, float]]:
+    """Search one knowledge base through its own partial index: no post-filter loss."""
+    dim, kb_id = int(scope.dimension), int(scope.knowledge_base_ids[0])
+    ef = max(settings.KNOWLEDGE_HNSW_EF_SEARCH // 2, 2 * n)
+    # The knowledge base id is an int literal so the planner can match the partial index.
+    sql = f"""
+        SELECT c.id, c.dist FROM (
+            SELECT id, tenant_id, document_id, document_version,
+                   (embedding::vector({dim})) <=> %s::vector({dim}) AS dist
+            FROM knowledge_chunk WHERE knowledge_base_id = {kb_id} AND embedding_dim = {dim}
+            ORDER BY (embedding::vector({dim})) <=> %s::vector({dim}) LIMIT %s
+        ) c {_VISIBLE}
+        WHERE c.tenant_id = %s
+        ORDER BY c.dist LIMIT %s
+    """  # noqa: S608
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
+        cursor.execute(sql, [qvec, qvec, ef, scope.tenant_id, n])
+        return [(row[0], float(row[1])) for row in cursor.fetchall()]
+
+
 def vector_candidates(scope: SearchScope, query_vector: Sequence[float], n: int) -> tuple[list[tuple[int, float]], str]:
     """Up to n (chunk_id, cosine distance) pairs, nearest first, and which plan produced them."""
     qvec = vector_literal(query_vector)
     if scope.available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
         return _exact(scope, qvec, n), "exact"
-    rows = _hnsw(scope, qvec, n)
+    if len(scope.knowledge_base_ids) == 1 and kb_index_exists(scope.knowledge_base_ids[0], scope.dimension):
+        rows, plan = _hnsw_kb(scope, qvec, n), "kb-hnsw"
+    else:
+        rows, plan = _hnsw(scope, qvec, n), "hnsw"
     if len(rows) < min(n, scope.available):
-        return _exact(scope, qvec, n), "hnsw+exact"
-    return rows, "hnsw"
+        return _exact(scope, qvec, n), plan + "+exact"
+    return rows, plan
 
 
 def text_candidates(scope: SearchScope, query: str, n: int) -> list[int]:

@@ -332,6 +332,22 @@ def documents_resync_due() -> dict[str, int]:
     return {"queued": count}
 
 
+def knowledge_base_index_ensure(*, knowledge_base: KnowledgeBase) -> bool:
+    """Give a knowledge base larger than KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS its own partial HNSW
+    index (idempotent; True when it exists afterwards). Small ones are searched exactly instead.
+    """
+    from .retrieval import kb_index_create, kb_index_exists, scope_available
+
+    dim = knowledge_base.embedding_dim
+    if kb_index_exists(knowledge_base.pk, dim):
+        return True
+    available = scope_available(tenant_id=knowledge_base.tenant_id, knowledge_base_ids=[knowledge_base.pk])
+    if available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
+        return False
+    kb_index_create(knowledge_base.pk, dim)
+    return True
+
+
 def chunk_delete_stale(*, document: Document, keep_versions: set[int]) -> int:
     """Remove chunks of abandoned ingestion runs (never visible to retrieval)."""
     deleted, _ = Chunk.objects.filter(document=document).exclude(document_version__in=keep_versions).delete()

@@ -27,6 +27,15 @@ def document_ingest_task(self, *, document_id: int, tenant_id: int) -> str:  # n
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
 
 
+@shared_task(acks_late=True)
+@tenant_task
+def knowledge_base_index_task(*, knowledge_base_id: int, tenant_id: int) -> bool:
+    from .models import KnowledgeBase
+
+    knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
+    return bool(knowledge_base) and services.knowledge_base_index_ensure(knowledge_base=knowledge_base)
+
+
 @shared_task
 def documents_watchdog() -> dict[str, int]:
     return services.documents_watchdog()

@@ -129,6 +129,8 @@ def crowded_table(world):
             )
     Chunk.objects.unscoped().bulk_create(rows)
     with connection.cursor() as cursor:
+        # Run the deferred FK checks now: CREATE INDEX refuses tables with pending trigger events.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ANALYZE knowledge_chunk")
     return kbs
 
@@ -176,3 +178,19 @@ def test_only_the_published_version_of_a_document_is_searchable(world, kb_a, han
         hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="passwords", k=20)
     assert "half-written" not in " ".join(hit.text for hit in hits)
     assert len(hits) == handbook_a.chunk_count
+
+
+def test_a_large_knowledge_base_gets_its_own_index_and_searches_through_it(world, crowded_table, settings):
+    from knowledge.services import knowledge_base_index_ensure
+
+    kb = crowded_table[7]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is False  # small: exact search, no index
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True  # idempotent
+    scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 10)
+    query = _unit(7 * 100 + 2)
+    rows, plan = retrieval.vector_candidates(scope, query, 5)
+    exact = retrieval._exact(scope, retrieval.vector_literal(query), 5)
+    assert plan == "kb-hnsw"
+    assert [row[0] for row in rows] == [row[0] for row in exact]
