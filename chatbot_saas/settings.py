@@ -7,6 +7,7 @@ DJANGO_DEBUG=false, missing production settings stop start-up with a named error
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .env import env, envbool, envint, envlist, envstr, read_dotenv, required
@@ -99,7 +100,12 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("CHANNELS_PREFIX", "cb-asgi")},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis's
+        # blocking BZPOPMIN: every idle consumer then died with "Timeout reading" after ~5 s.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": envstr("CHANNELS_PREFIX", "cb-asgi"),
+        },
     }
 }
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
@@ -293,10 +299,58 @@ BOT_SUMMARY_MAX_CHARS = envint("BOT_SUMMARY_MAX_CHARS", 2_000)
 TIKTOKEN_CACHE_DIR = envstr("TIKTOKEN_CACHE_DIR")
 
 # --- Conversations (issue 5) -------------------------------------------------------------------
-# (session tokens, frame caps, rate limits, stream buffers)
+# Widget session tokens: signed (SECRET_KEY), bound to bot + visitor + origin, short-lived.
+WIDGET_SESSION_TTL_SECONDS = envint("WIDGET_SESSION_TTL_SECONDS", 900)
+# Largest client frame accepted on the visitor WebSocket; bigger ones close the socket with 1009.
+WS_MAX_FRAME_BYTES = envint("WS_MAX_FRAME_BYTES", 16 * 1024)
+# Largest visitor message (characters); the pipeline applies its own cap too.
+CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 4000)
+# Deltas are coalesced into one frame per this many milliseconds (the first delta goes at once).
+STREAM_COALESCE_MS = envint("STREAM_COALESCE_MS", 40)
+# Resume buffers: one Redis stream per answer, kept this long after its last frame.
+STREAM_BUFFER_TTL_SECONDS = envint("STREAM_BUFFER_TTL_SECONDS", 600)
+# An answer is stopped (and stored `partial`) after this long, whatever the provider does.
+ANSWER_MAX_SECONDS = envint("ANSWER_MAX_SECONDS", 120)
+# The watchdog settles `streaming` messages untouched for this long as `partial`.
+STREAMING_STALE_SECONDS = envint("STREAMING_STALE_SECONDS", 300)
+# Token-bucket limits, "<requests>/<seconds>" (burst = requests, refilled evenly over seconds).
+RATE_LIMIT_VISITOR = envstr("RATE_LIMIT_VISITOR", "20/60")
+RATE_LIMIT_IP = envstr("RATE_LIMIT_IP", "60/60")
+RATE_LIMIT_BOT = envstr("RATE_LIMIT_BOT", "600/60")
+RATE_LIMIT_TENANT = envstr("RATE_LIMIT_TENANT", "1200/60")
+RATE_LIMIT_API_KEY = envstr("RATE_LIMIT_API_KEY", "120/60")
+RATE_LIMIT_WIDGET_SESSION = envstr("RATE_LIMIT_WIDGET_SESSION", "30/60")
+for _rate_name in (
+    "RATE_LIMIT_VISITOR",
+    "RATE_LIMIT_IP",
+    "RATE_LIMIT_BOT",
+    "RATE_LIMIT_TENANT",
+    "RATE_LIMIT_API_KEY",
+    "RATE_LIMIT_WIDGET_SESSION",
+):
+    if not re.fullmatch(r"\s*[1-9]\d*\s*/\s*\d+(\.\d+)?\s*", globals()[_rate_name]):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_rate_name} must look like '<requests>/<seconds>', e.g. '20/60'.")
+# Take the client IP from the first X-Forwarded-For entry (only behind a trusted proxy).
+RATE_LIMIT_TRUST_FORWARDED_FOR = envbool("RATE_LIMIT_TRUST_FORWARDED_FOR", False)
+# Bearer token that /metrics requires; empty serves it to anyone who can reach it (keep it internal).
+METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+CELERY_BEAT_SCHEDULE["conversations-settle-stale-streaming"] = {
+    "task": "conversations.tasks.settle_stale_streaming",
+    "schedule": 60.0,
+}
 
 # --- Widget (issue 6) --------------------------------------------------------------------------
-# (demo host page)
+# The demo host page (`python -m chatbot_saas.demo_host`, the Procfile's `demo`): a second
+# origin that embeds the demo bot, as a customer's site would.
+WIDGET_DEMO_PORT = envint("WIDGET_DEMO_PORT", 8001)
+WIDGET_DEMO_BOT_NAME = "demo"
+# How long browsers may cache embed.js / panel.js / panel.css (they are not fingerprinted).
+WIDGET_ASSET_MAX_AGE = envint("WIDGET_ASSET_MAX_AGE", 300)
+from .widget_assets import add_headers as _widget_asset_headers  # noqa: E402
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _widget_asset_headers
 
 # --- Billing (issue 7) -------------------------------------------------------------------------
 BILLING_GRACE_DAYS = envint("BILLING_GRACE_DAYS", 7)

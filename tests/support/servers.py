@@ -94,7 +94,17 @@ def daphne_server(**env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
     """A real daphne serving the ASGI app; yields (base_url, process)."""
     port = free_port()
     server = _spawn(
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatbot_saas.asgi:application"],
+        # The same WebSocket message cap as the Procfile: bigger frames are closed with 1009.
+        [
+            str(BIN / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--websocket-max-message-size",
+            env_extra.get("WS_MAX_FRAME_BYTES", "16384"),
+            "chatbot_saas.asgi:application",
+        ],
         f"daphne-{port}.log",
         child_env(**env_extra),
     )

@@ -1,0 +1,318 @@
+"""Streaming: N concurrent visitor WebSocket conversations against a fake OpenAI provider at 30 tokens/s.
+
+For each N (100, 500, 1,000; `--quick`: 20, 100) it starts one daphne on the real app and one on a bare
+Channels consumer that streams the same frames (benchmarks/bare_asgi.py), opens N sockets to each,
+sends one question per socket once all are open (questions spread over 2 s), and reads every frame
+until `end`.
+
+Reported per server and N: frames/s; time to first token minus the provider's configured TTFT
+(p50/p99, "overhead"); dropped and out-of-order frames (a missing or repeated `seq`, or an answer
+whose text does not match its `end`); inter-frame gap p99; server CPU seconds per 1,000 tokens and
+its ratio to the bare consumer's. Everything runs on 127.0.0.1; each phase has a time limit, and a
+stream that misses it counts as dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .common import percentile
+
+TITLE = "Visitor WebSocket streaming at N concurrent conversations (fake provider, 30 tokens/s)"
+BASE_DIR = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ORIGIN = "http://127.0.0.1:8001"
+TOKENS = 60
+TPS = 30.0
+TTFT = 0.2
+ARRIVAL_SPREAD = 2.0
+# Sockets open over N x 10 ms (10 s for 1,000) before any question: visitors arrive over time.
+CONNECT_SPREAD_PER_SOCKET = 0.01
+PHASE_TIMEOUT = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"process on port {port} did not start") from None
+            time.sleep(0.1)
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], port: int, log_name: str) -> Any:
+    log_dir = BASE_DIR / "var" / "bench-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / log_name).open("wb") as log:
+        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_port(port, process)
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def answer_text() -> str:
+    return "".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)} " for i in range(TOKENS))
+
+
+def serve_fake_llm(port: int) -> None:
+    """Run the fake OpenAI server (tests/fakes) in this process until killed."""
+    sys.path.insert(0, str(BASE_DIR))
+    from tests.fakes import base
+    from tests.fakes.base import Behaviour
+    from tests.fakes.openai_server import FakeOpenAI
+
+    base._Server.request_queue_size = 2048  # N simultaneous connects, not socketserver's 5
+    fake = FakeOpenAI(api_key="bench-key")
+    fake._server.server_close()
+    fake._server = base._Server(("127.0.0.1", port), base._Handler)
+    fake._server.fake = fake
+    fake.default = Behaviour(text=answer_text(), ttft=TTFT, tokens_per_second=TPS)
+    fake.requests = _Discard()
+    import threading
+
+    threading.Thread(target=fake._server.serve_forever, daemon=True).start()
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+
+
+class _Discard(list):
+    def append(self, item: Any) -> None:  # do not keep N request bodies in memory
+        return None
+
+
+@dataclass
+class StreamResult:
+    sent_at: float = 0.0
+    arrivals: list[float] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    text: str = ""
+    end_content: str | None = None
+    error: str | None = None
+
+
+def _bench_data(n: int) -> tuple[str, list[str]]:
+    """A tenant on an unlimited plan with one bot on the fake OpenAI model; N session tokens."""
+    from django.core.management import call_command
+
+    from billing.models import Plan, Subscription
+    from bots.models import Bot, PromptVersion
+    from conversations.tokens import SessionClaims, session_token_issue
+    from tenants.context import tenant_context
+    from tenants.models import Tenant
+
+    call_command("migrate", "--noinput", verbosity=0)
+    Tenant.objects.filter(slug="bench-streaming").delete()
+    tenant = Tenant.objects.create(name="Bench streaming", slug="bench-streaming")
+    plan, _ = Plan.objects.get_or_create(
+        slug="bench-unlimited", defaults={"name": "Bench", "max_messages_per_month": None, "is_public": False}
+    )
+    with tenant_context(tenant):
+        Subscription.objects.create(tenant=tenant, plan=plan, status=Subscription.Status.ACTIVE)
+        bot = Bot.objects.create(
+            tenant=tenant,
+            name="bench",
+            answer_policy=Bot.AnswerPolicy.GENERAL,
+            max_answer_tokens=512,
+            model_chain=[{"provider": "openai", "model": "gpt-4o-mini", "params": {}}],
+            allowed_origins=[ORIGIN],
+        )
+        PromptVersion.objects.create(tenant=tenant, bot=bot, number=1, text="Answer briefly.", is_published=True)
+    tokens = [
+        session_token_issue(claims=SessionClaims(bot.public_id, f"bench-visitor-{i:05d}", ORIGIN)) for i in range(n)
+    ]
+    return bot.public_id, tokens
+
+
+async def _converse(
+    url: str, connect_at: float, started: asyncio.Event, delay: float, result: StreamResult, deadline: float
+) -> None:
+    from websockets.asyncio.client import connect
+
+    try:
+        await asyncio.sleep(connect_at)
+        async with connect(url, origin=ORIGIN, open_timeout=60, ping_interval=None, max_queue=None) as ws:
+            started_at = await _wait(started)
+            await asyncio.sleep(max(0.0, started_at + delay - time.perf_counter()))
+            result.sent_at = time.perf_counter()
+            await ws.send(json.dumps({"type": "message", "text": "Tell me about the product, please."}))
+            while True:
+                raw = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
+                now = time.perf_counter()
+                frame = json.loads(raw)
+                kind = frame["type"]
+                if kind == "error":
+                    result.error = frame.get("code")
+                    return
+                if kind == "start":
+                    continue
+                result.arrivals.append(now)
+                result.seqs.append(frame["seq"])
+                if kind == "delta":
+                    result.text += frame["text"]
+                elif kind == "reset":
+                    result.text = ""
+                elif kind == "end":
+                    result.end_content = frame["content"]
+                    return
+    except (TimeoutError, OSError, Exception) as exc:  # noqa: B014 - any failure is a dropped stream
+        result.error = result.error or type(exc).__name__
+
+
+_START_TIME: dict[int, float] = {}
+
+
+async def _wait(event: asyncio.Event) -> float:
+    await event.wait()
+    return _START_TIME[id(event)]
+
+
+async def _run_clients(urls: list[str], pid: int) -> dict[str, Any]:
+    n = len(urls)
+    results = [StreamResult() for _ in range(n)]
+    started = asyncio.Event()
+    deadline = time.monotonic() + PHASE_TIMEOUT
+    connect_spread = n * CONNECT_SPREAD_PER_SOCKET
+    tasks = [
+        asyncio.create_task(
+            _converse(url, connect_spread * i / n, started, ARRIVAL_SPREAD * i / n, results[i], deadline)
+        )
+        for i, url in enumerate(urls)
+    ]
+    await asyncio.sleep(connect_spread + 5.0)  # every socket is open before the clock starts
+    server = psutil.Process(pid)
+    cpu_before = sum(server.cpu_times()[:2])
+    t0 = time.perf_counter()
+    _START_TIME[id(started)] = t0
+    started.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    cpu = sum(server.cpu_times()[:2]) - cpu_before
+    return _summarize(results, elapsed, cpu)
+
+
+def _summarize(results: list[StreamResult], elapsed: float, cpu: float) -> dict[str, Any]:
+    expected = answer_text()
+    frames = sum(len(r.seqs) for r in results)
+    dropped = out_of_order = 0
+    ttft: list[float] = []
+    gaps: list[float] = []
+    completed = 0
+    for r in results:
+        if r.end_content is None:
+            dropped += 1
+            continue
+        if r.seqs != list(range(1, len(r.seqs) + 1)):
+            out_of_order += sum(1 for a, b in zip(r.seqs, r.seqs[1:], strict=False) if b != a + 1)
+        if r.text != expected or r.end_content.strip() != expected.strip():
+            dropped += 1
+            continue
+        completed += 1
+        ttft.append((r.arrivals[0] - r.sent_at - TTFT) * 1000)
+        gaps += [(b - a) * 1000 for a, b in zip(r.arrivals, r.arrivals[1:], strict=False)]
+    tokens = completed * TOKENS
+    errors: dict[str, int] = {}
+    for r in results:
+        if r.error:
+            errors[r.error] = errors.get(r.error, 0) + 1
+    return {
+        "completed": completed,
+        "frames_per_s": frames / elapsed if elapsed else 0.0,
+        "ttft_overhead_p50_ms": percentile(ttft, 50),
+        "ttft_overhead_p99_ms": percentile(ttft, 99),
+        "dropped_or_bad_streams": dropped,
+        "out_of_order_frames": out_of_order,
+        "gap_p99_ms": percentile(gaps, 99),
+        "cpu_s_per_1k_tokens": cpu / (tokens / 1000) if tokens else float("nan"),
+        "errors": ",".join(f"{k}:{v}" for k, v in sorted(errors.items())) or "-",
+    }
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "KNOWLEDGE_PRELOAD_EMBEDDER": "false",
+            "RATE_LIMIT_VISITOR": "1000/60",
+            "RATE_LIMIT_IP": "1000000/60",
+            "RATE_LIMIT_BOT": "1000000/60",
+            "RATE_LIMIT_TENANT": "1000000/60",
+            "BENCH_TOKENS": str(TOKENS),
+            "BENCH_TPS": str(TPS),
+            "BENCH_TTFT": str(TTFT),
+            "LLM_FIRST_TOKEN_TIMEOUT_MS": "120000",
+            "LLM_IDLE_TIMEOUT_MS": "120000",
+            "LLM_CONNECT_TIMEOUT_MS": "60000",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def _daphne(app: str, port: int) -> list[str]:
+    if os.environ.get("BENCH_PROFILE") and app.startswith("chatbot_saas"):
+        profile = str(BASE_DIR / "var" / "bench-logs" / "app.prof")
+        return [sys.executable, "-m", "cProfile", "-o", profile, str(BIN / "daphne"),
+                "-b", "127.0.0.1", "-p", str(port), "--websocket-max-message-size", "16384", app]  # fmt: skip
+    return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--websocket-max-message-size", "16384", app]
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    sizes = [20, 100] if args.quick else [100, 500, 1000]
+    rows: list[dict[str, Any]] = []
+    llm_port = _free_port()
+    fake_cmd = [sys.executable, "-m", "benchmarks.streaming", "--serve-fake-llm", str(llm_port)]
+    with _process(fake_cmd, _env(), llm_port, "fake-llm.log"):
+        llm_env = {"OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": f"http://127.0.0.1:{llm_port}/v1"}
+        for n in sizes:
+            public_id, tokens = _bench_data(n)
+            bare_port, app_port = _free_port(), _free_port()
+            with _process(_daphne("benchmarks.bare_asgi:application", bare_port), _env(), bare_port, "bare.log") as p:
+                bare = asyncio.run(_run_clients([f"ws://127.0.0.1:{bare_port}/ws/bare/"] * n, p.pid))
+            with _process(
+                _daphne("chatbot_saas.asgi:application", app_port), _env(**llm_env), app_port, "app.log"
+            ) as p:
+                urls = [f"ws://127.0.0.1:{app_port}/ws/widget/{public_id}/?token={t}" for t in tokens]
+                app = asyncio.run(_run_clients(urls, p.pid))
+            for name, row in (("bare consumer", bare), ("app", app)):
+                rows.append({"N": n, "server": name, **row})
+            ratio = app["cpu_s_per_1k_tokens"] / bare["cpu_s_per_1k_tokens"] if bare["completed"] else float("nan")
+            rows[-1]["cpu_vs_bare"] = ratio
+            rows[-2]["cpu_vs_bare"] = 1.0
+            print(json.dumps(rows[-2:], default=str), flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-fake-llm":
+        serve_fake_llm(int(sys.argv[2]))

@@ -1,0 +1,259 @@
+"""The visitor WebSocket, `/ws/widget/<bot public id>/?token=…` (protocol: docs/protocol.md).
+
+Thin on purpose: authentication is in access.py, writes in services.py, the turn itself in
+relay.py, resume buffers in streams.py, limits in ratelimit.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from chatbot_saas.errors import AppError, NotFound
+from tenants.context import tenant_context
+
+from . import services
+from .access import client_ip, widget_socket_authenticate
+from .models import Conversation, Message
+from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
+from .relay import RUNNING, AnswerRelay
+from .selectors import citation_public, message_for_visitor
+from .streams import stream_exists, stream_follow, stream_request_stop
+
+CLOSE_POLICY = 4403
+CLOSE_NOT_FOUND = 4404
+# daphne closes frames over --websocket-max-message-size (= WS_MAX_FRAME_BYTES, see Procfile) with
+# 1009 itself; an application may not send 1009, so a server started without the flag gets 4009.
+CLOSE_TOO_BIG = 4009
+# Per-socket frame budget (any frame type): a cheap in-process guard before any database work.
+FRAME_BURST = 30
+FRAME_RATE = 10.0
+
+
+def _db(fn: Any) -> Any:
+    """This consumer's short, independent queries run on the thread pool rather than the one shared
+    thread-sensitive thread, so they do not queue behind every turn's database work. Each pool
+    thread keeps its connection (a new Postgres connection per query would cost more than the
+    query); a connection that failed is dropped, and the next call reconnects."""
+
+    def call(**kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except DatabaseError:
+            connection.close()
+            raise
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class WidgetConsumer(AsyncWebsocketConsumer):
+    # No channel layer: nothing is sent to this consumer by name (resume and stop go through Redis
+    # streams and flags), and a layer costs every socket a Redis subscription loop.
+    channel_layer_alias = "no-channel-layer"
+
+    async def connect(self) -> None:
+        self.bot = None
+        self.relays: dict[int, AnswerRelay] = {}
+        self.followers: set[asyncio.Task] = set()
+        self.conversation_id: int | None = None
+        self._budget = float(FRAME_BURST)
+        self._budget_at = time.monotonic()
+        token = (parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]
+        try:
+            self.bot, self.claims = await _db(widget_socket_authenticate)(
+                bot_public_id=self.scope["url_route"]["kwargs"]["bot_public_id"],
+                token=token,
+                origin=_header(self.scope, b"origin"),
+            )
+        except AppError as exc:
+            # Accept only to say why: a close code and one error frame the widget can show.
+            await self.accept()
+            await self._send_error(exc.code, exc.message)
+            await self.close(code=CLOSE_NOT_FOUND if exc.code == "bot_not_found" else CLOSE_POLICY)
+            return
+        self.tenant = self.bot.tenant
+        client = self.scope.get("client") or [None]
+        self.ip = client_ip(remote_addr=client[0], forwarded_for=_header(self.scope, b"x-forwarded-for"))
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for relay in self.relays.values():
+            relay.detach()  # the answer goes on, and is stored complete
+        for task in self.followers:
+            task.cancel()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.bot is None:
+            return
+        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
+        if size > settings.WS_MAX_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        if not self._take_frame_budget():
+            await self._send_error("rate_limited", "Too many frames. Slow down.", retry_after=1.0)
+            return
+        if bytes_data is not None:
+            await self._send_error("bad_frame", "Frames must be JSON text, not binary.")
+            return
+        try:
+            frame = json.loads(text_data or "")
+        except ValueError:
+            await self._send_error("bad_frame", "The frame is not valid JSON.")
+            return
+        handler = getattr(self, f"on_{frame.get('type')}", None) if isinstance(frame, dict) else None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str) or handler is None:
+            await self._send_error("bad_frame", "Unknown frame type. See docs/protocol.md.")
+            return
+        with tenant_context(self.tenant):
+            try:
+                await handler(frame)
+            except AppError as exc:
+                await self._send_error(
+                    exc.code, exc.message, retry_after=exc.extra.get("retry_after"), client_id=frame.get("client_id")
+                )
+
+    # --- client frames --------------------------------------------------------------------
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        text = services.chat_text_check(frame.get("text"))
+        client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str | int) else None
+        # Every attempt counts against the limits, even one then refused as busy.
+        decision = await rate_limit_take(
+            visitor_buckets(tenant_id=self.tenant.pk, bot_id=self.bot.pk, visitor_id=self.claims.visitor_id, ip=self.ip)
+        )
+        if not decision.allowed:
+            raise RateLimited(decision)
+        if any(not relay.finished.is_set() for relay in self.relays.values()):
+            raise AppError(
+                "Wait for the current answer to finish, or stop it, before asking again.", code="answer_in_progress"
+            )
+        conversation = await _db(services.visitor_conversation_for_turn)(
+            bot=self.bot,
+            visitor_id=self.claims.visitor_id,
+            external_user_id=self.claims.external_user_id,
+            conversation_id=self.conversation_id,
+        )
+        self.conversation_id = conversation.pk
+        relay = AnswerRelay(
+            bot=self.bot,
+            tenant=self.tenant,
+            conversation=conversation,
+            user_message=text,
+            channel=Conversation.Channel.WIDGET,
+            send=self._send_frame,
+            client_id=client_id,
+        )
+        # Forget finished answers; keep the running one so a disconnect can detach it.
+        self.relays = {k: r for k, r in self.relays.items() if not r.finished.is_set()}
+        relay.start_background()
+        self.relays[id(relay)] = relay
+
+    async def on_stop(self, frame: dict[str, Any]) -> None:
+        message = await self._owned_message(frame)
+        relay = RUNNING.get(message.pk)
+        if relay is not None:
+            relay.stop()
+        elif message.status == Message.Status.STREAMING:
+            await stream_request_stop(message_id=message.pk)  # produced by another server process
+
+    async def on_resume(self, frame: dict[str, Any]) -> None:
+        message = await self._owned_message(frame)
+        last_seq = frame.get("last_seq", 0)
+        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
+            raise AppError("last_seq must be the last sequence number you received (0 for none).", code="bad_frame")
+        for relay in self.relays.values():
+            if relay.message_id == message.pk:
+                relay.detach()  # this socket now reads the buffer, so it must not also get live frames
+        task = asyncio.get_running_loop().create_task(self._follow(message, last_seq))
+        self.followers.add(task)
+        task.add_done_callback(self.followers.discard)
+
+    async def on_feedback(self, frame: dict[str, Any]) -> None:
+        message = await self._owned_message(frame)
+        await _db(services.message_feedback_set)(
+            message=message, value=frame.get("value"), comment=frame.get("comment", "")
+        )
+        await self._send_frame({"type": "feedback_ok", "message_id": message.pk})
+
+    async def on_new_conversation(self, frame: dict[str, Any]) -> None:
+        conversation = await _db(services.conversation_start)(
+            bot=self.bot,
+            channel=Conversation.Channel.WIDGET,
+            visitor_id=self.claims.visitor_id,
+            external_user_id=self.claims.external_user_id,
+        )
+        self.conversation_id = conversation.pk
+        await self._send_frame({"type": "conversation", "conversation_id": conversation.pk})
+
+    # --- helpers ----------------------------------------------------------------------------
+    async def _owned_message(self, frame: dict[str, Any]) -> Message:
+        message = await _db(message_for_visitor)(
+            bot=self.bot, visitor_id=self.claims.visitor_id, message_id=frame.get("message_id")
+        )
+        if message is None:
+            raise NotFound("No such message in your conversations.")
+        return message
+
+    async def _follow(self, message: Message, last_seq: int) -> None:
+        """Replay the buffered frames after `last_seq`, then the live tail, until `end`."""
+        with tenant_context(self.tenant):
+            if message.status != Message.Status.STREAMING and not await stream_exists(message_id=message.pk):
+                await self._send_settled(message.pk)
+                return
+            async for frame in stream_follow(message_id=message.pk, last_seq=last_seq):
+                if frame is not None:
+                    await self._send_frame(frame)
+                    continue
+                # Quiet for a while: if the answer settled without an `end` (its server died), say so.
+                current = await Message.objects.filter(pk=message.pk).afirst()
+                if current is None or current.status != Message.Status.STREAMING:
+                    await self._send_settled(message.pk)
+                    return
+
+    async def _send_settled(self, message_id: int) -> None:
+        message = await Message.objects.filter(pk=message_id).afirst()
+        if message is None:
+            return
+        await self._send_frame(
+            {
+                "type": "end",
+                "message_id": message.pk,
+                "seq": None,
+                "status": message.status,
+                "usage": {"tokens_in": message.tokens_in, "tokens_out": message.tokens_out},
+                "content": message.content,
+                "citations": [citation_public(c) for c in message.citations or []],
+                "replayed": True,
+            }
+        )
+
+    def _take_frame_budget(self) -> bool:
+        now = time.monotonic()
+        self._budget = min(FRAME_BURST, self._budget + (now - self._budget_at) * FRAME_RATE)
+        self._budget_at = now
+        if self._budget < 1:
+            return False
+        self._budget -= 1
+        return True
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def _send_error(self, code: str, message: str, **extra: Any) -> None:
+        frame = {"type": "error", "code": code, "message": message}
+        frame.update({k: v for k, v in extra.items() if v is not None})
+        await self._send_frame(frame)

@@ -1,0 +1,157 @@
+"""Writes for conversations: starting conversations, visitor sessions, feedback, the stale-stream watchdog."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from bots.models import Bot
+from chatbot_saas.errors import AppError, NotFound
+from tenants.context import tenant_context
+from tenants.models import ApiKey
+
+from .access import identity_verify, origin_check, widget_bot_resolve
+from .models import Conversation, Message
+from .selectors import conversation_latest_for_visitor, message_list, message_public
+from .tokens import SessionClaims, session_token_issue
+
+VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
+FEEDBACK_COMMENT_MAX = 2000
+
+
+def visitor_id_check(visitor_id: Any) -> str:
+    if not isinstance(visitor_id, str) or not VISITOR_ID_RE.match(visitor_id):
+        raise AppError(
+            "visitor_id must be 8 to 80 letters, digits or -_.: characters (the widget sends a UUID).",
+            code="visitor_id_invalid",
+        )
+    return visitor_id
+
+
+def conversation_start(
+    *,
+    bot: Bot,
+    channel: str,
+    visitor_id: str = "",
+    external_user_id: str = "",
+    api_key: ApiKey | None = None,
+) -> Conversation:
+    """Create a conversation with `bot`. Requires the bot's tenant in context."""
+    return Conversation.objects.create(
+        tenant=bot.tenant,
+        bot=bot,
+        channel=channel,
+        visitor_id=visitor_id,
+        external_user_id=external_user_id,
+        api_key=api_key,
+    )
+
+
+def widget_session_open(
+    *, bot_public_id: str, origin: str | None, visitor_id: Any, identity: Any = None
+) -> dict[str, Any]:
+    """Everything the widget needs to start: a session token, the bot's look, the visitor's history.
+
+    Checks, in order: the bot exists and is active (bot_not_found), its tenant is active
+    (tenant_suspended), the page origin is allowed (origin_not_allowed), the visitor id is well
+    formed, and a signed identity, when given, verifies (identity_invalid). Writes nothing.
+    """
+    bot = widget_bot_resolve(bot_public_id=bot_public_id)
+    normalized_origin = origin_check(bot=bot, origin=origin)
+    visitor_id = visitor_id_check(visitor_id)
+    external_user_id = ""
+    if identity is not None:
+        if not isinstance(identity, dict):
+            raise AppError("identity must be an object with id and hmac.", code="identity_invalid", status=403)
+        external_user_id = identity_verify(bot=bot, user_id=identity.get("id"), signature=identity.get("hmac"))
+    claims = SessionClaims(bot.public_id, visitor_id, normalized_origin, external_user_id)
+    with tenant_context(bot.tenant):
+        conversation = conversation_latest_for_visitor(bot=bot, visitor_id=visitor_id)
+        history = [message_public(m) for m in message_list(conversation=conversation)] if conversation else []
+    return {
+        "token": session_token_issue(claims=claims),
+        "expires_in": settings.WIDGET_SESSION_TTL_SECONDS,
+        "bot": {"name": bot.name, "welcome_message": bot.welcome_message, "widget": bot.widget or {}},
+        "conversation_id": conversation.pk if conversation else None,
+        "history": history,
+    }
+
+
+def message_feedback_set(*, message: Message, value: Any, comment: Any = "") -> Message:
+    """Record thumbs up/down (and an optional comment) on an assistant message. Idempotent: the
+    last rating wins. Requires the message's tenant in context."""
+    if value not in (Message.Feedback.UP, Message.Feedback.DOWN):
+        raise AppError("Feedback value must be 'up' or 'down'.", code="feedback_invalid")
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str) or len(comment) > FEEDBACK_COMMENT_MAX:
+        raise AppError(
+            f"The comment must be text of at most {FEEDBACK_COMMENT_MAX} characters.", code="feedback_invalid"
+        )
+    if message.role != Message.Role.ASSISTANT:
+        raise NotFound("Only answers can be rated.")
+    message.feedback = value
+    message.feedback_comment = comment
+    message.updated = timezone.now()
+    message.save(update_fields=["feedback", "feedback_comment", "updated"])
+    return message
+
+
+def message_settle_partial(*, message_id: int, error_code: str = "interrupted") -> bool:
+    """Mark one assistant message `partial` if it is still `streaming`. Idempotent; returns True
+    if it changed it. Requires the tenant in context."""
+    changed = Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        status=Message.Status.PARTIAL, error_code=error_code, updated=timezone.now()
+    )
+    return changed > 0
+
+
+def dangerously_settle_stale_streaming(*, older_than: timedelta | None = None) -> int:
+    """The watchdog: every tenant's `streaming` message untouched for `older_than` becomes `partial`.
+
+    Crosses tenants on purpose (a beat job, no tenant in context). Safe to run concurrently: one
+    conditional UPDATE, so a message that finished meanwhile is left alone.
+    """
+    age = timedelta(seconds=settings.STREAMING_STALE_SECONDS) if older_than is None else older_than
+    cutoff = timezone.now() - age
+    return (
+        Message.objects.unscoped()
+        .filter(status=Message.Status.STREAMING)
+        .filter(updated__lt=cutoff)
+        .update(status=Message.Status.PARTIAL, error_code="interrupted", updated=timezone.now())
+    )
+
+
+def chat_text_check(text: Any) -> str:
+    """The visitor's message, or message_empty / message_too_long (the pipeline checks again)."""
+    if not isinstance(text, str) or not text.strip():
+        raise AppError("Type a message first.", code="message_empty")
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise AppError(
+            f"Messages can be at most {settings.CHAT_MAX_MESSAGE_CHARS} characters. Please shorten it.",
+            code="message_too_long",
+        )
+    return text
+
+
+def visitor_conversation_for_turn(
+    *, bot: Bot, visitor_id: str, external_user_id: str, conversation_id: int | None
+) -> Conversation:
+    """The conversation a widget message goes to: the socket's current one, else the visitor's
+    latest, else a new one. Marks it active. Requires the bot's tenant in context."""
+    conversation = None
+    if conversation_id is not None:
+        conversation = Conversation.objects.filter(pk=conversation_id, bot=bot, visitor_id=visitor_id).first()
+    if conversation is None:
+        conversation = conversation_latest_for_visitor(bot=bot, visitor_id=visitor_id)
+    if conversation is None:
+        return conversation_start(
+            bot=bot, channel=Conversation.Channel.WIDGET, visitor_id=visitor_id, external_user_id=external_user_id
+        )
+    conversation.last_active = timezone.now()
+    conversation.save(update_fields=["last_active"])
+    return conversation
