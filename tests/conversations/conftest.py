@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,20 @@ def chat(chat_server: ChatServer) -> Iterator[ChatServer]:
     chat_server.llm.script.clear()
     yield chat_server
     chat_server.llm.script.clear()
+    _wait_for_answers_to_settle()
+
+
+def _wait_for_answers_to_settle(timeout: float = 60) -> None:
+    """Answers outlive their sockets by design; let them finish before the test database is flushed,
+    or the flush and the server's last writes deadlock."""
+    from conversations.models import Message
+
+    deadline = time.monotonic() + timeout
+    while Message.objects.unscoped().filter(status=Message.Status.STREAMING).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)  # the settle's last writes (usage, trace) follow the status change
 
 
 def llm_bot(tenant: Any, **kwargs: Any) -> Any:

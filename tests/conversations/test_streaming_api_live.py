@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 
 import httpx
@@ -15,7 +16,7 @@ from billing.models import Plan, Subscription
 from conversations.models import Conversation, Message
 from conversations.services import dangerously_settle_stale_streaming
 from conversations.tasks import settle_stale_streaming
-from knowledge.ingestion import document_ingest
+from knowledge.models import Document
 from knowledge.services import document_create_from_text, knowledge_base_create
 from tenants.context import tenant_context
 from tenants.services import api_key_create
@@ -89,12 +90,15 @@ def test_a_message_streams_as_server_sent_events(world, chat):
     assert text_of(events) == LONG_ANSWER == events[-1]["content"]
 
 
-def test_the_openai_sdk_streams_a_cited_answer_from_a_bot(world, chat, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
+def test_the_openai_sdk_streams_a_cited_answer_from_a_bot(world, chat, live_worker):
     with tenant_context(world.tenant_a):
         kb = knowledge_base_create(tenant=world.tenant_a, name="Handbook")
+        # Queued on commit; the real worker ingests it.
         document = document_create_from_text(knowledge_base=kb, title="Handbook", text=HANDBOOK)
-        document_ingest(document_id=document.pk)
+    deadline = time.monotonic() + 240
+    while Document.objects.unscoped().get(pk=document.pk).status != "ready" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert Document.objects.unscoped().get(pk=document.pk).status == "ready"
     bot = llm_bot(world.tenant_a, answer_policy="knowledge_only")
     bot.knowledge_bases.add(kb)
     chat.llm.default = Behaviour(text="You can get a refund within 30 days [1].", tokens_per_second=200)
