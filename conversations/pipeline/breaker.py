@@ -107,10 +107,19 @@ def redis_client() -> aioredis.Redis:
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
 
+SHARED_REDIS_MAX_CONNECTIONS = 64
+SHARED_REDIS_WAIT_SECONDS = 10
+
+
 def shared_redis() -> aioredis.Redis:
     """The running loop's client, kept for later turns (asyncio clients cannot cross loops)."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = _clients[loop] = aioredis.Redis.from_url(settings.REDIS_URL)
+        # A blocking pool: under a burst of turns, callers wait briefly for a connection
+        # instead of failing the answer with MaxConnectionsError (seen at 500+ streams).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=SHARED_REDIS_MAX_CONNECTIONS, timeout=SHARED_REDIS_WAIT_SECONDS
+        )
+        client = _clients[loop] = aioredis.Redis(connection_pool=pool)
     return client

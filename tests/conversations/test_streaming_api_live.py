@@ -241,7 +241,9 @@ def test_the_watchdog_runs_in_a_real_worker_and_leaves_fresh_streams_alone(world
     Message.objects.unscoped().filter(pk=stale.pk).update(updated=stale.updated - timedelta(hours=1))
     fresh = MessageFactory(tenant=world.tenant_a, conversation=conversation, status="streaming")
     done = MessageFactory(tenant=world.tenant_a, conversation=conversation, status="complete")
-    result = settle_stale_streaming.delay().get(timeout=60)
+    # This is the test process, not a worker: earlier in-process eager task runs can leave Celery
+    # believing it is inside a task, which would refuse the join.
+    result = settle_stale_streaming.delay().get(timeout=60, disable_sync_subtasks=False)
     assert result == 1
     statuses = dict(Message.objects.unscoped().filter(conversation=conversation).values_list("pk", "status"))
     assert statuses == {stale.pk: "partial", fresh.pk: "streaming", done.pk: "complete"}

@@ -41,7 +41,22 @@ def long_text(paragraphs: int) -> str:
     return "\n\n".join(f"Section {i}. " + sentence * 12 for i in range(paragraphs))
 
 
-def test_a_document_survives_its_worker_being_killed_and_ends_ready_without_duplicates(transactional_db, world):
+@pytest.fixture
+def other_workers_paused():
+    """Workers started by other tests (the session's live_worker) stop consuming for this test,
+    so the document is handled only by the worker it kills and the one that rescues it."""
+    from chatbot_saas.celery import app
+
+    replies = app.control.cancel_consumer("celery", reply=True, timeout=2) or []
+    paused = [name for reply in replies for name in reply]
+    yield
+    if paused:
+        app.control.add_consumer("celery", destination=paused, reply=True, timeout=2)
+
+
+def test_a_document_survives_its_worker_being_killed_and_ends_ready_without_duplicates(
+    transactional_db, world, other_workers_paused
+):
     with tenant_context(world.tenant_a):
         kb = knowledge_base_create(tenant=world.tenant_a, name="Manual")
     # Small batches, so chunks of the first run are written before the kill.
