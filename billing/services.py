@@ -85,8 +85,8 @@ def _customer_ensure(*, tenant: Tenant, user: AbstractBaseUser) -> str:
     Locks the tenant's subscription row, so two concurrent upgrades cannot create two
     customers; the idempotency key covers a crash between Stripe's answer and our commit.
     """
-    with transaction.atomic():
-        subscription = Subscription.objects.unscoped().select_for_update().get(tenant=tenant)
+    with transaction.atomic(), tenant_context(tenant):
+        subscription = Subscription.objects.select_for_update().get()
         if subscription.stripe_customer_id:
             return subscription.stripe_customer_id
         customer = stripe_client().v1.customers.create(
@@ -147,7 +147,8 @@ def checkout_session_create(*, tenant: Tenant, plan_slug: str, user: AbstractBas
 
 def portal_session_create(*, tenant: Tenant) -> str:
     """A Stripe Customer Portal session (card, plan switch, cancellation); return its URL."""
-    subscription = Subscription.objects.unscoped().filter(tenant=tenant).first()
+    with tenant_context(tenant):
+        subscription = Subscription.objects.first()
     if subscription is None or not subscription.stripe_customer_id:
         raise AppError(
             "There is no billing account yet. Pick a paid plan first.", code="no_billing_account", status=409
@@ -236,7 +237,8 @@ def subscription_sync_customer(*, customer_id: str) -> Subscription:
 
 def subscription_sync_tenant(*, tenant: Tenant) -> Subscription | None:
     """Re-sync one tenant from Stripe; None when it never had a Stripe customer."""
-    subscription = Subscription.objects.unscoped().filter(tenant=tenant).first()
+    with tenant_context(tenant):
+        subscription = Subscription.objects.first()
     if subscription is None or not subscription.stripe_customer_id:
         return None
     return subscription_sync_customer(customer_id=subscription.stripe_customer_id)
@@ -246,7 +248,8 @@ def subscription_sync_tenant(*, tenant: Tenant) -> Subscription | None:
 
 
 def _owner_emails(tenant: Tenant) -> list[str]:
-    owners = Membership.objects.unscoped().filter(tenant=tenant, role=Role.OWNER).select_related("user")
+    with tenant_context(tenant):
+        owners = list(Membership.objects.filter(role=Role.OWNER).select_related("user"))
     return sorted({m.user.email for m in owners if m.user.email})
 
 

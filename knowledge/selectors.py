@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from django.db.models import QuerySet
 
-from tenants.context import get_current_tenant_or_none
+from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
 
 from .embeddings import get_embedder
@@ -61,9 +61,10 @@ def chunk_search(
         return []
     if k <= 0 or not knowledge_base_ids or not query.strip():
         return []
-    kbs = KnowledgeBase.objects.unscoped().filter(tenant_id=tenant.pk, pk__in=list(knowledge_base_ids))
+    with tenant_context(tenant):
+        kbs = list(KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids)).values_list("pk", "embedding_model"))
     by_model: dict[str, list[int]] = defaultdict(list)
-    for kb_id, model_name in kbs.values_list("pk", "embedding_model"):
+    for kb_id, model_name in kbs:
         by_model[model_name].append(kb_id)
     passages: list[RetrievedPassage] = []
     for model_name, kb_ids in sorted(by_model.items()):

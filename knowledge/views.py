@@ -6,6 +6,9 @@ a missing one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -74,58 +77,60 @@ def _form_errors(request: HttpRequest, form: object) -> None:
             messages.error(request, error)
 
 
-@require_POST
-@require_role(Role.MEMBER)
-def document_upload(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
+def _add_document(
+    request: HttpRequest, tenant_slug: str, knowledgebase_id: int, form: Any, create: Callable[..., Document]
+) -> HttpResponse:
+    """Shared by the three ways to add a document: validate, call the service, report back."""
     kb = _kb(knowledgebase_id)
-    form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         _form_errors(request, form)
         return _done(request, tenant_slug, kb)
     try:
-        document = services.document_create_from_upload(
-            knowledge_base=kb, uploaded_file=form.cleaned_data["file"], created_by=request.user
-        )
+        document = create(kb, form.cleaned_data)
     except AppError as exc:
         messages.error(request, exc.message)
         return _done(request, tenant_slug, kb)
     return _done(request, tenant_slug, kb, document)
+
+
+@require_POST
+@require_role(Role.MEMBER)
+def document_upload(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
+    return _add_document(
+        request,
+        tenant_slug,
+        knowledgebase_id,
+        UploadForm(request.POST, request.FILES),
+        lambda kb, data: services.document_create_from_upload(
+            knowledge_base=kb, uploaded_file=data["file"], created_by=request.user
+        ),
+    )
 
 
 @require_POST
 @require_role(Role.MEMBER)
 def document_add_url(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
-    kb = _kb(knowledgebase_id)
-    form = UrlForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-        return _done(request, tenant_slug, kb)
-    try:
-        document = services.document_create_from_url(
-            knowledge_base=kb, url=form.cleaned_data["url"], is_sitemap=form.cleaned_data["is_sitemap"]
-        )
-    except AppError as exc:
-        messages.error(request, exc.message)
-        return _done(request, tenant_slug, kb)
-    return _done(request, tenant_slug, kb, document)
+    return _add_document(
+        request,
+        tenant_slug,
+        knowledgebase_id,
+        UrlForm(request.POST),
+        lambda kb, data: services.document_create_from_url(
+            knowledge_base=kb, url=data["url"], is_sitemap=data["is_sitemap"]
+        ),
+    )
 
 
 @require_POST
 @require_role(Role.MEMBER)
 def document_add_text(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
-    kb = _kb(knowledgebase_id)
-    form = TextForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-        return _done(request, tenant_slug, kb)
-    try:
-        document = services.document_create_from_text(
-            knowledge_base=kb, title=form.cleaned_data["title"], text=form.cleaned_data["text"]
-        )
-    except AppError as exc:
-        messages.error(request, exc.message)
-        return _done(request, tenant_slug, kb)
-    return _done(request, tenant_slug, kb, document)
+    return _add_document(
+        request,
+        tenant_slug,
+        knowledgebase_id,
+        TextForm(request.POST),
+        lambda kb, data: services.document_create_from_text(knowledge_base=kb, title=data["title"], text=data["text"]),
+    )
 
 
 @require_GET

@@ -14,6 +14,7 @@ import re
 import select
 import socket
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class Received:
     body: dict[str, Any]
 
 
-class FakeLLMServer:
+class FakeLLMServer(ABC):
     """Subclasses write the wire format; this class runs the server and applies the knobs."""
 
     api_prefix = ""
@@ -88,18 +89,21 @@ class FakeLLMServer:
             return self.script.popleft() if self.script else self.default
 
     # --- wire format, per provider -----------------------------------------------------------
+    @abstractmethod
     def authorised(self, headers: dict[str, str]) -> bool:
-        raise NotImplementedError
+        """Whether the request carries this provider's valid key header."""
 
+    @abstractmethod
     def error_response(self, kind: str, behaviour: Behaviour) -> tuple[int, dict[str, str], dict[str, Any]]:
-        raise NotImplementedError
+        """(status, headers, JSON body) of an HTTP error of `kind`, shaped as the provider does."""
 
+    @abstractmethod
     def stream_events(self, body: dict[str, Any], behaviour: Behaviour) -> Iterator[tuple[str, bool]]:
         """Yield (sse_text, is_token) pairs; a token event is where ttft/tps and faults apply."""
-        raise NotImplementedError
 
+    @abstractmethod
     def error_event(self, behaviour: Behaviour) -> str:
-        raise NotImplementedError
+        """The SSE error event the provider sends after a 200."""
 
 
 class _Handler(BaseHTTPRequestHandler):
