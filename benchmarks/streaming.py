@@ -85,29 +85,89 @@ def answer_text() -> str:
     return "".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)} " for i in range(TOKENS))
 
 
-def serve_fake_llm(port: int) -> None:
-    """Run the fake OpenAI server (tests/fakes) in this process until killed."""
-    sys.path.insert(0, str(BASE_DIR))
-    from tests.fakes import base
-    from tests.fakes.base import Behaviour
-    from tests.fakes.openai_server import FakeOpenAI
-
-    base._Server.request_queue_size = 2048  # N simultaneous connects, not socketserver's 5
-    fake = FakeOpenAI(api_key="bench-key")
-    fake._server.server_close()
-    fake._server = base._Server(("127.0.0.1", port), base._Handler)
-    fake._server.fake = fake
-    fake.default = Behaviour(text=answer_text(), ttft=TTFT, tokens_per_second=TPS)
-    fake.requests = _Discard()
-    import threading
-
-    threading.Thread(target=fake._server.serve_forever, daemon=True).start()
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-
-
 class _Discard(list):
     def append(self, item: Any) -> None:  # do not keep N request bodies in memory
         return None
+
+
+def _fake_openai() -> Any:
+    sys.path.insert(0, str(BASE_DIR))
+    from tests.fakes.base import Behaviour
+    from tests.fakes.openai_server import FakeOpenAI
+
+    fake = FakeOpenAI(api_key="bench-key")
+    fake._server.server_close()  # only its wire format is used below
+    fake.default = Behaviour(text=answer_text(), ttft=TTFT, tokens_per_second=TPS)
+    fake.requests = _Discard()
+    return fake
+
+
+def serve_fake_llm(port: int, kind: str) -> None:
+    """Run the fake OpenAI server (tests/fakes wire format) in this process until killed.
+
+    `threaded`: the tests' http.server, one thread per stream. `asyncio`: the same bytes (the same
+    `stream_events`, chunked encoding and headers) from one event loop, so that at N = 1,000 the fake
+    provider's thread switching does not take the 2 cores from the server being measured.
+    """
+    fake = _fake_openai()
+    if kind == "threaded":
+        import threading
+
+        from tests.fakes import base
+
+        base._Server.request_queue_size = 2048  # N simultaneous connects, not socketserver's 5
+        fake._server = base._Server(("127.0.0.1", port), base._Handler)
+        fake._server.fake = fake
+        threading.Thread(target=fake._server.serve_forever, daemon=True).start()
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        return
+    asyncio.run(_serve_fake_asyncio(fake, port))
+
+
+async def _serve_fake_asyncio(fake: Any, port: int) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            headers = {}
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            body = json.loads(await reader.readexactly(int(headers.get("content-length") or 0)) or b"{}")
+            behaviour = fake.next_behaviour()
+            if not fake.authorised(headers):
+                status, extra, payload = fake.error_response("auth", behaviour)
+                data = json.dumps(payload).encode()
+                lines = [f"HTTP/1.1 {status} Error", "content-type: application/json", f"content-length: {len(data)}"]
+                lines += ["connection: close"] + [f"{k}: {v}" for k, v in extra.items()]
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+                return
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\n"
+                b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+            )
+            gap = 1 / behaviour.tokens_per_second if behaviour.tokens_per_second else 0
+            sent = 0
+            for event, is_token in fake.stream_events(body, behaviour):
+                if is_token:
+                    await asyncio.sleep(behaviour.ttft if sent == 0 else gap)
+                    sent += 1
+                data = event.encode()
+                writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            return
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
 
 
 @dataclass
@@ -279,40 +339,63 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _daphne(app: str, port: int) -> list[str]:
+def _server_cmd(server: str, app: str, port: int) -> list[str]:
+    """The ASGI server command, as the Procfile runs it (frame limit included)."""
+    if server == "uvicorn":
+        cmd = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets"]
+        cmd += ["--ws-max-size", "16384", "--lifespan", "off", "--no-access-log", "--log-level", "warning", app]
+    else:
+        cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--websocket-max-message-size", "16384", app]
     if os.environ.get("BENCH_PROFILE") and app.startswith("chatbot_saas"):
         profile = str(BASE_DIR / "var" / "bench-logs" / "app.prof")
-        return [sys.executable, "-m", "cProfile", "-o", profile, str(BIN / "daphne"),
-                "-b", "127.0.0.1", "-p", str(port), "--websocket-max-message-size", "16384", app]  # fmt: skip
-    return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--websocket-max-message-size", "16384", app]
+        return [sys.executable, "-m", "cProfile", "-o", profile, *cmd]
+    return cmd
+
+
+def _cpu(pid: int) -> float:
+    try:
+        return sum(psutil.Process(pid).cpu_times()[:2])
+    except psutil.Error:
+        return 0.0
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    sizes = [20, 100] if args.quick else [100, 500, 1000]
+    if getattr(args, "sizes", None):
+        sizes = [int(n) for n in args.sizes.split(",")]
+    else:
+        sizes = [20, 100] if args.quick else [100, 500, 1000]
+    server = getattr(args, "server", "daphne")
+    fake_kind = getattr(args, "fake_llm", "asyncio")
     rows: list[dict[str, Any]] = []
     llm_port = _free_port()
-    fake_cmd = [sys.executable, "-m", "benchmarks.streaming", "--serve-fake-llm", str(llm_port)]
-    with _process(fake_cmd, _env(), llm_port, "fake-llm.log"):
+    fake_cmd = [sys.executable, "-m", "benchmarks.streaming", "--serve-fake-llm", str(llm_port), fake_kind]
+    with _process(fake_cmd, _env(), llm_port, "fake-llm.log") as fake:
         llm_env = {"OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": f"http://127.0.0.1:{llm_port}/v1"}
         for n in sizes:
             public_id, tokens = _bench_data(n)
             bare_port, app_port = _free_port(), _free_port()
-            with _process(_daphne("benchmarks.bare_asgi:application", bare_port), _env(), bare_port, "bare.log") as p:
+            bare_cmd = _server_cmd(server, "benchmarks.bare_asgi:application", bare_port)
+            with _process(bare_cmd, _env(), bare_port, "bare.log") as p:
                 bare = asyncio.run(_run_clients([f"ws://127.0.0.1:{bare_port}/ws/bare/"] * n, p.pid))
-            with _process(
-                _daphne("chatbot_saas.asgi:application", app_port), _env(**llm_env), app_port, "app.log"
-            ) as p:
+            app_cmd = _server_cmd(server, "chatbot_saas.asgi:application", app_port)
+            with _process(app_cmd, _env(**llm_env), app_port, "app.log") as p:
                 urls = [f"ws://127.0.0.1:{app_port}/ws/widget/{public_id}/?token={t}" for t in tokens]
+                fake_cpu = _cpu(fake.pid)
                 app = asyncio.run(_run_clients(urls, p.pid))
+                app["fake_llm_cpu_s"] = _cpu(fake.pid) - fake_cpu
+            load = os.getloadavg()[0]
             for name, row in (("bare consumer", bare), ("app", app)):
-                rows.append({"N": n, "server": name, **row})
+                rows.append({"N": n, "server": f"{name} ({server})", **row})
             ratio = app["cpu_s_per_1k_tokens"] / bare["cpu_s_per_1k_tokens"] if bare["completed"] else float("nan")
             rows[-1]["cpu_vs_bare"] = ratio
             rows[-2]["cpu_vs_bare"] = 1.0
+            rows[-2]["fake_llm_cpu_s"] = float("nan")
+            for row in rows[-2:]:
+                row["load_avg_1m"] = load
             print(json.dumps(rows[-2:], default=str), flush=True)
     return rows
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve-fake-llm":
-        serve_fake_llm(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-fake-llm":
+        serve_fake_llm(int(sys.argv[2]), sys.argv[3])

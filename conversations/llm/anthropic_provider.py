@@ -1,16 +1,22 @@
-"""Anthropic Messages streaming through the official SDK (retries off, explicit timeouts)."""
+"""Anthropic Messages streaming: the official SDK makes the request (retries off, explicit timeouts),
+we read the events (conversations/llm/sse.py says why), with the SDK's rules: `ping` and unnamed
+events are skipped, and an `error` event after the 200 raises `anthropic.APIStatusError` (status
+200) with the event's JSON as its body."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
 import httpx2
+import orjson
 
 from .base import ChatMessage, ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
 from .http import shared_http_client
+from .sse import drain, sse_events
 
 
 def anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
@@ -53,25 +59,44 @@ class AnthropicProvider:
             "stream": True,
         }
         tokens_in = tokens_out = 0
-        stream = None
         try:
-            stream = await self.client.messages.create(**params)
-            async for event in stream:
-                if event.type == "message_start":
-                    tokens_in = event.message.usage.input_tokens or 0
-                    tokens_out = event.message.usage.output_tokens or 0
-                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    if event.delta.text:
-                        yield TextDelta(event.delta.text)
-                elif event.type == "message_delta" and event.usage is not None:
-                    tokens_out = event.usage.output_tokens or tokens_out
+            async with self.client.messages.with_streaming_response.create(**params) as raw:
+                response = raw.http_response
+                async with contextlib.aclosing(sse_events(response)) as events:
+                    async for name, data in events:
+                        if name is None or name == b"ping":
+                            continue
+                        if name == b"error":
+                            raise _stream_error(data, response)
+                        event = orjson.loads(data)
+                        kind = event.get("type")
+                        if kind == "content_block_delta":
+                            delta = event.get("delta") or {}
+                            if delta.get("type") == "text_delta" and delta.get("text"):
+                                yield TextDelta(delta["text"])
+                        elif kind == "message_start":
+                            usage = (event.get("message") or {}).get("usage") or {}
+                            tokens_in = usage.get("input_tokens") or 0
+                            tokens_out = usage.get("output_tokens") or 0
+                        elif kind == "message_delta" and event.get("usage") is not None:
+                            tokens_out = event["usage"].get("output_tokens") or tokens_out
+                        elif kind == "message_stop":
+                            await drain(events)
+                            break
         except (anthropic.AnthropicError, httpx2.HTTPError) as exc:
             raise classify(exc, provider=self.name) from exc
-        finally:
-            if stream is not None:
-                await stream.close()
         yield Usage(tokens_in, tokens_out)
 
     async def aclose(self) -> None:
         # The connection pool is shared (conversations.llm.http): closing it here would break other turns.
         return None
+
+
+def _stream_error(data: bytes, response: httpx2.Response) -> anthropic.APIStatusError:
+    """The exception the SDK raises for an `error` event after the 200 (classified by errors.classify)."""
+    try:
+        body: Any = orjson.loads(data)
+        message = f"{body}"
+    except orjson.JSONDecodeError:
+        body = message = data.decode("utf-8", "replace") or f"Error code: {response.status_code}"
+    return anthropic.APIStatusError(message, response=response, body=body)

@@ -1,21 +1,27 @@
-"""OpenAI Chat Completions streaming through the official SDK.
+"""OpenAI Chat Completions streaming: the official SDK makes the request, we read the stream.
 
 The SDK's own retries are off (max_retries=0) and every timeout is explicit: the failover
-chain decides what happens next, not a 600 s default.
+chain decides what happens next, not a 600 s default. The SDK sends the request and raises its
+usual errors for HTTP failures; the streamed chunks are decoded here (conversations/llm/sse.py
+says why), with the SDK's rules: `[DONE]` ends the stream, and a chunk carrying `error` after the
+200 raises `openai.APIError` with that error as its body.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import openai
+import orjson
 
 from .base import ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
 from .http import shared_http_client
+from .sse import drain, sse_events
 from .tokens import estimate_tokens
 
 REASONING_MODELS = re.compile(r"^(o\d|gpt-5)")
@@ -66,22 +72,30 @@ class OpenAIProvider:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         usage: Usage | None = None
         produced: list[str] = []
-        stream = None
         try:
-            stream = await self.client.chat.completions.create(**self._params(request))
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                for choice in chunk.choices or []:
-                    text = choice.delta.content if choice.delta else None
-                    if text:
-                        produced.append(text)
-                        yield TextDelta(text)
+            async with self.client.chat.completions.with_streaming_response.create(**self._params(request)) as raw:
+                response = raw.http_response
+                async with contextlib.aclosing(sse_events(response)) as events:
+                    async for _event, data in events:
+                        if data.startswith(b"[DONE]"):
+                            await drain(events)
+                            break
+                        chunk = orjson.loads(data)
+                        if not isinstance(chunk, dict):
+                            continue
+                        if chunk.get("error"):
+                            raise _stream_error(chunk["error"], response)
+                        counts = chunk.get("usage")
+                        if isinstance(counts, dict):
+                            usage = Usage(counts.get("prompt_tokens") or 0, counts.get("completion_tokens") or 0)
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta")
+                            text = delta.get("content") if delta else None
+                            if text:
+                                produced.append(text)
+                                yield TextDelta(text)
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
             raise classify(exc, provider=self.name) from exc
-        finally:
-            if stream is not None:
-                await stream.close()
         if usage is None:  # servers that ignore stream_options: estimate, and say so
             prompt = request.system + "".join(m.content for m in request.messages)
             usage = Usage(estimate_tokens(prompt), estimate_tokens("".join(produced)), estimated=True)
@@ -90,3 +104,11 @@ class OpenAIProvider:
     async def aclose(self) -> None:
         # The connection pool is shared (conversations.llm.http): closing it here would break other turns.
         return None
+
+
+def _stream_error(error: Any, response: httpx2.Response) -> openai.APIError:
+    """The exception the SDK raises for an error chunk after the 200 (classified by errors.classify)."""
+    message = error.get("message") if isinstance(error, dict) else None
+    if not message or not isinstance(message, str):
+        message = "An error occurred during streaming"
+    return openai.APIError(message, response.request, body=error)
