@@ -340,12 +340,11 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _server_cmd(server: str, app: str, port: int) -> list[str]:
-    """The ASGI server command, as the Procfile runs it (frame limit included)."""
-    if server == "uvicorn":
-        cmd = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets"]
-        cmd += ["--ws-max-size", "16384", "--lifespan", "off", "--no-access-log", "--log-level", "warning", app]
-    else:
-        cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--websocket-max-message-size", "16384", app]
+    """The ASGI server command as the Procfile runs it (chatbot_saas/asgi_server.py), frame cap included."""
+    from chatbot_saas.asgi_server import APPLICATION, server_command
+
+    cmd = server_command(server, host="127.0.0.1", port=port, max_frame_bytes=16384)
+    cmd[cmd.index(APPLICATION)] = app
     if os.environ.get("BENCH_PROFILE") and app.startswith("chatbot_saas"):
         profile = str(BASE_DIR / "var" / "bench-logs" / "app.prof")
         return [sys.executable, "-m", "cProfile", "-o", profile, *cmd]

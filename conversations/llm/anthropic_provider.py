@@ -15,7 +15,7 @@ import orjson
 
 from .base import ChatMessage, ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
-from .http import shared_http_client
+from .http import cached_sdk_client
 from .sse import drain, sse_events
 
 
@@ -36,17 +36,20 @@ class AnthropicProvider:
     name = "anthropic"
 
     def __init__(self, *, api_key: str, base_url: str | None, timeouts: Timeouts) -> None:
-        self.client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url or None,
-            max_retries=0,
-            timeout=anthropic.Timeout(
-                connect=timeouts.connect,
-                read=max(timeouts.first_token, timeouts.idle) + 1,
-                write=10.0,
-                pool=timeouts.connect,
+        self.client = cached_sdk_client(
+            (anthropic.AsyncAnthropic, api_key, base_url or None, timeouts),
+            lambda http: anthropic.AsyncAnthropic(
+                api_key=api_key,
+                base_url=base_url or None,
+                max_retries=0,
+                timeout=anthropic.Timeout(
+                    connect=timeouts.connect,
+                    read=max(timeouts.first_token, timeouts.idle) + 1,
+                    write=10.0,
+                    pool=timeouts.connect,
+                ),
+                http_client=http,
             ),
-            http_client=shared_http_client(),
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:

@@ -20,7 +20,7 @@ import orjson
 
 from .base import ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
-from .http import shared_http_client
+from .http import cached_sdk_client
 from .sse import drain, sse_events
 from .tokens import estimate_tokens
 
@@ -46,13 +46,13 @@ class OpenAIProvider:
     max_tokens_param = "max_completion_tokens"
 
     def __init__(self, *, api_key: str, base_url: str | None, timeouts: Timeouts) -> None:
-        self.client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url or None,
-            max_retries=0,
-            timeout=sdk_timeout(timeouts),
-            http_client=shared_http_client(),
-        )
+        self.client = cached_sdk_client(
+            (openai.AsyncOpenAI, api_key, base_url or None, timeouts),
+            lambda http: openai.AsyncOpenAI(
+                api_key=api_key, base_url=base_url or None, max_retries=0, timeout=sdk_timeout(timeouts),
+                http_client=http,
+            ),
+        )  # fmt: skip
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {

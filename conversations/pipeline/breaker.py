@@ -7,17 +7,27 @@ half_open -> after the cool-down exactly one caller (SET NX) probes; success clo
              breaker, failure opens it for another cool-down.
 Non-retryable errors (bad key, quota, invalid request) do not count: they are configuration
 problems of one tenant, and must not take a provider away from every other tenant.
+
+The breaker protects the answer, it must never be why one fails: when its Redis cannot be reached
+in time (down, or every pooled connection busy under a burst of turns), the call goes ahead as if
+the breaker were closed, and the failure or success is not counted. Concurrent `allow()` calls for
+one breaker in a process share one in-flight HGETALL (each still gets the state as Redis has it),
+so a burst of 1,000 turns is a handful of reads rather than 1,000 waits for a pooled connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -47,8 +57,20 @@ class CircuitBreaker:
         self.key = key
         self.policy = policy
 
+    async def _read(self) -> dict[bytes, bytes]:
+        """The breaker's hash, from an HGETALL shared with concurrent callers in this process."""
+        reads = _in_flight.setdefault(asyncio.get_running_loop(), {})
+        read_key = (id(self.client), self.key)
+        task = reads.get(read_key)
+        if task is None:
+            task = asyncio.ensure_future(self.client.hgetall(self.key))
+            reads[read_key] = task
+            task.add_done_callback(lambda done: reads.pop(read_key, None) if reads.get(read_key) is done else None)
+        # Shielded: one caller giving up must not cancel the read the others wait for.
+        return await asyncio.shield(task)
+
     async def state(self) -> str:
-        raw = await self.client.hgetall(self.key)
+        raw = await self._read()
         if not raw:
             return CLOSED
         state = raw.get(b"state", b"closed").decode()
@@ -58,22 +80,36 @@ class CircuitBreaker:
 
     async def allow(self) -> tuple[bool, str]:
         """(may this call go ahead, the state it saw). In half-open only one caller gets True."""
-        raw = await self.client.hgetall(self.key)
-        if not raw or raw.get(b"state") == b"closed":
+        try:
+            raw = await self._read()
+            if not raw or raw.get(b"state") == b"closed":
+                return True, CLOSED
+            if time.time() < float(raw.get(b"open_until", 0)):
+                return False, OPEN
+            # Cool-down over: one probe at a time; the probe lock expires if the prober dies.
+            if await self.client.set(self.key + ":probe", "1", nx=True, ex=max(self.policy.cooldown, 1)):
+                await self.client.hset(self.key, "state", HALF_OPEN)
+                return True, HALF_OPEN
+            return False, HALF_OPEN
+        except RedisError as exc:
+            log.warning("breaker %s unavailable (%s): calling the provider", self.key, exc)
             return True, CLOSED
-        if time.time() < float(raw.get(b"open_until", 0)):
-            return False, OPEN
-        # Cool-down over: one probe at a time; the probe lock expires if the prober dies.
-        if await self.client.set(self.key + ":probe", "1", nx=True, ex=max(self.policy.cooldown, 1)):
-            await self.client.hset(self.key, "state", HALF_OPEN)
-            return True, HALF_OPEN
-        return False, HALF_OPEN
 
     async def record_success(self) -> None:
-        await self.client.delete(self.key, self.key + ":fails", self.key + ":probe")
+        try:
+            await self.client.delete(self.key, self.key + ":fails", self.key + ":probe")
+        except RedisError as exc:
+            log.warning("breaker %s unavailable (%s): success not recorded", self.key, exc)
 
     async def record_failure(self, *, hold_for: float | None = None) -> str:
         """Count a retryable failure; returns the state after it. `hold_for` opens at least that long."""
+        try:
+            return await self._record_failure(hold_for)
+        except RedisError as exc:
+            log.warning("breaker %s unavailable (%s): failure not counted", self.key, exc)
+            return CLOSED
+
+    async def _record_failure(self, hold_for: float | None) -> str:
         raw = await self.client.hgetall(self.key)
         now = time.time()
         if raw.get(b"state") == HALF_OPEN.encode():
@@ -105,6 +141,9 @@ def redis_client() -> aioredis.Redis:
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], asyncio.Future]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 SHARED_REDIS_MAX_CONNECTIONS = 64

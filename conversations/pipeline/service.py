@@ -290,6 +290,21 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
     out = guardrails.OutputFilter(canary=turn.canary, redact_pii=bot.redact_output)
     async with contextlib.aclosing(stream_with_failover(turn.chain)) as chain_events:
         async for item in chain_events:
+            # The per-token case inline: a generator and an aclosing per token cost more than the token.
+            if type(item) is TextDelta:
+                try:
+                    safe = out.feed(item.text)
+                except guardrails.CanaryLeak:
+                    async with contextlib.aclosing(_canary_leaked(turn, out)) as events:
+                        async for event in events:
+                            yield event
+                    return
+                if safe:
+                    if "first_token_ms" not in turn.latency:
+                        turn.latency["first_token_ms"] = _ms(turn.started)
+                    turn.shown += safe
+                    yield Delta(safe)
+                continue
             async with contextlib.aclosing(_on_chain_item(turn, out, item)) as events:
                 async for event in events:
                     yield event

@@ -18,7 +18,7 @@ from tests.bots.factories import BotFactory
 from tests.fakes.base import Behaviour
 from tests.fakes.fixtures import fake_openai, fast_timeouts  # noqa: F401
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support.servers import daphne_server
+from tests.support.servers import asgi_server
 
 ORIGIN = "http://127.0.0.1:8001"
 LONG_ANSWER = " ".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(60)) + "."
@@ -35,9 +35,7 @@ class ChatServer:
         return self.base_url.replace("http://", "ws://")
 
 
-@pytest.fixture(scope="session")
-def chat_server(django_db_setup: None) -> Iterator[ChatServer]:
-    """One daphne for the conversation tests, its OpenAI provider pointed at a fake server here."""
+def _chat_server(server: str) -> Iterator[ChatServer]:
     with FakeOpenAI() as llm:
         llm.default = Behaviour(text=LONG_ANSWER, tokens_per_second=400)
         env = {
@@ -47,8 +45,20 @@ def chat_server(django_db_setup: None) -> Iterator[ChatServer]:
             "RATE_LIMIT_VISITOR": "20/60",
             "LLM_FIRST_TOKEN_TIMEOUT_MS": "5000",
         }
-        with daphne_server(**env) as (base_url, process):
+        with asgi_server(server, **env) as (base_url, process):
             yield ChatServer(base_url, llm, process)
+
+
+@pytest.fixture(scope="session")
+def chat_server(django_db_setup: None) -> Iterator[ChatServer]:
+    """One daphne for the conversation tests, its OpenAI provider pointed at a fake server here."""
+    yield from _chat_server("daphne")
+
+
+@pytest.fixture(scope="session")
+def uvicorn_chat_server(django_db_setup: None) -> Iterator[ChatServer]:
+    """The same under uvicorn (ASGI_SERVER=uvicorn)."""
+    yield from _chat_server("uvicorn")
 
 
 @pytest.fixture

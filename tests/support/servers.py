@@ -1,4 +1,4 @@
-"""Real processes for integration tests: a Celery worker and a daphne server, both pointed at
+"""Real processes for integration tests: a Celery worker and an ASGI server (daphne or uvicorn), pointed at
 the pytest-django test database and the test run's Redis."""
 
 from __future__ import annotations
@@ -89,25 +89,27 @@ def celery_worker(name: str = "test", concurrency: int = 1, **env_extra: str) ->
         worker.stop()
 
 
+def asgi_server_command(server: str, port: int, max_frame_bytes: str) -> list[str]:
+    """The web process as the Procfile starts it (chatbot_saas/asgi_server.py), on `port`."""
+    from chatbot_saas.asgi_server import server_command
+
+    return server_command(server, host="127.0.0.1", port=port, max_frame_bytes=int(max_frame_bytes))
+
+
 @contextmanager
 def daphne_server(**env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
     """A real daphne serving the ASGI app; yields (base_url, process)."""
+    with asgi_server("daphne", **env_extra) as running:
+        yield running
+
+
+@contextmanager
+def asgi_server(server: str, **env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
+    """A real ASGI server (`daphne` or `uvicorn`) serving the app; yields (base_url, process)."""
     port = free_port()
-    server = _spawn(
-        # The same WebSocket message cap as the Procfile: bigger frames are closed with 1009.
-        [
-            str(BIN / "daphne"),
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--websocket-max-message-size",
-            env_extra.get("WS_MAX_FRAME_BYTES", "16384"),
-            "chatbot_saas.asgi:application",
-        ],
-        f"daphne-{port}.log",
-        child_env(**env_extra),
-    )
+    # The same WebSocket message cap as the Procfile: bigger frames are closed with 1009.
+    args = asgi_server_command(server, port, env_extra.get("WS_MAX_FRAME_BYTES", "16384"))
+    server_process = _spawn(args, f"{server}-{port}.log", child_env(**env_extra))
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -115,9 +117,9 @@ def daphne_server(**env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
-                if server.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start:\n{server.log()[-3000:]}") from None
+                if server_process.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{server} did not start:\n{server_process.log()[-3000:]}") from None
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", server
+        yield f"http://127.0.0.1:{port}", server_process
     finally:
-        server.stop()
+        server_process.stop()
