@@ -28,6 +28,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sizes", default=None, help="streaming: comma-separated N, e.g. 100,1000")
     parser.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"], help="streaming: ASGI server")
     parser.add_argument(
+        "--bare-only", action="store_true", help="streaming: only the bare consumer (server comparison)"
+    )
+    parser.add_argument(
         "--fake-llm", default="asyncio", choices=["asyncio", "threaded"], help="streaming: fake provider server"
     )
     args = parser.parse_args(argv)

@@ -376,6 +376,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             bare_cmd = _server_cmd(server, "benchmarks.bare_asgi:application", bare_port)
             with _process(bare_cmd, _env(), bare_port, "bare.log") as p:
                 bare = asyncio.run(_run_clients([f"ws://127.0.0.1:{bare_port}/ws/bare/"] * n, p.pid))
+            if getattr(args, "bare_only", False):
+                rows.append({"N": n, "server": f"bare consumer ({server})", **bare, "load_avg_1m": os.getloadavg()[0]})
+                print(json.dumps(rows[-1], default=str), flush=True)
+                continue
             app_cmd = _server_cmd(server, "chatbot_saas.asgi:application", app_port)
             with _process(app_cmd, _env(**llm_env), app_port, "app.log") as p:
                 urls = [f"ws://127.0.0.1:{app_port}/ws/widget/{public_id}/?token={t}" for t in tokens]

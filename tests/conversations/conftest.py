@@ -57,7 +57,7 @@ def chat_server(django_db_setup: None) -> Iterator[ChatServer]:
 
 @pytest.fixture(scope="session")
 def uvicorn_chat_server(django_db_setup: None) -> Iterator[ChatServer]:
-    """The same under uvicorn (ASGI_SERVER=uvicorn)."""
+    """The same under uvicorn (chatbot_saas/asgi_server.py), for tests/conversations/test_widget_socket_uvicorn_live.py."""
     yield from _chat_server("uvicorn")
 
 

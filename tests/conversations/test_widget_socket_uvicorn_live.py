@@ -1,4 +1,4 @@
-"""The key visitor WebSocket protocol cases against uvicorn (ASGI_SERVER=uvicorn): the app must
+"""The key visitor WebSocket protocol cases against uvicorn (benchmarks/streaming.py --server uvicorn): the app must
 behave the same under either server. The cases are the daphne tests' own, run on a uvicorn."""
 
 from __future__ import annotations
