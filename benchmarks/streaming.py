@@ -243,6 +243,8 @@ async def _converse(
                     result.text = ""
                 elif kind == "end":
                     result.end_content = frame["content"]
+                    if frame.get("status") != "complete":  # e.g. cut at ANSWER_MAX_SECONDS: not a lost frame
+                        result.error = f"end_{frame.get('status')}"
                     return
     except (TimeoutError, OSError, Exception) as exc:  # noqa: B014 - any failure is a dropped stream
         result.error = result.error or type(exc).__name__
@@ -333,6 +335,8 @@ def _env(**extra: str) -> dict[str, str]:
             "LLM_FIRST_TOKEN_TIMEOUT_MS": "120000",
             "LLM_IDLE_TIMEOUT_MS": "120000",
             "LLM_CONNECT_TIMEOUT_MS": "60000",
+            # The client gives every stream PHASE_TIMEOUT; the app must not cut answers sooner.
+            "ANSWER_MAX_SECONDS": str(int(PHASE_TIMEOUT)),
         }
     )
     env.update(extra)
