@@ -4,10 +4,12 @@ Every numbered frame of an answer (`delta`, `reset`, `citations`, `end`) is appe
 stream `…:stream:<message id>` under the explicit entry id `0-<seq>`. A visitor who reconnects
 reads with XREAD after `0-<last seq seen>`: Redis returns exactly the entries with a greater id,
 in order, and blocks for the live tail. So a resume cannot skip or repeat a frame, whichever
-process produced it. Streams expire STREAM_BUFFER_TTL_SECONDS after their last write.
+process produced it. Streams expire STREAM_BUFFER_TTL_SECONDS after their last TTL refresh, which
+comes with the first frame, every TTL_REFRESH_EVERY frames (~2 s of streaming) and the `end` frame:
+one EXPIRE per write would be a Redis command per frame for nothing.
 
 A stop request from another process is a flag key the producer reads in the same round trip as
-its writes, so stopping costs nothing while nobody asks.
+its writes (at most every STOP_CHECK_SECONDS per answer), so stopping costs nothing while nobody asks.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .redisconn import async_redis, key
 
 FOLLOW_BLOCK_MS = 5000
 BATCH_TICK_SECONDS = 0.02
+TTL_REFRESH_EVERY = 50
+STOP_CHECK_SECONDS = 0.25
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +51,14 @@ class StreamBatcher:
 
     One pipeline per tick instead of one per frame per answer: at 1,000 concurrent answers that is
     ~50 round trips a second instead of ~25,000. Frames of one answer keep their order (one writer,
-    ordered batches, explicit ids). Each answer that wrote in a tick also learns, from the same
-    round trip, whether a stop was requested for it.
+    ordered batches, explicit ids). An answer that wrote in a tick also learns, from the same
+    round trip, whether a stop was requested for it (at most every STOP_CHECK_SECONDS).
     """
 
     def __init__(self) -> None:
         self.pending: dict[int, list[dict[str, Any]]] = {}
         self.on_stop: dict[int, Callable[[], None]] = {}
+        self.stop_checked: dict[int, float] = {}
         self.wakeup = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
@@ -68,8 +73,12 @@ class StreamBatcher:
             await asyncio.sleep(BATCH_TICK_SECONDS)  # let the tick's frames gather
             self.wakeup.clear()
             batch, self.pending = self.pending, {}
+            now = asyncio.get_running_loop().time()
+            check = {m for m in batch if now - self.stop_checked.get(m, float("-inf")) >= STOP_CHECK_SECONDS}
+            for message_id in check:
+                self.stop_checked[message_id] = now
             try:
-                stopped = await _write_batch(batch)
+                stopped = await _write_batch(batch, check_stop=check)
             except Exception:  # Redis unavailable: live clients still get their frames; resume will not
                 logger.exception("could not buffer %s answers' frames", len(batch))
                 continue
@@ -80,21 +89,30 @@ class StreamBatcher:
             for message_id, frames in batch.items():
                 if frames and frames[-1].get("type") == "end":
                     self.on_stop.pop(message_id, None)
+                    self.stop_checked.pop(message_id, None)
 
 
-async def _write_batch(batch: dict[int, list[dict[str, Any]]]) -> list[int]:
+async def _write_batch(batch: dict[int, list[dict[str, Any]]], check_stop: set[int] | None = None) -> list[int]:
+    """Append the frames; return the ids among `check_stop` (default: all) whose stop flag is set."""
     redis = async_redis()
     pipe = redis.pipeline(transaction=False)
     ids = list(batch)
     for message_id in ids:
         name = stream_key(message_id)
+        refresh_ttl = False
         for frame in batch[message_id]:
-            pipe.xadd(name, {"f": json.dumps(frame, separators=(",", ":"))}, id=f"0-{frame['seq']}")
-        pipe.expire(name, settings.STREAM_BUFFER_TTL_SECONDS)
-    for message_id in ids:
+            seq = frame["seq"]
+            pipe.xadd(name, {"f": json.dumps(frame, separators=(",", ":"))}, id=f"0-{seq}")
+            refresh_ttl = refresh_ttl or seq % TTL_REFRESH_EVERY == 1 or frame.get("type") == "end"
+        if refresh_ttl:
+            pipe.expire(name, settings.STREAM_BUFFER_TTL_SECONDS)
+    checked = [m for m in ids if check_stop is None or m in check_stop]
+    for message_id in checked:
         pipe.exists(stop_key(message_id))
     results = await pipe.execute()
-    return [message_id for message_id, flag in zip(ids, results[-len(ids) :], strict=True) if flag]
+    if not checked:
+        return []
+    return [message_id for message_id, flag in zip(checked, results[-len(checked) :], strict=True) if flag]
 
 
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamBatcher] = weakref.WeakKeyDictionary()
