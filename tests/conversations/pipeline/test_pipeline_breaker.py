@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from conversations.models import Message
-from conversations.pipeline.breaker import CircuitBreaker, breaker_key, redis_client
+from conversations.pipeline.breaker import BreakerPolicy, CircuitBreaker, breaker_key, redis_client
 from tests.fakes.base import Behaviour
 from tests.fakes.fixtures import ask, chain
 
@@ -18,8 +18,6 @@ def breaker_state(provider: str, model: str) -> str:
     async def read() -> str:
         client = redis_client()
         try:
-            from conversations.pipeline.breaker import BreakerPolicy
-
             return await CircuitBreaker(client, breaker_key(provider, model), BreakerPolicy.from_settings()).state()
         finally:
             await client.aclose()
@@ -118,3 +116,22 @@ def test_breaker_state_is_shared_through_redis_not_held_in_the_process(bot, conv
             await raw.aclose()
 
     assert async_to_sync(read)()[b"state"] == b"open"
+
+
+def test_a_breaker_whose_redis_cannot_be_reached_lets_the_call_through(settings):
+    """The breaker protects the answer; its own Redis trouble must never be why an answer fails."""
+    import redis.asyncio as aioredis
+
+    async def scenario() -> tuple[tuple[bool, str], str]:
+        # A real client on a port nobody listens on.
+        client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+        try:
+            breaker = CircuitBreaker(client, breaker_key("openai", "gpt-4o-mini"), BreakerPolicy.from_settings())
+            allowed = await breaker.allow()
+            state = await breaker.record_failure()
+            await breaker.record_success()
+            return allowed, state
+        finally:
+            await client.aclose()
+
+    assert async_to_sync(scenario)() == ((True, "closed"), "closed")
