@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
@@ -23,6 +23,36 @@ def knowledge_base_list() -> QuerySet[KnowledgeBase]:
 def document_list_for_kb(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:
     """The knowledge base's documents, newest first, through the tenant scope."""
     return Document.objects.filter(knowledge_base=knowledge_base).order_by("-created", "-id")
+
+
+def knowledge_base_reindex_progress(*, knowledge_base: KnowledgeBase) -> dict | None:
+    """A re-index under way, for the dashboard: target model, documents re-embedded of total, error."""
+    if not knowledge_base.is_reindexing:
+        return None
+    documents = Document.objects.filter(knowledge_base=knowledge_base).filter(~Q(stored_file="") | ~Q(url=""))
+    counts = documents.aggregate(
+        total=Count("pk"),
+        done=Count("pk", filter=Q(staged_version__isnull=False, status=Document.Status.READY)),
+    )
+    return {
+        "from": knowledge_base.embedding_model,
+        "to": knowledge_base.reindex_to,
+        "done": counts["done"],
+        "total": counts["total"],
+        "error": knowledge_base.reindex_error or None,
+    }
+
+
+def knowledge_base_delete_summary(*, knowledge_base: KnowledgeBase) -> dict:
+    """What deleting the knowledge base removes, for the confirmation page."""
+    counts = Document.objects.filter(knowledge_base=knowledge_base).aggregate(
+        documents=Count("pk"), chunks=Sum("chunk_count", default=0)
+    )
+    return {
+        "documents": counts["documents"],
+        "chunks": counts["chunks"],
+        "bots": list(knowledge_base.bots.order_by("name").values_list("name", flat=True)),
+    }
 
 
 def document_status_payload(document: Document) -> dict:
