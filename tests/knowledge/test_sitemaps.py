@@ -17,7 +17,9 @@ from tests.knowledge.httpserver import HITS, serve
 
 XML = {"Content-Type": "application/xml"}
 GZ = {"Content-Type": "application/x-gzip"}
-PAGE = "<html><body><article><p>This is {} and it has enough words to count as the main text.</p></article></body></html>"
+PAGE = (
+    "<html><body><article><p>This is {} and it has enough words to count as the main text.</p></article></body></html>"
+)
 
 
 def urlset(*urls: str) -> bytes:
