@@ -292,12 +292,17 @@ def _publish(document: Document, version: int, source: Source, count: int) -> bo
     one short transaction. True when this run's chunks were kept."""
     model = document.knowledge_base.ingest_model  # what this run embedded with
     with transaction.atomic():
-        locked = Document.objects.select_for_update().get(pk=document.pk)
-        if locked.version != version:
-            return False  # a newer run started; it will publish its own version
         # Re-read the knowledge base: a re-index may have started, finished or been cancelled
         # while this run embedded. Chunks of the wrong model must never become visible or staged.
-        kb = KnowledgeBase.objects.get(pk=locked.knowledge_base_id)
+        # FOR SHARE (knowledge base first, then the document: the order the re-index services
+        # lock in) keeps a swap or cancel from committing between this check and our write;
+        # publishers of one knowledge base do not block each other.
+        kb = _kb_for_share(document)
+        locked = Document.objects.select_for_update().filter(pk=document.pk).first()
+        if kb is None or locked is None:
+            return False  # deleted while this run worked
+        if locked.version != version:
+            return False  # a newer run started; it will publish its own version
         if kb.ingest_model != model:
             Chunk.objects.filter(document=locked, document_version=version).delete()
             _set(locked, status=Document.Status.QUEUED, progress=0)
@@ -331,6 +336,15 @@ def _publish(document: Document, version: int, source: Source, count: int) -> bo
     if not staging:
         _maybe_index_large_kb(document)
     return True
+
+
+def _kb_for_share(document: Document) -> KnowledgeBase | None:
+    # Django has no select_for_share(); raw SQL is not scoped, so the tenant is named here.
+    rows = KnowledgeBase.objects.raw(
+        "SELECT * FROM knowledge_knowledgebase WHERE id = %s AND tenant_id = %s FOR SHARE",
+        [document.knowledge_base_id, document.tenant_id],
+    )
+    return next(iter(rows), None)
 
 
 def _queue_again(document: Document) -> None:
