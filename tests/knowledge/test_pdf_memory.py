@@ -1,9 +1,16 @@
 """A real worker ingests a 300-page PDF with about the same peak memory as a 30-page one.
 
-Pages are streamed from pypdfium2 one at a time and embedded in batches, so the extra memory a
+Pages are streamed from pypdfium2 one at a time and embedded in batches, so the memory a
 document needs must not grow with its page count. Measured on the worker's pool process: its
-peak RSS ("VmHWM") is reset to its current RSS before each document (/proc/PID/clear_refs),
-and the growth to the peak during the document is compared. Memory, not time: no timing here.
+peak RSS ("VmHWM") is reset to its current RSS before each document (/proc/PID/clear_refs), so
+each document's peak is its own. Memory, not time: no timing here.
+
+What was measured (shared 2-core machine, load 5-8): a fresh worker's RSS climbs from ~550 MB
+to ~900 MB over its first few hundred chunks and then stays flat: torch/allocator warm-up, not
+the document (in one process: 3 pages +112 MB, 30 pages +160 MB, 300 pages +140 MB, then another
+30 pages +0.6 MB; with MALLOC_ARENA_MAX=2 the same). So the growth of one document is noisy and
+the test bounds the ratio of the peaks instead, generously. Embedding a 300-page document in one
+batch (~900 chunks of up to 256 tokens) would need gigabytes of attention activations alone.
 """
 
 from __future__ import annotations
@@ -79,18 +86,21 @@ def test_a_300_page_pdf_needs_no_more_worker_memory_than_a_30_page_one_beyond_a_
         wait_for(lambda: bool(descendants(worker.process.pid)), 60, "the pool process")
         child = descendants(worker.process.pid)[0]
         ingest(manual_pages(3, seed=0), "warm-up.pdf")  # model loaded, first batch run, pools allocated
+        peaks: dict[int, int] = {}
         growth: dict[int, int] = {}
         documents: dict[int, Document] = {}
         for count in (30, 300):
             _reset_peak(child)
             before = _status_kb(child)["VmRSS"]
             documents[count] = ingest(manual_pages(count, seed=count), f"{count}-pages.pdf")
-            growth[count] = _status_kb(child)["VmHWM"] - before
+            peaks[count] = _status_kb(child)["VmHWM"]
+            growth[count] = peaks[count] - before
     small, large = documents[30], documents[300]
     assert (small.page_count, large.page_count) == (30, 300)
     assert large.chunk_count >= 9 * small.chunk_count, "the large PDF really holds ten times the text"
-    print(f"peak RSS growth: 30 pages {growth[30] / 1024:.1f} MB, 300 pages {growth[300] / 1024:.1f} MB")  # noqa: T201
-    # Generous on purpose (allocator noise, a busy machine): ten times the text may cost at most
-    # twice the small document's extra memory plus 48 MB. Holding the whole document's text,
-    # chunks and vectors at once, or embedding it in one batch, would cost far more.
-    assert growth[300] <= 2 * growth[30] + 48 * 1024, growth
+    ratio = peaks[300] / peaks[30]
+    print(  # noqa: T201 - the figures, for the record (-s)
+        f"worker peak RSS: 30 pages {peaks[30] / 1024:.0f} MB (+{growth[30] / 1024:.0f}), "
+        f"300 pages {peaks[300] / 1024:.0f} MB (+{growth[300] / 1024:.0f}), ratio {ratio:.2f}"
+    )
+    assert ratio <= 1.6, (peaks, growth)
