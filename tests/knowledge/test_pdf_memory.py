@@ -62,7 +62,7 @@ def _reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := current VmRSS (Linux >= 4.0)
 
 
-def test_a_300_page_pdf_needs_no_more_worker_memory_than_a_30_page_one_beyond_a_small_margin(
+def test_a_300_page_pdf_peaks_below_1_6_times_the_worker_memory_of_a_30_page_one(
     transactional_db, world, other_workers_paused
 ):
     with tenant_context(world.tenant_a):

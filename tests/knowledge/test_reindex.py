@@ -228,3 +228,56 @@ def test_the_dashboard_starts_shows_and_cancels_a_reindex(world, kb_a, handbook,
     response = client.post(reverse("kb_reindex_cancel", args=["acme", kb_a.pk]), follow=True)
     assert "Re-index cancelled" in response.content.decode()
     assert client.get(reverse("kb_status", args=["acme", kb_a.pk])).json()["reindex"] is None
+
+
+def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
+    transactional_db, world, monkeypatch, settings
+):
+    """The swap commits between the search's first read and its chunk queries: the search must
+    still compare its query vector only with chunks of the same model (one snapshot)."""
+    import threading
+
+    from django.db import connection
+
+    from knowledge import selectors
+    from tests.knowledge.factories import ChunkFactory, DocumentFactory, KnowledgeBaseFactory
+
+    kb = KnowledgeBaseFactory(tenant=world.tenant_a, reindex_to=OPENAI)
+    document = DocumentFactory(tenant=world.tenant_a, knowledge_base=kb, version=2, active_version=1, staged_version=2)
+    old = ChunkFactory(tenant=world.tenant_a, document=document, document_version=1, text="Refunds take five days.")
+    new = ChunkFactory(
+        tenant=world.tenant_a,
+        document=document,
+        document_version=2,
+        text="Refunds take five days.",
+        embedding_model=OPENAI,
+        embedding_dim=1536,
+        embedding=[1.0] + [0.0] * 1535,
+    )
+    Document.objects.unscoped().filter(pk=document.pk).update(chunk_count=1, staged_chunk_count=1)
+    real_get_embedder = selectors.get_embedder
+    outcome: list[str] = []
+
+    def swap_now() -> None:
+        try:
+            with tenant_context(world.tenant_a):
+                outcome.append(knowledge_base_reindex_finish(knowledge_base_id=kb.pk))
+        finally:
+            connection.close()
+
+    def get_embedder_then_swap(model_name):  # noqa: ANN001, ANN202 - the search reads the model, then embeds
+        thread = threading.Thread(target=swap_now)
+        thread.start()
+        thread.join()
+        return real_get_embedder(model_name)
+
+    monkeypatch.setattr(selectors, "get_embedder", get_embedder_then_swap)
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
+    assert outcome == ["swapped"]
+    assert [hit.chunk_id for hit in hits] == [old.pk], "the snapshot the search started in: the old model's chunk"
+    monkeypatch.setattr(selectors, "get_embedder", real_get_embedder)
+    with FakeOpenAI() as fake, tenant_context(world.tenant_a):
+        settings.KNOWLEDGE_OPENAI_BASE_URL, settings.KNOWLEDGE_OPENAI_API_KEY = fake.base_url, fake.api_key
+        after = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
+    assert [hit.chunk_id for hit in after] == [new.pk]
