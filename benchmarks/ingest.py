@@ -103,21 +103,59 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "peak RSS +MB": "",
             }
         )
-        for pages in (30, 120 if args.quick else 300):
-            rows.append(pdf_memory_row(tenant, kb, paragraphs, pages))
+        # 300 pages even with --quick: the issue's bound is about a 300-page PDF. The first PDFs
+        # also pay for allocator/torch warm-up (RSS climbs then stays flat), so the 300-page PDF
+        # runs twice; `ratio` is its peak RSS over the 30-page PDF's (absolute peaks, not growth).
+        memory = [pdf_memory_row(tenant, kb, paragraphs, pages, seed) for seed, pages in enumerate((30, 300, 300))]
+        for row in memory[1:]:
+            row["ratio"] = round(row.pop("_peak") / memory[0]["_peak"], 2)
+        memory[0].pop("_peak")
+        memory[2]["measure"] += ", again"
+        rows.extend(memory)
     finally:
         Tenant.objects.filter(slug="bench-ingest").delete()
     return rows
+
+
+def _proc_status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> float:
+    """Start a fresh peak-RSS measurement; returns the baseline in MB.
+
+    On Linux, VmHWM is reset to the current RSS (clear_refs 5), so each PDF's peak is its own,
+    not an earlier stage's. Elsewhere ru_maxrss (the process's lifetime peak) is the fallback.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return _proc_status_mb("VmRSS") or 0.0
+    except OSError:
+        return _rss_peak_mb()
+
+
+def _peak_since_reset() -> float:
+    return _proc_status_mb("VmHWM") or _rss_peak_mb()
 
 
 def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def pdf_memory_row(tenant: Any, kb: Any, paragraphs: list[str], pages: int) -> dict[str, Any]:
+def pdf_memory_row(tenant: Any, kb: Any, paragraphs: list[str], pages: int, seed: int = 0) -> dict[str, Any]:
     """Peak RSS growth while ingesting a `pages`-page PDF (model already loaded and warm).
 
-    Pages are streamed and embedded in batches, so the growth should not scale with pages.
+    Pages are streamed and embedded in batches, so memory should not scale with pages. `seed`
+    varies the text, so a repeat is embedded again rather than copied as a duplicate. The
+    caller turns the absolute peak (`_peak`, MB) into the `ratio` column: memory, not time.
     """
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -126,11 +164,11 @@ def pdf_memory_row(tenant: Any, kb: Any, paragraphs: list[str], pages: int) -> d
     from tenants.context import tenant_context
     from tests.knowledge.samples import pdf_bytes
 
-    texts = [f"Page {i}. " + paragraphs[i % len(paragraphs)][:600] for i in range(pages)]
+    texts = [f"Page {i} ({seed}). " + paragraphs[(i + seed) % len(paragraphs)][:600] for i in range(pages)]
     with tenant_context(tenant):
         upload = SimpleUploadedFile(f"{pages}-pages.pdf", pdf_bytes(texts))
         document = document_create_from_upload(knowledge_base=kb, uploaded_file=upload)
-        before = _rss_peak_mb()
+        before = _reset_peak()
         started = time.perf_counter()
         document_ingest(document_id=document.pk)
         seconds = time.perf_counter() - started
@@ -142,7 +180,8 @@ def pdf_memory_row(tenant: Any, kb: Any, paragraphs: list[str], pages: int) -> d
         "seconds": round(seconds, 1),
         "chunks/s": round(document.chunk_count / seconds, 2),
         "ratio": "",
-        "peak RSS +MB": round(_rss_peak_mb() - before, 1),
+        "peak RSS +MB": round(_peak_since_reset() - before, 1),
+        "_peak": _peak_since_reset(),
     }
 
 

@@ -254,7 +254,11 @@ KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 100)
 KNOWLEDGE_FETCH_MAX_BYTES = envint("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024)
 KNOWLEDGE_FETCH_TIMEOUT_SECONDS = envint("KNOWLEDGE_FETCH_TIMEOUT_SECONDS", 20)
 KNOWLEDGE_FETCH_MAX_REDIRECTS = envint("KNOWLEDGE_FETCH_MAX_REDIRECTS", 5)
-KNOWLEDGE_SITEMAP_MAX_PAGES = envint("KNOWLEDGE_SITEMAP_MAX_PAGES", 50)
+KNOWLEDGE_SITEMAP_MAX_PAGES = envint("KNOWLEDGE_SITEMAP_MAX_PAGES", 50)  # across a whole sitemap index tree
+KNOWLEDGE_SITEMAP_MAX_DEPTH = envint("KNOWLEDGE_SITEMAP_MAX_DEPTH", 3)  # nested sitemap indexes below the root
+KNOWLEDGE_SITEMAP_MAX_FILES = envint("KNOWLEDGE_SITEMAP_MAX_FILES", 50)  # sitemap files fetched per document
+# A .xml.gz sitemap is refused when it inflates past this (sitemaps.org allows 50 MB uncompressed).
+KNOWLEDGE_SITEMAP_MAX_DECOMPRESSED_BYTES = envint("KNOWLEDGE_SITEMAP_MAX_DECOMPRESSED_BYTES", 50 * 1024 * 1024)
 # Only for tests and local crawling of a server on this machine: allows 127.0.0.0/8 and ::1.
 # Every other check (scheme, private, link-local, metadata, redirects) stays on.
 KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = envbool("KNOWLEDGE_EGRESS_ALLOW_LOOPBACK", False)

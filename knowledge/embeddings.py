@@ -11,7 +11,6 @@ import hashlib
 import logging
 import threading
 import time
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -153,16 +152,24 @@ class OpenAIEmbedder:
     max_input_tokens = 8000
     batch_size = 128
 
-    @cached_property
+    _clients: dict[tuple[str, str], Any]
+
+    @property
     def _client(self) -> Any:
+        # One client per (base URL, key): the instance is process-wide, and tests (or an operator's
+        # shell) may point the settings at another server after the first call.
         import openai
 
-        return openai.OpenAI(
-            api_key=settings.KNOWLEDGE_OPENAI_API_KEY or "unset",
-            base_url=settings.KNOWLEDGE_OPENAI_BASE_URL,
-            max_retries=0,  # our loop below handles retries, so Retry-After is honoured once
-            timeout=60,
-        )
+        key = (settings.KNOWLEDGE_OPENAI_BASE_URL, settings.KNOWLEDGE_OPENAI_API_KEY or "unset")
+        clients = self.__dict__.setdefault("_clients", {})
+        if key not in clients:
+            clients[key] = openai.OpenAI(
+                api_key=key[1],
+                base_url=key[0],
+                max_retries=0,  # our loop below handles retries, so Retry-After is honoured once
+                timeout=60,
+            )
+        return clients[key]
 
     def count_tokens(self, text: str) -> int:
         return minilm_token_counter()(text)

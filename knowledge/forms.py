@@ -34,3 +34,16 @@ class TextForm(forms.Form):
 class SearchForm(forms.Form):
     q = forms.CharField(max_length=500, label="Query")
     k = forms.IntegerField(min_value=1, max_value=50, initial=5, required=False)
+
+
+class KnowledgeBaseRenameForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class KnowledgeBaseDeleteForm(forms.Form):
+    confirm_name = forms.CharField(max_length=120, label="Type the knowledge base's name to confirm")
+
+
+class ReindexForm(forms.Form):
+    embedding_model = forms.ChoiceField(choices=KnowledgeBase.EmbeddingModel.choices, label="New embedding model")

@@ -27,10 +27,10 @@ from billing.services import usage_record
 from .chunking import ChunkDraft, Section, chunk_sections
 from .egress import EgressRefused, fetch
 from .embeddings import EmbeddingError, get_embedder
-from .models import Chunk, Document
+from .models import Chunk, Document, KnowledgeBase
 from .parsing import MIME_TYPES, Limits, ParseError, parse_file, pdf_page_count, sniff, time_limit
 from .services import max_pages, max_upload_bytes
-from .sitemaps import sitemap_page_urls
+from .sitemaps import crawl_sitemap
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +119,15 @@ def _open_source(document: Document, directory: Path) -> Source:
         kind = sniff(content[:65536], path=path)
         return Source(path, kind, hashlib.sha256(content).hexdigest(), len(content), url=final_url)
     # Sitemap: every listed page (up to the cap) becomes sections of this one document.
-    _path, content, final_url = _fetch_to(directory, document.url, "sitemap.xml")
-    urls = sitemap_page_urls(content, base_url=final_url, limit=settings.KNOWLEDGE_SITEMAP_MAX_PAGES)
+    crawl = crawl_sitemap(
+        document.url,
+        fetch=fetch,
+        max_pages=settings.KNOWLEDGE_SITEMAP_MAX_PAGES,
+        max_depth=settings.KNOWLEDGE_SITEMAP_MAX_DEPTH,
+        max_sitemaps=settings.KNOWLEDGE_SITEMAP_MAX_FILES,
+        max_bytes=settings.KNOWLEDGE_SITEMAP_MAX_DECOMPRESSED_BYTES,
+    )
+    urls = crawl.pages
     digest = hashlib.sha256()
     pages: list[tuple[str, str, Path]] = []
     total = 0
@@ -135,7 +142,7 @@ def _open_source(document: Document, directory: Path) -> Source:
         pages.append((page_final, "", path))
     if not pages:
         raise IngestFailed("No page listed in the sitemap could be fetched.", code="sitemap_empty")
-    return Source(_path, "sitemap", digest.hexdigest(), total, url=final_url, pages=pages)
+    return Source(directory, "sitemap", digest.hexdigest(), total, url=document.url, pages=pages)
 
 
 def _sections(source: Source, limits: Limits) -> Iterator[Section]:
@@ -166,17 +173,20 @@ def _timed(sections: Iterator[Section], seconds: int) -> Iterator[Section]:
 
 
 def _copy_duplicate(document: Document, version: int, digest: str) -> int | None:
-    """Reuse the chunks of an identical ready document in the same knowledge base."""
-    twin = (
-        Document.objects.filter(
-            knowledge_base_id=document.knowledge_base_id, content_hash=digest, status=Document.Status.READY
-        )
-        .exclude(pk=document.pk)
-        .exclude(active_version=None)
-        .first()
-    )
+    """Reuse the chunks of an identical ready document in the same knowledge base.
+
+    Only chunks made with the model this run embeds with: during a re-index that is the twin's
+    staged version, otherwise its active one.
+    """
+    model = document.knowledge_base.ingest_model
+    staging = document.knowledge_base.is_reindexing
+    twins = Document.objects.filter(
+        knowledge_base_id=document.knowledge_base_id, content_hash=digest, status=Document.Status.READY
+    ).exclude(pk=document.pk)
+    twin = twins.exclude(**{"staged_version" if staging else "active_version": None}).first()
     if twin is None:
         return None
+    twin_version = twin.staged_version if staging else twin.active_version
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -184,16 +194,17 @@ def _copy_duplicate(document: Document, version: int, digest: str) -> int | None
                 token_count, page, heading_path, source_url, embedding_model, embedding_dim, embedding)
             SELECT tenant_id, knowledge_base_id, %s, %s, position, text, token_count, page, heading_path, source_url,
                 embedding_model, embedding_dim, embedding
-            FROM knowledge_chunk WHERE document_id = %s AND document_version = %s AND tenant_id = %s
+            FROM knowledge_chunk
+            WHERE document_id = %s AND document_version = %s AND tenant_id = %s AND embedding_model = %s
             """,
-            [document.pk, version, twin.pk, twin.active_version, document.tenant_id],
+            [document.pk, version, twin.pk, twin_version, document.tenant_id, model],
         )
-        return cursor.rowcount
+        return cursor.rowcount or None
 
 
 def _embed_and_write(document: Document, version: int, drafts: list[ChunkDraft], start: int) -> None:
     kb = document.knowledge_base
-    embedder = get_embedder(kb.embedding_model)
+    embedder = get_embedder(kb.ingest_model)
     vectors = embedder.embed_documents([draft.text for draft in drafts])
     Chunk.objects.bulk_create(
         [
@@ -220,7 +231,7 @@ def _embed_and_write(document: Document, version: int, drafts: list[ChunkDraft],
 def _process(document: Document, version: int, source: Source) -> int:
     """Parse, chunk, embed and write this run's chunks; returns how many."""
     kb = document.knowledge_base
-    embedder = get_embedder(kb.embedding_model)
+    embedder = get_embedder(kb.ingest_model)
     limits = Limits(
         max_pages=max_pages(tenant=document.tenant),
         max_text_chars=settings.KNOWLEDGE_MAX_TEXT_CHARS,
@@ -277,18 +288,32 @@ def _flush(
 
 
 def _publish(document: Document, version: int, source: Source, count: int) -> bool:
-    """Make this run's chunks the visible version in one short transaction."""
+    """Make this run's chunks the visible version (or, during a re-index, the staged one) in
+    one short transaction. True when this run's chunks were kept."""
+    model = document.knowledge_base.ingest_model  # what this run embedded with
     with transaction.atomic():
-        locked = Document.objects.select_for_update().get(pk=document.pk)
+        # Re-read the knowledge base: a re-index may have started, finished or been cancelled
+        # while this run embedded. Chunks of the wrong model must never become visible or staged.
+        # FOR SHARE (knowledge base first, then the document: the order the re-index services
+        # lock in) keeps a swap or cancel from committing between this check and our write;
+        # publishers of one knowledge base do not block each other.
+        kb = _kb_for_share(document)
+        locked = Document.objects.select_for_update().filter(pk=document.pk).first()
+        if kb is None or locked is None:
+            return False  # deleted while this run worked
         if locked.version != version:
             return False  # a newer run started; it will publish its own version
+        if kb.ingest_model != model:
+            Chunk.objects.filter(document=locked, document_version=version).delete()
+            _set(locked, status=Document.Status.QUEUED, progress=0)
+            _queue_again(locked)
+            return False
+        staging = kb.is_reindexing
         size_delta = source.size - locked.size if locked.source in (Document.Source.URL, Document.Source.SITEMAP) else 0
         now = timezone.now()
         fields = {
-            "active_version": version,
             "status": Document.Status.READY,
             "progress": 100,
-            "chunk_count": count,
             "error_code": "",
             "error_message": "",
             "content_hash": source.digest,
@@ -296,14 +321,37 @@ def _publish(document: Document, version: int, source: Source, count: int) -> bo
             "mime_type": MIME_TYPES.get(source.kind, "text/html" if source.kind == "sitemap" else ""),
             "ingested": now,
         }
+        if staging:
+            fields |= {"staged_version": version, "staged_chunk_count": count}
+            keep = {version} | ({locked.active_version} if locked.active_version is not None else set())
+        else:
+            fields |= {"active_version": version, "chunk_count": count}
+            keep = {version}
         if locked.can_resync:
             fields["last_synced"] = now
         _set(locked, **fields)
-        Chunk.objects.filter(document=locked).exclude(document_version=version).delete()
+        Chunk.objects.filter(document=locked).exclude(document_version__in=keep).delete()
     if size_delta:
         usage_record(tenant=document.tenant, storage_bytes=size_delta)
-    _maybe_index_large_kb(document)
+    if not staging:
+        _maybe_index_large_kb(document)
     return True
+
+
+def _kb_for_share(document: Document) -> KnowledgeBase | None:
+    # Django has no select_for_share(); raw SQL is not scoped, so the tenant is named here.
+    rows = KnowledgeBase.objects.raw(
+        "SELECT * FROM knowledge_knowledgebase WHERE id = %s AND tenant_id = %s FOR SHARE",
+        [document.knowledge_base_id, document.tenant_id],
+    )
+    return next(iter(rows), None)
+
+
+def _queue_again(document: Document) -> None:
+    from .tasks import document_ingest_task
+
+    document_id, tenant_id = document.pk, document.tenant_id
+    transaction.on_commit(lambda: document_ingest_task.delay(document_id=document_id, tenant_id=tenant_id))
 
 
 def _maybe_index_large_kb(document: Document) -> None:
@@ -344,12 +392,16 @@ def document_ingest(*, document_id: int) -> str:
         document = Document.objects.filter(pk=document_id).first()
         return document.status if document else "missing"
     document, version = claimed
-    keep = {version} | ({document.active_version} if document.active_version is not None else set())
+    keep = {version} | {v for v in (document.active_version, document.staged_version) if v is not None}
     Chunk.objects.filter(document=document).exclude(document_version__in=keep).delete()
+    kb = document.knowledge_base
     try:
         with tempfile.TemporaryDirectory(prefix="kb-ingest-") as tmp:
             source = _open_source(document, Path(tmp))
-            unchanged = document.active_version is not None and source.digest == document.content_hash
+            # During a re-index the published chunks are of the old model: re-embed regardless.
+            unchanged = (
+                document.active_version is not None and source.digest == document.content_hash and not kb.is_reindexing
+            )
             if unchanged:
                 # Re-sync of identical content: keep the published chunks, embed nothing.
                 with transaction.atomic():
@@ -377,6 +429,11 @@ def document_ingest(*, document_id: int) -> str:
         logger.exception("ingestion of document %s failed", document_id)
         _record_transient(document, version, "internal_error", f"{exc.__class__.__name__}: {exc}")
         raise IngestRetry(str(exc)) from exc
+    if kb.is_reindexing:
+        # This document is final now; it may have been the last one the re-index waited for.
+        from .reindex import knowledge_base_reindex_finish
+
+        knowledge_base_reindex_finish(knowledge_base_id=kb.pk)
     return Document.objects.filter(pk=document_id).values_list("status", flat=True).first() or "missing"
 
 

@@ -27,8 +27,14 @@ class KnowledgeBase(TenantScopedModel):
 
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
-    # Fixed at creation: changing it means re-embedding every chunk (a re-index).
+    # The model every *visible* chunk was embedded with, so retrieval embeds the query with it.
+    # Changing it is a re-index (services.knowledge_base_reindex): documents are re-embedded
+    # with `reindex_to` into staged versions, and one transaction swaps them all in and sets
+    # this field (see knowledge_base_reindex_finish).
     embedding_model = models.CharField(max_length=64, choices=EmbeddingModel.choices, default=EmbeddingModel.MINILM)
+    reindex_to = models.CharField(max_length=64, choices=EmbeddingModel.choices, blank=True)
+    reindex_started = models.DateTimeField(null=True, blank=True)
+    reindex_error = models.TextField(blank=True)
     chunk_size_tokens = models.PositiveIntegerField(default=200)
     chunk_overlap_tokens = models.PositiveIntegerField(default=30)
     created = models.DateTimeField(default=timezone.now)
@@ -43,6 +49,15 @@ class KnowledgeBase(TenantScopedModel):
     @property
     def embedding_dim(self) -> int:
         return EMBEDDING_DIMENSIONS[self.embedding_model]
+
+    @property
+    def is_reindexing(self) -> bool:
+        return bool(self.reindex_to)
+
+    @property
+    def ingest_model(self) -> str:
+        """The model new ingestion runs embed with: the re-index target while one is under way."""
+        return self.reindex_to or self.embedding_model
 
 
 class Document(TenantScopedModel):
@@ -87,6 +102,10 @@ class Document(TenantScopedModel):
     # transaction, so a re-run never shows duplicates or a half-written document.
     version = models.PositiveIntegerField(default=0)
     active_version = models.PositiveIntegerField(null=True, blank=True)
+    # During a knowledge base re-index, a run embeds with the new model into `staged_version`
+    # instead of publishing it; the knowledge base's swap makes it the active version.
+    staged_version = models.PositiveIntegerField(null=True, blank=True)
+    staged_chunk_count = models.PositiveIntegerField(default=0)
 
     created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(default=timezone.now)

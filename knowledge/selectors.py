@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from django.db.models import QuerySet
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet, Sum
 
 from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
@@ -25,6 +28,36 @@ def document_list_for_kb(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]
     return Document.objects.filter(knowledge_base=knowledge_base).order_by("-created", "-id")
 
 
+def knowledge_base_reindex_progress(*, knowledge_base: KnowledgeBase) -> dict | None:
+    """A re-index under way, for the dashboard: target model, documents re-embedded of total, error."""
+    if not knowledge_base.is_reindexing:
+        return None
+    documents = Document.objects.filter(knowledge_base=knowledge_base).filter(~Q(stored_file="") | ~Q(url=""))
+    counts = documents.aggregate(
+        total=Count("pk"),
+        done=Count("pk", filter=Q(staged_version__isnull=False, status=Document.Status.READY)),
+    )
+    return {
+        "from": knowledge_base.embedding_model,
+        "to": knowledge_base.reindex_to,
+        "done": counts["done"],
+        "total": counts["total"],
+        "error": knowledge_base.reindex_error or None,
+    }
+
+
+def knowledge_base_delete_summary(*, knowledge_base: KnowledgeBase) -> dict:
+    """What deleting the knowledge base removes, for the confirmation page."""
+    counts = Document.objects.filter(knowledge_base=knowledge_base).aggregate(
+        documents=Count("pk"), chunks=Sum("chunk_count", default=0)
+    )
+    return {
+        "documents": counts["documents"],
+        "chunks": counts["chunks"],
+        "bots": list(knowledge_base.bots.order_by("name").values_list("name", flat=True)),
+    }
+
+
 def document_status_payload(document: Document) -> dict:
     """What the dashboard's progress poller and the API show for one document."""
     return {
@@ -39,6 +72,25 @@ def document_status_payload(document: Document) -> dict:
         "size": document.size,
         "updated": document.updated.isoformat(),
     }
+
+
+@contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """Run the search's reads in one REPEATABLE READ snapshot.
+
+    A re-index swap commits a knowledge base's new `embedding_model` together with its new
+    visible chunks. Under READ COMMITTED each statement sees the latest commit, so a search
+    that read the old model just before the swap would compare an old-dimension query vector
+    with new-dimension chunks (pgvector raises on mismatched dimensions). One snapshot makes
+    the model and the chunks agree. Inside a caller's transaction its snapshot rules instead.
+    """
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
 
 
 def chunk_search(
@@ -61,18 +113,22 @@ def chunk_search(
         return []
     if k <= 0 or not knowledge_base_ids or not query.strip():
         return []
-    with tenant_context(tenant):
-        kbs = list(KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids)).values_list("pk", "embedding_model"))
-    by_model: dict[str, list[int]] = defaultdict(list)
-    for kb_id, model_name in kbs:
-        by_model[model_name].append(kb_id)
     passages: list[RetrievedPassage] = []
-    for model_name, kb_ids in sorted(by_model.items()):
-        available = scope_available(tenant_id=tenant.pk, knowledge_base_ids=kb_ids)
-        if available == 0:
-            continue
-        scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available)
-        query_vector = get_embedder(model_name).embed_query(query)
-        passages.extend(hybrid_search(scope, query=query, query_vector=query_vector, k=k, min_score=min_score))
+    with _one_snapshot():
+        with tenant_context(tenant):
+            kbs = list(
+                KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids)).values_list("pk", "embedding_model")
+            )
+        by_model: dict[str, list[int]] = defaultdict(list)
+        for kb_id, model_name in kbs:
+            by_model[model_name].append(kb_id)
+        for model_name, kb_ids in sorted(by_model.items()):
+            available = scope_available(tenant_id=tenant.pk, knowledge_base_ids=kb_ids)
+            if available == 0:
+                continue
+            scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available)
+            # The model the visible chunks were made with (a re-index changes both in one commit).
+            query_vector = get_embedder(model_name).embed_query(query)
+            passages.extend(hybrid_search(scope, query=query, query_vector=query_vector, k=k, min_score=min_score))
     passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
     return passages[:k]

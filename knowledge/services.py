@@ -7,6 +7,7 @@ and only touches rows through the scoped managers.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import timedelta
 from typing import IO, Any
 
@@ -25,6 +26,9 @@ from .embeddings import get_embedder
 from .models import Chunk, Document, KnowledgeBase, new_storage_name
 
 UPLOAD_CHUNK = 1 << 20
+
+# Deletions and renames are logged here for the audit trail (who, which tenant, what, how much).
+audit = logging.getLogger("knowledge.audit")
 
 
 def max_upload_bytes(*, tenant: Tenant) -> int:
@@ -273,13 +277,121 @@ def document_resync(*, document: Document) -> Document:
     return document
 
 
+def _counted(document: Document) -> bool:
+    """Whether the document was added to the usage counter (documents refused on arrival are not)."""
+    return bool(document.stored_file or document.url)
+
+
+def _usage_give_back(*, tenant: Tenant, documents: list[Document]) -> None:
+    counted = [d for d in documents if _counted(d)]
+    if counted:
+        usage_record(tenant=tenant, documents=-len(counted), storage_bytes=-sum(d.size for d in counted))
+
+
 @transaction.atomic
-def document_delete(*, document: Document) -> None:
-    """Delete a document, its chunks (cascade) and its stored file (after commit)."""
-    stored = document.stored_file
+def document_delete(*, document: Document, deleted_by: Any = None) -> None:
+    """Delete a document, its chunks (cascade) and its stored file (after commit).
+
+    Gives its quota back: the document and storage quotas count Document rows, and the period's
+    usage counter is decremented by what document creation added. During a re-index the
+    knowledge base may be waiting only for this document, so the swap is tried after commit.
+    Tenant context required; the row is re-read under lock through the scope.
+    """
+    document = Document.objects.select_for_update().filter(pk=document.pk).first()
+    if document is None:
+        return  # already gone (a double click): nothing to give back twice
+    stored, kb_id, document_id = document.stored_file, document.knowledge_base_id, document.pk
     document.delete()
+    _usage_give_back(tenant=document.tenant, documents=[document])
+    audit.info(
+        "document deleted tenant=%s kb=%s document=%s title=%r size=%s by=%s",
+        document.tenant_id, kb_id, document_id, document.title, document.size, getattr(deleted_by, "pk", None),
+    )  # fmt: skip
     if stored:
         transaction.on_commit(lambda: default_storage.delete(stored))
+    if KnowledgeBase.objects.filter(pk=kb_id).exclude(reindex_to="").exists():
+        from .reindex import reindex_finish_on_commit
+
+        reindex_finish_on_commit(knowledge_base_id=kb_id, tenant_id=document.tenant_id)
+
+
+@transaction.atomic
+def knowledge_base_rename(*, knowledge_base: KnowledgeBase, name: str, description: str | None = None) -> KnowledgeBase:
+    """Rename a knowledge base (and optionally change its description). Tenant context required.
+
+    Raises AppError(invalid_name, kb_name_taken). Bots refer to it by id, so nothing else changes.
+    """
+    name = name.strip()
+    if not name:
+        raise AppError("Give the knowledge base a name.", code="invalid_name")
+    kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+    old = kb.name
+    kb.name = name[:120]
+    fields = ["name"]
+    if description is not None:
+        kb.description = description
+        fields.append("description")
+    try:
+        with transaction.atomic():
+            kb.save(update_fields=fields)
+    except IntegrityError:
+        raise AppError(f"A knowledge base named {name!r} already exists.", code="kb_name_taken") from None
+    if old != kb.name:
+        audit.info("knowledge base renamed tenant=%s kb=%s from=%r to=%r", kb.tenant_id, kb.pk, old, kb.name)
+    return kb
+
+
+def kb_indexes_drop(knowledge_base_id: int, dimensions: list[int] | None = None) -> None:
+    """Drop the knowledge base's partial HNSW indexes, of every dimension by default (idempotent).
+
+    CONCURRENTLY when not in a transaction (after commit), so retrieval on the rest of the table
+    is not blocked by the ACCESS EXCLUSIVE lock a plain DROP INDEX takes.
+    """
+    from django.db import connection
+
+    from .models import EMBEDDING_DIMENSIONS
+    from .retrieval import kb_index_name
+
+    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
+    with connection.cursor() as cursor:
+        for dim in dimensions or sorted(set(EMBEDDING_DIMENSIONS.values())):
+            cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {kb_index_name(knowledge_base_id, dim)}")
+
+
+@transaction.atomic
+def knowledge_base_delete(*, knowledge_base: KnowledgeBase, deleted_by: Any = None) -> dict[str, int]:
+    """Delete a knowledge base with its documents, chunks, stored files and partial indexes.
+
+    - Only the current tenant's knowledge base can be deleted: it is re-read through the scope
+      under lock, so another tenant's object raises KnowledgeBase.DoesNotExist.
+    - Bots lose the attachment (the M2M rows go with it) and keep answering per their policy.
+    - The documents' quota is given back; stored files and the partial HNSW index (a large
+      knowledge base's own) are removed after commit, so a rollback loses nothing.
+    - A worker still ingesting one of its documents finds the document gone and stops.
+    Returns what was removed, for the caller's message and the audit log.
+    """
+    kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+    documents = list(Document.objects.filter(knowledge_base=kb).only("pk", "stored_file", "url", "size", "tenant_id"))
+    bots = kb.bots.count()
+    # One statement each: Chunk has nothing cascading from it, so Django deletes it in bulk.
+    chunks, _ = Chunk.objects.filter(knowledge_base=kb).delete()
+    Document.objects.filter(knowledge_base=kb).delete()
+    kb_id, tenant = kb.pk, kb.tenant
+    kb.delete()  # also removes the bots' attachments (the M2M through rows)
+    _usage_give_back(tenant=tenant, documents=documents)
+    stored = [d.stored_file for d in documents if d.stored_file]
+
+    def after_commit() -> None:
+        kb_indexes_drop(kb_id)
+        for name in stored:
+            default_storage.delete(name)
+
+    transaction.on_commit(after_commit)
+    audit.info(
+        "knowledge base deleted tenant=%s kb=%s name=%r documents=%s chunks=%s bots_detached=%s by=%s",
+        tenant.pk, kb_id, kb.name, len(documents), chunks, bots, getattr(deleted_by, "pk", None),
+    )  # fmt: skip
+    return {"documents": len(documents), "chunks": chunks, "bots": bots}
 
 
 @transaction.atomic

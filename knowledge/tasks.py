@@ -36,6 +36,14 @@ def knowledge_base_index_task(*, knowledge_base_id: int, tenant_id: int) -> bool
     return bool(knowledge_base) and services.knowledge_base_index_ensure(knowledge_base=knowledge_base)
 
 
+@shared_task(acks_late=True)
+@tenant_task
+def knowledge_base_reindex_finish_task(*, knowledge_base_id: int, tenant_id: int) -> str:
+    from .reindex import knowledge_base_reindex_finish
+
+    return knowledge_base_reindex_finish(knowledge_base_id=knowledge_base_id)
+
+
 @shared_task
 def documents_watchdog() -> dict[str, int]:
     return services.documents_watchdog()

@@ -12,16 +12,32 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chatbot_saas.errors import AppError
 from tenants.decorators import require_role
 from tenants.models import Role
 
-from . import services
-from .forms import KnowledgeBaseForm, SearchForm, TextForm, UploadForm, UrlForm
+from . import reindex, services
+from .forms import (
+    KnowledgeBaseDeleteForm,
+    KnowledgeBaseForm,
+    KnowledgeBaseRenameForm,
+    ReindexForm,
+    SearchForm,
+    TextForm,
+    UploadForm,
+    UrlForm,
+)
 from .models import Document, KnowledgeBase
-from .selectors import chunk_search, document_list_for_kb, document_status_payload, knowledge_base_list
+from .selectors import (
+    chunk_search,
+    document_list_for_kb,
+    document_status_payload,
+    knowledge_base_delete_summary,
+    knowledge_base_list,
+    knowledge_base_reindex_progress,
+)
 
 
 @require_role(Role.MEMBER)
@@ -58,6 +74,8 @@ def kb_detail(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> 
         "url_form": UrlForm(),
         "text_form": TextForm(),
         "search_form": SearchForm(),
+        "rename_form": KnowledgeBaseRenameForm(initial={"name": kb.name, "description": kb.description}),
+        "reindex": knowledge_base_reindex_progress(knowledge_base=kb),
     }
     return render(request, "knowledge/kb_detail.html", context)
 
@@ -139,7 +157,7 @@ def kb_status(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> 
     """The progress poller's endpoint: every document's status and progress."""
     kb = _kb(knowledgebase_id)
     documents = [document_status_payload(d) for d in document_list_for_kb(knowledge_base=kb)[:500]]
-    return JsonResponse({"documents": documents})
+    return JsonResponse({"documents": documents, "reindex": knowledge_base_reindex_progress(knowledge_base=kb)})
 
 
 @require_GET
@@ -190,6 +208,85 @@ def document_resync(request: HttpRequest, tenant_slug: str, document_id: int) ->
 def document_delete(request: HttpRequest, tenant_slug: str, document_id: int) -> HttpResponse:
     document = _document(document_id)
     kb = document.knowledge_base
-    services.document_delete(document=document)
+    services.document_delete(document=document, deleted_by=request.user)
     messages.success(request, f"“{document.title}” was deleted.")
+    return _done(request, tenant_slug, kb)
+
+
+@require_POST
+@require_role(Role.MEMBER)
+def kb_rename(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
+    kb = _kb(knowledgebase_id)
+    form = KnowledgeBaseRenameForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return _done(request, tenant_slug, kb)
+    try:
+        kb = services.knowledge_base_rename(
+            knowledge_base=kb, name=form.cleaned_data["name"], description=form.cleaned_data["description"]
+        )
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Renamed to “{kb.name}”.")
+    return _done(request, tenant_slug, kb)
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(Role.MEMBER)
+def kb_delete(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
+    """GET: what will be removed, and a form asking for the name. POST: delete, if it matches."""
+    kb = _kb(knowledgebase_id)
+    form = KnowledgeBaseDeleteForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        if form.cleaned_data["confirm_name"].strip() != kb.name:
+            form.add_error("confirm_name", "The name does not match; nothing was deleted.")
+        else:
+            removed = services.knowledge_base_delete(knowledge_base=kb, deleted_by=request.user)
+            messages.success(
+                request,
+                f"“{kb.name}” was deleted with its {removed['documents']} document(s); "
+                f"{removed['bots']} bot(s) no longer use it.",
+            )
+            return redirect("kb_list", tenant_slug=tenant_slug)
+    context = {"kb": kb, "form": form, "summary": knowledge_base_delete_summary(knowledge_base=kb)}
+    return render(request, "knowledge/kb_delete.html", context, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(Role.MEMBER)
+def kb_reindex(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
+    """GET: choose the new embedding model and read what a re-index does. POST: start it."""
+    kb = _kb(knowledgebase_id)
+    others = [choice for choice in KnowledgeBase.EmbeddingModel.choices if choice[0] != kb.embedding_model]
+    form = ReindexForm(request.POST if request.method == "POST" else None)
+    form.fields["embedding_model"].choices = others
+    if request.method == "POST" and form.is_valid():
+        try:
+            queued = reindex.knowledge_base_reindex(
+                knowledge_base=kb, embedding_model=form.cleaned_data["embedding_model"], started_by=request.user
+            )
+        except AppError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(
+                request,
+                f"Re-indexing {queued} document(s) with {form.cleaned_data['embedding_model']}. "
+                "Search keeps using the current model until every document is done.",
+            )
+            return redirect("kb_detail", tenant_slug=tenant_slug, knowledgebase_id=kb.pk)
+    context = {"kb": kb, "form": form, "reindex": knowledge_base_reindex_progress(knowledge_base=kb)}
+    return render(request, "knowledge/kb_reindex.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@require_role(Role.MEMBER)
+def kb_reindex_cancel(request: HttpRequest, tenant_slug: str, knowledgebase_id: int) -> HttpResponse:
+    kb = _kb(knowledgebase_id)
+    try:
+        reindex.knowledge_base_reindex_cancel(knowledge_base=kb, cancelled_by=request.user)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Re-index cancelled; “{kb.name}” stays on {kb.embedding_model}.")
     return _done(request, tenant_slug, kb)

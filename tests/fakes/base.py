@@ -105,6 +105,10 @@ class FakeLLMServer(ABC):
     def error_event(self, behaviour: Behaviour) -> str:
         """The SSE error event the provider sends after a 200."""
 
+    def json_response(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A non-streaming endpoint's JSON answer for `path`, or None to stream (the default)."""
+        return None
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -131,6 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._hang()
         if behaviour.fault in ("429", "500", "529", "auth", "quota", "bad_request"):
             return self._json(*fake.error_response(behaviour.fault, behaviour))
+        payload = fake.json_response(self.path, body)
+        if payload is not None:
+            return self._json(200, {"x-request-id": "req_fake"}, payload)
         try:
             self._stream(body, behaviour)
         except (BrokenPipeError, ConnectionResetError):

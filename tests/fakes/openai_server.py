@@ -1,7 +1,13 @@
-"""A fake OpenAI Chat Completions server: the real SSE chunk shapes, usage, and error bodies."""
+"""A fake OpenAI server: Chat Completions (the real SSE chunk shapes, usage, error bodies) and
+Embeddings (the real response shape, float or base64 encoding)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import math
+import re
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,8 +34,40 @@ ERRORS = {
 }
 
 
+def fake_embedding(text: str, dimensions: int = 1536) -> list[float]:
+    """A deterministic, L2-normalised bag-of-words vector: texts sharing words are close, so
+    retrieval over these vectors behaves like retrieval over real ones for simple queries."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.sha256(word.encode()).digest()
+        index = int.from_bytes(digest[:4], "big") % dimensions
+        vector[index] += 1.0 if digest[4] & 1 else -1.0
+    if not any(vector):  # no words (or they cancelled out): still a valid unit vector
+        vector[0] = 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector]
+
+
 class FakeOpenAI(FakeLLMServer):
     api_prefix = "/v1"
+
+    def json_response(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        if not path.endswith("/embeddings"):
+            return None
+        inputs = body.get("input", [])
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        dimensions = int(body.get("dimensions") or 1536)
+        data = []
+        for index, text in enumerate(texts):
+            vector = fake_embedding(str(text), dimensions)
+            if body.get("encoding_format") == "base64":  # what the SDK asks for by default
+                encoded: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            else:
+                encoded = vector
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(len(str(t).split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return {"object": "list", "data": data, "model": body.get("model", "text-embedding-3-small"), "usage": usage}
 
     def authorised(self, headers: dict[str, str]) -> bool:
         return headers.get("authorization") == f"Bearer {self.api_key}"

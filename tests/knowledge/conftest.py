@@ -22,3 +22,16 @@ def kb_b(world):
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def other_workers_paused():
+    """Workers started by other tests (the session's live_worker) stop consuming for this test,
+    so its tasks run only on the workers it starts itself (with its own environment)."""
+    from chatbot_saas.celery import app
+
+    replies = app.control.cancel_consumer("celery", reply=True, timeout=2) or []
+    paused = [name for reply in replies for name in reply]
+    yield
+    if paused:
+        app.control.add_consumer("celery", destination=paused, reply=True, timeout=2)

@@ -9,6 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 Route = tuple[int, dict[str, str], bytes]
 
+# Request paths each server received, by base URL; kept after the server stops.
+HITS: dict[str, list[str]] = {}
+
 
 @contextmanager
 def serve(routes: dict[str, Route | Callable[[], Route]]) -> Iterator[str]:
@@ -41,7 +44,9 @@ def serve(routes: dict[str, Route | Callable[[], Route]]) -> Iterator[str]:
     thread.start()
     try:
         server.hits = hits  # type: ignore[attr-defined]
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        HITS[base] = hits
+        yield base
     finally:
         server.shutdown()
         server.server_close()

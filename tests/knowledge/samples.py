@@ -7,7 +7,7 @@ import zipfile
 
 
 def pdf_bytes(pages: list[str]) -> bytes:
-    """A valid PDF with one line of Helvetica text per page (xref offsets computed)."""
+    """A valid PDF with Helvetica text, one page per item, one line per "\\n" (xref offsets computed)."""
     objects: list[bytes] = []
     n = len(pages)
     font_id = 3 + 2 * n
@@ -15,8 +15,11 @@ def pdf_bytes(pages: list[str]) -> bytes:
     objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode())
     for i, text in enumerate(pages):
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode()
+        lines = [line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for line in text.split("\n")]
+        # One line per "\n": T* moves down by the 12-point leading (TL) set first.
+        shown = " T* ".join(f"({line}) Tj" for line in lines)
+        leading = " 12 TL" if len(lines) > 1 else ""
+        stream = f"BT /F1 12 Tf{leading} 72 720 Td {shown} ET".encode()
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
             f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()

@@ -72,3 +72,22 @@ def test_openai_errors_other_than_rate_limits_fail_without_retrying(settings):
         with pytest.raises(EmbeddingError) as info:
             OpenAIEmbedder().embed_query("x")
     assert len(calls) == 1 and not info.value.retryable and "400" in str(info.value)
+
+
+def test_the_openai_embedder_speaks_the_fake_openai_servers_embeddings_endpoint(settings):
+    from tests.fakes.openai_server import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        settings.KNOWLEDGE_OPENAI_BASE_URL, settings.KNOWLEDGE_OPENAI_API_KEY = fake.base_url, fake.api_key
+        embedder = get_embedder("text-embedding-3-small")
+        refund, card, password = embedder.embed_documents(["refund to card", "card refund", "reset password"])
+        query = embedder.embed_query("refund")
+    request = fake.requests[0]
+    assert request.path == "/v1/embeddings" and request.body["model"] == "text-embedding-3-small"
+    assert request.body["input"] == ["refund to card", "card refund", "reset password"]
+    assert len(refund) == 1536 and abs(sum(x * x for x in refund) - 1) < 1e-5
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cosine(query, refund) > cosine(query, password) and cosine(refund, card) > 0.8
