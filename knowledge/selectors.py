@@ -9,7 +9,6 @@ from django.db.models import QuerySet
 from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
 
-from .embeddings import get_embedder
 from .models import EMBEDDING_DIMENSIONS, Document, KnowledgeBase
 from .retrieval import SearchScope, hybrid_search, scope_available
 from .types import RetrievedPassage
@@ -48,6 +47,7 @@ def chunk_search(
     query: str,
     k: int = 5,
     min_score: float | None = None,
+    query_vector: list[float] | None = None,
 ) -> list[RetrievedPassage]:
     """Hybrid (vector + full-text, RRF-fused) search over `tenant`'s knowledge bases, best first.
 
@@ -55,6 +55,10 @@ def chunk_search(
     similarity is at least `min_score`. Ids of other tenants' knowledge bases are ignored, and a
     call made while a different tenant is in context returns nothing. Knowledge bases with
     different embedding models are searched per model and merged by fused score.
+
+    `query_vector`, when given, is the query already embedded with the knowledge bases' model
+    (the caller overlapped embedding with other work); it is used for the knowledge bases of
+    that dimension instead of embedding `query` again.
     """
     current = get_current_tenant_or_none()
     if current is not None and current.pk != tenant.pk:
@@ -71,8 +75,8 @@ def chunk_search(
         available = scope_available(tenant_id=tenant.pk, knowledge_base_ids=kb_ids)
         if available == 0:
             continue
-        scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available)
-        query_vector = get_embedder(model_name).embed_query(query)
-        passages.extend(hybrid_search(scope, query=query, query_vector=query_vector, k=k, min_score=min_score))
+        scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available, model_name)
+        vector = query_vector if query_vector is not None and len(query_vector) == scope.dimension else None
+        passages.extend(hybrid_search(scope, query=query, query_vector=vector, k=k, min_score=min_score))
     passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
     return passages[:k]

@@ -194,3 +194,97 @@ def test_a_large_knowledge_base_gets_its_own_index_and_searches_through_it(world
     exact = retrieval._exact(scope, retrieval.vector_literal(query), 5)
     assert plan == "kb-hnsw"
     assert [row[0] for row in rows] == [row[0] for row in exact]
+
+
+def test_a_large_knowledge_base_is_built_with_the_configured_graph_parameters(world, crowded_table, settings):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    settings.KNOWLEDGE_HNSW_M, settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION = 12, 48
+    kb = crowded_table[9]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW maintenance_work_mem")
+        memory_before = cursor.fetchone()[0]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [retrieval.kb_index_name(kb.pk, 384)])
+        definition = cursor.fetchone()[0]
+        cursor.execute("SHOW maintenance_work_mem")
+        memory_after = cursor.fetchone()[0]
+    assert "m='12'" in definition and "ef_construction='48'" in definition
+    assert f"knowledge_base_id = {kb.pk}" in definition
+    assert memory_after == memory_before  # the build's memory is not left on the connection
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 50])
+def test_a_large_knowledge_base_through_its_own_index_returns_min_k_available_of_its_own_chunks(
+    world, crowded_table, settings, k
+):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb, other = crowded_table[11], crowded_table[12]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="synthetic passage", k=k, query_vector=_unit(7)
+        )
+        elsewhere = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="x", k=k, query_vector=_unit(7)
+        )
+    scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 10)
+    assert retrieval.vector_candidates(scope, _unit(7), 20)[1].startswith("kb-hnsw")
+    assert len(hits) == len(elsewhere) == min(k, 10)
+    assert {hit.knowledge_base_id for hit in hits + elsewhere} == {kb.pk}
+    assert other.pk not in {hit.knowledge_base_id for hit in hits}
+    assert all(hit.document_title and hit.snippet for hit in hits)  # citation metadata
+
+
+def test_the_partial_index_plan_keeps_the_min_score_threshold(world, crowded_table, settings):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[13]
+    knowledge_base_index_ensure(knowledge_base=kb)
+    target = _unit(13 * 100 + 4)  # exactly one chunk of this knowledge base
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", k=5, min_score=0.99, query_vector=target
+        )
+    assert len(hits) == 1 and hits[0].similarity > 0.99
+
+
+def test_a_given_query_vector_is_used_instead_of_embedding_the_query(world, kb_a, handbook_a):
+    from knowledge.embeddings import get_embedder
+
+    vector = get_embedder().embed_query("how do I reset my password?")
+    with tenant_context(world.tenant_a):
+        embedded = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="how do I reset my password?"
+        )
+        given = chunk_search(
+            tenant=world.tenant_a,
+            knowledge_base_ids=[kb_a.pk],
+            query="how do I reset my password?",
+            query_vector=vector,
+        )
+        # No word of this query is in the handbook: only the given vector can find the passage.
+        vector_only = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="zzqx", query_vector=vector
+        )
+    assert [hit.chunk_id for hit in given] == [hit.chunk_id for hit in embedded]
+    assert "Forgot password" in vector_only[0].text
+
+
+def test_hybrid_search_embeds_the_query_with_the_scope_model_when_no_vector_is_given(world, kb_a, handbook_a):
+    from knowledge.embeddings import get_embedder
+
+    available = retrieval.scope_available(tenant_id=world.tenant_a.pk, knowledge_base_ids=[kb_a.pk])
+    scope = SearchScope(world.tenant_a.pk, [kb_a.pk], 384, available, "all-MiniLM-L6-v2")
+    query = "where is the office?"
+    embedded = retrieval.hybrid_search(scope, query=query, k=3, min_score=None)
+    given = retrieval.hybrid_search(
+        scope, query=query, query_vector=get_embedder().embed_query(query), k=3, min_score=None
+    )
+    assert [p.chunk_id for p in embedded] == [p.chunk_id for p in given]
+    assert "Lisbon" in embedded[0].text
