@@ -19,9 +19,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from .embeddings import get_embedder
 from .types import RetrievedPassage
@@ -95,10 +96,16 @@ def _hnsw(scope: SearchScope, qvec: str, n: int) -> list[tuple[int, float]]:
         WHERE c.tenant_id = %s AND c.knowledge_base_id = ANY(%s)
         ORDER BY c.dist LIMIT %s
     """  # noqa: S608
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
+    with connection.cursor() as cursor:
+        _set_ef_search(cursor, ef)
         cursor.execute(sql, [qvec, qvec, ef, scope.tenant_id, scope.knowledge_base_ids, n])
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
+
+
+def _set_ef_search(cursor: Any, ef: int) -> None:
+    # Session-wide rather than SET LOCAL in a transaction: BEGIN and COMMIT were two of the five
+    # round trips of a search. Every HNSW query here sets its own value first.
+    cursor.execute("SELECT set_config('hnsw.ef_search', %s, false)", [str(int(ef))])
 
 
 def kb_index_name(knowledge_base_id: int, dimension: int) -> str:
@@ -147,6 +154,18 @@ def kb_ef_search(*, n: int, available: int) -> int:
     return min(1000, max(2 * n, by_size))
 
 
+_KB_INDEXES_SEEN: set[tuple[int, int]] = set()
+
+
+def _kb_index_usable(knowledge_base_id: int, dimension: int) -> bool:
+    """kb_index_exists, remembered once true: saves a catalog query per search. A remembered index
+    that was dropped since still gives correct results (the same SQL becomes an exact scan)."""
+    key = (int(knowledge_base_id), int(dimension))
+    if key not in _KB_INDEXES_SEEN and kb_index_exists(*key):
+        _KB_INDEXES_SEEN.add(key)
+    return key in _KB_INDEXES_SEEN
+
+
 def _hnsw_kb(scope: SearchScope, qvec: str, n: int) -> list[tuple[int, float]]:
     """Search one knowledge base through its own partial index: no post-filter loss."""
     dim, kb_id = int(scope.dimension), int(scope.knowledge_base_ids[0])
@@ -162,8 +181,8 @@ def _hnsw_kb(scope: SearchScope, qvec: str, n: int) -> list[tuple[int, float]]:
         WHERE c.tenant_id = %s
         ORDER BY c.dist LIMIT %s
     """  # noqa: S608
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
+    with connection.cursor() as cursor:
+        _set_ef_search(cursor, ef)
         cursor.execute(sql, [qvec, qvec, ef, scope.tenant_id, n])
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
@@ -173,7 +192,7 @@ def vector_candidates(scope: SearchScope, query_vector: Sequence[float], n: int)
     qvec = vector_literal(query_vector)
     if scope.available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
         return _exact(scope, qvec, n), "exact"
-    if len(scope.knowledge_base_ids) == 1 and kb_index_exists(scope.knowledge_base_ids[0], scope.dimension):
+    if len(scope.knowledge_base_ids) == 1 and _kb_index_usable(scope.knowledge_base_ids[0], scope.dimension):
         rows, plan = _hnsw_kb(scope, qvec, n), "kb-hnsw"
     else:
         rows, plan = _hnsw(scope, qvec, n), "hnsw"

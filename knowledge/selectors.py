@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
 
 from .models import EMBEDDING_DIMENSIONS, Document, KnowledgeBase
-from .retrieval import SearchScope, hybrid_search, scope_available
+from .retrieval import SearchScope, hybrid_search
 from .types import RetrievedPassage
 
 
@@ -66,13 +67,22 @@ def chunk_search(
     if k <= 0 or not knowledge_base_ids or not query.strip():
         return []
     with tenant_context(tenant):
-        kbs = list(KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids)).values_list("pk", "embedding_model"))
+        # One round trip for the knowledge bases and their visible chunk counts (see scope_available).
+        kbs = list(
+            KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids))
+            .annotate(
+                available=Coalesce(Sum("documents__chunk_count", filter=Q(documents__active_version__isnull=False)), 0)
+            )
+            .values_list("pk", "embedding_model", "available")
+        )
     by_model: dict[str, list[int]] = defaultdict(list)
-    for kb_id, model_name in kbs:
+    available_by_model: dict[str, int] = defaultdict(int)
+    for kb_id, model_name, kb_available in kbs:
         by_model[model_name].append(kb_id)
+        available_by_model[model_name] += kb_available
     passages: list[RetrievedPassage] = []
     for model_name, kb_ids in sorted(by_model.items()):
-        available = scope_available(tenant_id=tenant.pk, knowledge_base_ids=kb_ids)
+        available = available_by_model[model_name]
         if available == 0:
             continue
         scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available, model_name)

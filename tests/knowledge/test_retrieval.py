@@ -288,3 +288,47 @@ def test_hybrid_search_embeds_the_query_with_the_scope_model_when_no_vector_is_g
     )
     assert [p.chunk_id for p in embedded] == [p.chunk_id for p in given]
     assert "Lisbon" in embedded[0].text
+
+
+@pytest.fixture
+def worded_kb(world):
+    """12 chunks: 3 hold both "harbour" and "lighthouse", 6 only "harbour", 3 neither."""
+    kb = KnowledgeBaseFactory(tenant=world.tenant_a)
+    document = DocumentFactory(tenant=world.tenant_a, knowledge_base=kb)
+    texts = ["The harbour lighthouse guides ships."] * 3 + ["A quiet harbour town."] * 6 + ["Mountain trails."] * 3
+    document.chunk_count = len(texts)
+    document.save(update_fields=["chunk_count"])
+    Chunk.objects.unscoped().bulk_create(
+        [
+            Chunk(
+                tenant=world.tenant_a,
+                knowledge_base=kb,
+                document=document,
+                document_version=1,
+                position=position,
+                text=text,
+                token_count=5,
+                embedding_model="all-MiniLM-L6-v2",
+                embedding_dim=384,
+                embedding=_unit(9000 + position),
+            )
+            for position, text in enumerate(texts)
+        ]
+    )
+    return kb, Chunk.objects.unscoped().filter(knowledge_base=kb).order_by("position")
+
+
+@pytest.mark.parametrize("cap", [200, 2], ids=["rank-all", "capped"])
+def test_the_text_half_puts_chunks_with_every_word_first(world, worded_kb, settings, cap):
+    settings.KNOWLEDGE_TEXT_RANK_MAX_CANDIDATES = cap
+    kb, chunks = worded_kb
+    both = {c.pk for c in chunks if "lighthouse" in c.text}
+    scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 12)
+    ids = retrieval.text_candidates(scope, "lighthouse harbour", 20)
+    assert set(ids[:3]) == both
+    assert len(ids) == len(set(ids)) == 9  # never fewer than n when n chunks match
+    few = retrieval.text_candidates(scope, "lighthouse harbour", 4)
+    assert set(few[:3]) == both and len(few) == 4
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="lighthouse harbour", k=12)
+    assert len(hits) == 12 and {hit.knowledge_base_id for hit in hits} == {kb.pk}
