@@ -112,10 +112,19 @@ def kb_index_name(knowledge_base_id: int, dimension: int) -> str:
     return f"kb_chunk_hnsw_{int(dimension)}_kb{int(knowledge_base_id)}"
 
 
-def kb_index_exists(knowledge_base_id: int, dimension: int) -> bool:
+def _kb_index_valid(knowledge_base_id: int, dimension: int) -> bool | None:
+    """None: no such index; False: a CONCURRENTLY build that failed left it invalid (unused)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [kb_index_name(knowledge_base_id, dimension)])
-        return cursor.fetchone() is not None
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relname = %s",
+            [kb_index_name(knowledge_base_id, dimension)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
+
+
+def kb_index_exists(knowledge_base_id: int, dimension: int) -> bool:
+    return bool(_kb_index_valid(knowledge_base_id, dimension))
 
 
 def kb_index_create(knowledge_base_id: int, dimension: int) -> None:
@@ -130,6 +139,8 @@ def kb_index_create(knowledge_base_id: int, dimension: int) -> None:
     m, ef_construction = int(settings.KNOWLEDGE_HNSW_M), int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
     with connection.cursor() as cursor:
+        if _kb_index_valid(kb_id, dim) is False:  # IF NOT EXISTS would keep the broken one forever
+            cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {kb_index_name(kb_id, dim)}")
         cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [settings.KNOWLEDGE_INDEX_BUILD_MEMORY])
         try:
             cursor.execute(

@@ -332,3 +332,18 @@ def test_the_text_half_puts_chunks_with_every_word_first(world, worded_kb, setti
     with tenant_context(world.tenant_a):
         hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="lighthouse harbour", k=12)
     assert len(hits) == 12 and {hit.knowledge_base_id for hit in hits} == {kb.pk}
+
+
+def test_an_index_left_invalid_by_a_failed_build_is_rebuilt(world, crowded_table, settings):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[15]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    name = retrieval.kb_index_name(kb.pk, 384)
+    with connection.cursor() as cursor:
+        # What an interrupted CREATE INDEX CONCURRENTLY leaves behind.
+        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [name])
+    assert retrieval.kb_index_exists(kb.pk, 384) is False
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    assert retrieval.kb_index_exists(kb.pk, 384) is True
