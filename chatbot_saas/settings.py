@@ -250,6 +250,15 @@ KNOWLEDGE_OPENAI_MAX_RETRIES = envint("KNOWLEDGE_OPENAI_MAX_RETRIES", 5)
 # Retrieval: exact scans below this many chunks in the searched knowledge bases, HNSW above.
 KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = envint("KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS", 20_000)
 KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+# A large knowledge base's own partial HNSW index: ef_search for it (0: scale with its size, see
+# retrieval.kb_ef_search), its build parameters, and the memory a build may use (builds that spill
+# out of maintenance_work_mem are 5x slower).
+KNOWLEDGE_HNSW_KB_EF_SEARCH = envint("KNOWLEDGE_HNSW_KB_EF_SEARCH", 0)
+KNOWLEDGE_HNSW_M = envint("KNOWLEDGE_HNSW_M", 16)
+KNOWLEDGE_HNSW_EF_CONSTRUCTION = envint("KNOWLEDGE_HNSW_EF_CONSTRUCTION", 128)
+KNOWLEDGE_INDEX_BUILD_MEMORY = envstr("KNOWLEDGE_INDEX_BUILD_MEMORY", "1GB")
+# Full-text half: rank at most this many matches per tier (all words, then any word).
+KNOWLEDGE_TEXT_RANK_MAX_CANDIDATES = envint("KNOWLEDGE_TEXT_RANK_MAX_CANDIDATES", 200)
 # Egress guard for URL and sitemap sources.
 KNOWLEDGE_FETCH_MAX_BYTES = envint("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024)
 KNOWLEDGE_FETCH_TIMEOUT_SECONDS = envint("KNOWLEDGE_FETCH_TIMEOUT_SECONDS", 20)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
 
-from .embeddings import get_embedder
 from .models import EMBEDDING_DIMENSIONS, Document, KnowledgeBase
-from .retrieval import SearchScope, hybrid_search, scope_available
+from .retrieval import SearchScope, hybrid_search
 from .types import RetrievedPassage
 
 
@@ -100,6 +100,8 @@ def chunk_search(
     query: str,
     k: int = 5,
     min_score: float | None = None,
+    query_vector: list[float] | None = None,
+    query_vectors: Mapping[str, Sequence[float]] | None = None,
 ) -> list[RetrievedPassage]:
     """Hybrid (vector + full-text, RRF-fused) search over `tenant`'s knowledge bases, best first.
 
@@ -107,6 +109,12 @@ def chunk_search(
     similarity is at least `min_score`. Ids of other tenants' knowledge bases are ignored, and a
     call made while a different tenant is in context returns nothing. Knowledge bases with
     different embedding models are searched per model and merged by fused score.
+
+    A caller that embedded the query already (the answer pipeline does it while it stores the
+    messages) passes `query_vectors`, the query's vector by embedding model name; models without
+    an entry are embedded here. `query_vector` is the same for callers that search knowledge
+    bases of a single model (benchmarks, scripts): it is used only when every knowledge base
+    searched shares one model of its dimension.
     """
     current = get_current_tenant_or_none()
     if current is not None and current.pk != tenant.pk:
@@ -116,19 +124,38 @@ def chunk_search(
     passages: list[RetrievedPassage] = []
     with _one_snapshot():
         with tenant_context(tenant):
+            # One round trip for the knowledge bases and their visible chunk counts (see scope_available).
             kbs = list(
-                KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids)).values_list("pk", "embedding_model")
+                KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids))
+                .annotate(
+                    available=Coalesce(
+                        Sum("documents__chunk_count", filter=Q(documents__active_version__isnull=False)), 0
+                    )
+                )
+                .values_list("pk", "embedding_model", "available")
             )
         by_model: dict[str, list[int]] = defaultdict(list)
-        for kb_id, model_name in kbs:
+        available_by_model: dict[str, int] = defaultdict(int)
+        for kb_id, model_name, kb_available in kbs:
             by_model[model_name].append(kb_id)
+            available_by_model[model_name] += kb_available
+        given = dict(query_vectors or {})
+        if query_vector is not None and len(by_model) == 1:
+            given.setdefault(next(iter(by_model)), query_vector)
         for model_name, kb_ids in sorted(by_model.items()):
-            available = scope_available(tenant_id=tenant.pk, knowledge_base_ids=kb_ids)
+            available = available_by_model[model_name]
             if available == 0:
                 continue
-            scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available)
-            # The model the visible chunks were made with (a re-index changes both in one commit).
-            query_vector = get_embedder(model_name).embed_query(query)
-            passages.extend(hybrid_search(scope, query=query, query_vector=query_vector, k=k, min_score=min_score))
+            scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available, model_name)
+            # The model the visible chunks were made with (a re-index changes both in one commit,
+            # and this snapshot sees either both or neither); hybrid_search embeds when no vector fits.
+            vector = given.get(model_name)
+            if vector is not None and len(vector) != scope.dimension:
+                vector = None
+            passages.extend(
+                hybrid_search(
+                    scope, query=query, query_vector=list(vector) if vector else None, k=k, min_score=min_score
+                )
+            )
     passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
     return passages[:k]

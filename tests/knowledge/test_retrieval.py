@@ -194,3 +194,156 @@ def test_a_large_knowledge_base_gets_its_own_index_and_searches_through_it(world
     exact = retrieval._exact(scope, retrieval.vector_literal(query), 5)
     assert plan == "kb-hnsw"
     assert [row[0] for row in rows] == [row[0] for row in exact]
+
+
+def test_a_large_knowledge_base_is_built_with_the_configured_graph_parameters(world, crowded_table, settings):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    settings.KNOWLEDGE_HNSW_M, settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION = 12, 48
+    kb = crowded_table[9]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW maintenance_work_mem")
+        memory_before = cursor.fetchone()[0]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [retrieval.kb_index_name(kb.pk, 384)])
+        definition = cursor.fetchone()[0]
+        cursor.execute("SHOW maintenance_work_mem")
+        memory_after = cursor.fetchone()[0]
+    assert "m='12'" in definition and "ef_construction='48'" in definition
+    assert f"knowledge_base_id = {kb.pk}" in definition
+    assert memory_after == memory_before  # the build's memory is not left on the connection
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 50])
+def test_a_large_knowledge_base_through_its_own_index_returns_min_k_available_of_its_own_chunks(
+    world, crowded_table, settings, k
+):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb, other = crowded_table[11], crowded_table[12]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="synthetic passage", k=k, query_vector=_unit(7)
+        )
+        elsewhere = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="x", k=k, query_vector=_unit(7)
+        )
+    scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 10)
+    assert retrieval.vector_candidates(scope, _unit(7), 20)[1].startswith("kb-hnsw")
+    assert len(hits) == len(elsewhere) == min(k, 10)
+    assert {hit.knowledge_base_id for hit in hits + elsewhere} == {kb.pk}
+    assert other.pk not in {hit.knowledge_base_id for hit in hits}
+    assert all(hit.document_title and hit.snippet for hit in hits)  # citation metadata
+
+
+def test_the_partial_index_plan_keeps_the_min_score_threshold(world, crowded_table, settings):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[13]
+    knowledge_base_index_ensure(knowledge_base=kb)
+    target = _unit(13 * 100 + 4)  # exactly one chunk of this knowledge base
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", k=5, min_score=0.99, query_vector=target
+        )
+    assert len(hits) == 1 and hits[0].similarity > 0.99
+
+
+def test_a_given_query_vector_is_used_instead_of_embedding_the_query(world, kb_a, handbook_a):
+    from knowledge.embeddings import get_embedder
+
+    vector = get_embedder().embed_query("how do I reset my password?")
+    with tenant_context(world.tenant_a):
+        embedded = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="how do I reset my password?"
+        )
+        given = chunk_search(
+            tenant=world.tenant_a,
+            knowledge_base_ids=[kb_a.pk],
+            query="how do I reset my password?",
+            query_vector=vector,
+        )
+        # No word of this query is in the handbook: only the given vector can find the passage.
+        vector_only = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="zzqx", query_vector=vector
+        )
+    assert [hit.chunk_id for hit in given] == [hit.chunk_id for hit in embedded]
+    assert "Forgot password" in vector_only[0].text
+
+
+def test_hybrid_search_embeds_the_query_with_the_scope_model_when_no_vector_is_given(world, kb_a, handbook_a):
+    from knowledge.embeddings import get_embedder
+
+    available = retrieval.scope_available(tenant_id=world.tenant_a.pk, knowledge_base_ids=[kb_a.pk])
+    scope = SearchScope(world.tenant_a.pk, [kb_a.pk], 384, available, "all-MiniLM-L6-v2")
+    query = "where is the office?"
+    embedded = retrieval.hybrid_search(scope, query=query, k=3, min_score=None)
+    given = retrieval.hybrid_search(
+        scope, query=query, query_vector=get_embedder().embed_query(query), k=3, min_score=None
+    )
+    assert [p.chunk_id for p in embedded] == [p.chunk_id for p in given]
+    assert "Lisbon" in embedded[0].text
+
+
+@pytest.fixture
+def worded_kb(world):
+    """12 chunks: 3 hold both "harbour" and "lighthouse", 6 only "harbour", 3 neither."""
+    kb = KnowledgeBaseFactory(tenant=world.tenant_a)
+    document = DocumentFactory(tenant=world.tenant_a, knowledge_base=kb)
+    texts = ["The harbour lighthouse guides ships."] * 3 + ["A quiet harbour town."] * 6 + ["Mountain trails."] * 3
+    document.chunk_count = len(texts)
+    document.save(update_fields=["chunk_count"])
+    Chunk.objects.unscoped().bulk_create(
+        [
+            Chunk(
+                tenant=world.tenant_a,
+                knowledge_base=kb,
+                document=document,
+                document_version=1,
+                position=position,
+                text=text,
+                token_count=5,
+                embedding_model="all-MiniLM-L6-v2",
+                embedding_dim=384,
+                embedding=_unit(9000 + position),
+            )
+            for position, text in enumerate(texts)
+        ]
+    )
+    return kb, Chunk.objects.unscoped().filter(knowledge_base=kb).order_by("position")
+
+
+@pytest.mark.parametrize("cap", [200, 2], ids=["rank-all", "capped"])
+def test_the_text_half_puts_chunks_with_every_word_first(world, worded_kb, settings, cap):
+    settings.KNOWLEDGE_TEXT_RANK_MAX_CANDIDATES = cap
+    kb, chunks = worded_kb
+    both = {c.pk for c in chunks if "lighthouse" in c.text}
+    scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 12)
+    ids = retrieval.text_candidates(scope, "lighthouse harbour", 20)
+    assert set(ids[:3]) == both
+    assert len(ids) == len(set(ids)) == 9  # never fewer than n when n chunks match
+    few = retrieval.text_candidates(scope, "lighthouse harbour", 4)
+    assert set(few[:3]) == both and len(few) == 4
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="lighthouse harbour", k=12)
+    assert len(hits) == 12 and {hit.knowledge_base_id for hit in hits} == {kb.pk}
+
+
+def test_an_index_left_invalid_by_a_failed_build_is_rebuilt(world, crowded_table, settings):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[15]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    name = retrieval.kb_index_name(kb.pk, 384)
+    with connection.cursor() as cursor:
+        # What an interrupted CREATE INDEX CONCURRENTLY leaves behind.
+        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [name])
+    assert retrieval.kb_index_exists(kb.pk, 384) is False
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    assert retrieval.kb_index_exists(kb.pk, 384) is True
