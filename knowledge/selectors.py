@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 
 from django.db.models import QuerySet
 
@@ -48,6 +49,7 @@ def chunk_search(
     query: str,
     k: int = 5,
     min_score: float | None = None,
+    query_vectors: Mapping[str, Sequence[float]] | None = None,
 ) -> list[RetrievedPassage]:
     """Hybrid (vector + full-text, RRF-fused) search over `tenant`'s knowledge bases, best first.
 
@@ -55,6 +57,10 @@ def chunk_search(
     similarity is at least `min_score`. Ids of other tenants' knowledge bases are ignored, and a
     call made while a different tenant is in context returns nothing. Knowledge bases with
     different embedding models are searched per model and merged by fused score.
+
+    `query_vectors` maps an embedding model's name to the query's vector under that model, for a
+    caller that embedded the query already (the answer pipeline does it while it stores the
+    messages); models without an entry are embedded here.
     """
     current = get_current_tenant_or_none()
     if current is not None and current.pk != tenant.pk:
@@ -72,7 +78,7 @@ def chunk_search(
         if available == 0:
             continue
         scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available)
-        query_vector = get_embedder(model_name).embed_query(query)
+        query_vector = (query_vectors or {}).get(model_name) or get_embedder(model_name).embed_query(query)
         passages.extend(hybrid_search(scope, query=query, query_vector=query_vector, k=k, min_score=min_score))
     passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
     return passages[:k]
