@@ -55,16 +55,36 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-_pools: dict[str, ThreadPoolExecutor] = {}
+_pools: dict[str, tuple[ThreadPoolExecutor, int]] = {}
 _pools_lock = threading.Lock()
 
 
 def _pool(name: str, size: int) -> ThreadPoolExecutor:
     with _pools_lock:
-        pool = _pools.get(name)
-        if pool is None:
-            pool = _pools[name] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"answer-{name}")
-        return pool
+        if name not in _pools:
+            _pools[name] = (ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"answer-{name}"), size)
+        return _pools[name][0]
+
+
+def shutdown_thread_pools() -> None:
+    """Close the pool threads' database connections and stop the pools; the next turn starts new
+    ones. For tests that switch ANSWER_DB_THREADS (a test database cannot be dropped while a
+    connection is open), and for short-lived processes."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool, size in pools:
+        # One task per thread: each waits at the barrier until all have started, so every thread
+        # runs exactly one and closes its own connection (Django's connections are per thread).
+        barrier = threading.Barrier(size)
+
+        def close(barrier: threading.Barrier = barrier) -> None:
+            connection.close()
+            barrier.wait(timeout=10)
+
+        for future in [pool.submit(close) for _ in range(size)]:
+            future.result()
+        pool.shutdown(wait=True)
 
 
 def _tidy_connection() -> None:

@@ -92,6 +92,8 @@ def celery_worker(name: str = "test", concurrency: int = 1, **env_extra: str) ->
 @contextmanager
 def daphne_server(**env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
     """A real daphne serving the ASGI app; yields (base_url, process)."""
+    # Most live tests never search a knowledge base: load the embedding model only when asked.
+    env_extra.setdefault("KNOWLEDGE_PRELOAD_EMBEDDER", "false")
     port = free_port()
     server = _spawn(
         # The same WebSocket message cap as the Procfile: bigger frames are closed with 1009.
