@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from bots.models import Bot
 from conversations.llm.base import ChatRequest, TextDelta, Timeouts
@@ -56,6 +56,7 @@ T = TypeVar("T")
 
 
 _pools: dict[str, tuple[ThreadPoolExecutor, int]] = {}
+_pool_thread = threading.local()
 _pools_lock = threading.Lock()
 
 
@@ -67,24 +68,27 @@ def _pool(name: str, size: int) -> ThreadPoolExecutor:
 
 
 def shutdown_thread_pools() -> None:
-    """Close the pool threads' database connections and stop the pools; the next turn starts new
-    ones. For tests that switch ANSWER_DB_THREADS (a test database cannot be dropped while a
-    connection is open), and for short-lived processes."""
+    """Stop the pipeline's thread pools and close their threads' database connections; the next
+    turn starts new ones. For tests that switch ANSWER_DB_THREADS (a test database cannot be
+    flushed or dropped while a pool connection is open), and for short-lived processes."""
     with _pools_lock:
-        pools = list(_pools.values())
+        pools = [pool for pool, _size in _pools.values()]
         _pools.clear()
-    for pool, size in pools:
-        # One task per thread: each waits at the barrier until all have started, so every thread
-        # runs exactly one and closes its own connection (Django's connections are per thread).
-        barrier = threading.Barrier(size)
-
-        def close(barrier: threading.Barrier = barrier) -> None:
-            connection.close()
-            barrier.wait(timeout=10)
-
-        for future in [pool.submit(close) for _ in range(size)]:
-            future.result()
+    for pool in pools:
         pool.shutdown(wait=True)
+    with _pools_lock:
+        opened = list(_pool_connections)
+        _pool_connections.clear()
+    for wrapper in opened:
+        # Its thread has ended, so closing it from here cannot race with a query.
+        wrapper.inc_thread_sharing()
+        try:
+            wrapper.close()
+        finally:
+            wrapper.dec_thread_sharing()
+
+
+_pool_connections: list[Any] = []  # the connections of the "db" pool's threads, one per thread
 
 
 def _tidy_connection() -> None:
@@ -114,6 +118,11 @@ async def _db(scope: Tenant | None, fn: Callable[..., T], /, **kwargs: Any) -> T
         return await sync_to_async(run, thread_sensitive=True)()
 
     def run_pooled() -> T:
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        if not getattr(_pool_thread, "registered", False):
+            with _pools_lock:
+                _pool_connections.append(wrapper)
+            _pool_thread.registered = True
         try:
             return run()
         finally:
