@@ -154,7 +154,8 @@ def real_widget_server() -> Iterator[str]:
     """A real daphne on the DATABASE_URL database."""
     port = _free_port()
     daphne = Path(sys.executable).parent / "daphne"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # No embedding model: loading it in the background would compete with the page loads measured.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KNOWLEDGE_PRELOAD_EMBEDDER": "false"}
     process = subprocess.Popen(
         [str(daphne), "-b", "127.0.0.1", "-p", str(port), "chatbot_saas.asgi:application"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

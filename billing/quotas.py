@@ -87,17 +87,18 @@ def current_usage(*, tenant: Tenant, kind: str) -> int:
     raise ValueError(f"Unknown quota kind {kind!r}")
 
 
-def quota_check(*, tenant: Tenant, kind: str, amount: int = 1) -> None:
+def quota_check(*, tenant: Tenant, kind: str, amount: int = 1, plan: Plan | None = None) -> None:
     """Raise QuotaExceeded if using `amount` more of `kind` would pass the plan's limit.
 
     Reads only, except once per period per kind: the first check that reaches
     BILLING_WARN_PERCENT of a limit emails the owners (see usage_warn_owners). Messages on a
     plan that allows overage are never refused; the excess is reported to Stripe instead.
+    `plan` saves the look-up for a caller that read effective_plan(tenant=tenant) already.
     """
     if kind not in LIMIT_FIELDS:
         raise ValueError(f"Unknown quota kind {kind!r}")
     field, label = LIMIT_FIELDS[kind]
-    plan = effective_plan(tenant=tenant)
+    plan = plan or effective_plan(tenant=tenant)
     limit = getattr(plan, field)
     if limit is None:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -53,14 +54,16 @@ class ProviderKey:
     problem: str = ""  # why there is no usable key, for the trace
 
 
-def provider_key(*, provider: str) -> ProviderKey:
-    """The key to call `provider` with for the current tenant: its own, else the platform's."""
-    platform = {
+def _platform_key(provider: str) -> tuple[str, str]:
+    return {
         "openai": (settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL),
         "anthropic": (settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL),
         "openai_compatible": (settings.OPENAI_COMPATIBLE_API_KEY, settings.OPENAI_COMPATIBLE_BASE_URL),
     }.get(provider, ("", ""))
-    credential = ProviderCredential.objects.filter(provider=provider).first()
+
+
+def _key_from(provider: str, credential: ProviderCredential | None) -> ProviderKey:
+    platform = _platform_key(provider)
     if credential is not None:
         key = decrypt(credential.encrypted_key)
         if key is None:
@@ -70,3 +73,18 @@ def provider_key(*, provider: str) -> ProviderKey:
     if platform[0]:
         return ProviderKey(platform[0], platform[1] or None, "platform")
     return ProviderKey(None, None, "none", f"No {provider} API key is configured for this workspace or the platform.")
+
+
+def provider_key(*, provider: str) -> ProviderKey:
+    """The key to call `provider` with for the current tenant: its own, else the platform's."""
+    return _key_from(provider, ProviderCredential.objects.filter(provider=provider).first())
+
+
+def provider_keys(*, providers: Iterable[str]) -> dict[str, ProviderKey]:
+    """provider_key for several providers in one query (the answer pipeline's chain)."""
+    wanted = sorted(set(providers))
+    if not wanted:
+        return {}
+    # One credential per tenant and provider (uniq_credential_per_provider).
+    credentials = {c.provider: c for c in ProviderCredential.objects.filter(provider__in=wanted)}
+    return {p: _key_from(p, credentials.get(p)) for p in wanted}

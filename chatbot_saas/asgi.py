@@ -21,6 +21,13 @@ application = ProtocolTypeRouter(
     }
 )
 
+if settings.KNOWLEDGE_PRELOAD_EMBEDDER:
+    # Load the query embedder while daphne starts listening, not in the first visitor's turn
+    # (20-60 s on a small machine). The test suite's daphnes turn it off (tests/support/servers.py).
+    from knowledge.embeddings import preload_default_embedder_in_background
+
+    preload_default_embedder_in_background()
+
 if settings.SENTRY_DSN:  # pragma: no cover - needs a DSN
     from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
 

@@ -20,6 +20,9 @@ from tests.support.servers import celery_worker, daphne_server
 def pytest_configure(config: pytest.Config) -> None:
     # PBKDF2 costs ~0.3 s a user; tests are not about password hashing strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # In-process turns share the test's connection and transaction (pool threads would not see
+    # uncommitted test data); daphne subprocesses keep the pool. See ANSWER_DB_THREADS.
+    settings.ANSWER_DB_THREADS = 0
 
 
 @pytest.fixture(autouse=True)

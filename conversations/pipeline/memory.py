@@ -30,11 +30,13 @@ MAX_FACTS = 20
 SUMMARY_TIMEOUT = Timeouts(connect=5, first_token=30, idle=30)
 
 
-def memory_window(*, conversation: Conversation, before_id: int, size: int) -> list[ChatMessage]:
-    """The last `size` settled messages before message `before_id`, oldest first."""
+def memory_window(*, conversation: Conversation, size: int, before_id: int | None = None) -> list[ChatMessage]:
+    """The last `size` settled messages (before message `before_id`, if given), oldest first."""
+    messages = Message.objects.filter(conversation=conversation)
+    if before_id is not None:
+        messages = messages.filter(id__lt=before_id)
     rows = list(
-        Message.objects.filter(conversation=conversation, id__lt=before_id)
-        .exclude(status__in=[Message.Status.STREAMING, Message.Status.FAILED])
+        messages.exclude(status__in=[Message.Status.STREAMING, Message.Status.FAILED])
         .exclude(content="")
         .order_by("-id")
         .values_list("role", "content")[:size]

@@ -21,20 +21,24 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from bots.models import Bot
 from conversations.llm.base import ChatRequest, TextDelta, Timeouts
 from conversations.llm.catalog import model_info, turn_cost
 from conversations.llm.tokens import estimate_tokens
 from conversations.models import Conversation, Message
+from knowledge.embeddings import embed_query_by_model
 from knowledge.types import RetrievedPassage
 from tenants.context import tenant_context
 from tenants.models import Tenant
@@ -45,20 +49,101 @@ from .context import I_DONT_KNOW, AssembledContext, assemble, citations_for
 from .events import AnswerEvent, Citations, Delta, Done, Error, Reset, Start
 from .failover import ChainDone, ChainFailed, ChainReset, ChainSetup, stream_with_failover
 from .retrieval import passages_for
-from .turn import TurnOutcome, TurnSetup, tenant_of, turn_open, turn_settle
+from .turn import TurnOutcome, TurnSetup, turn_open, turn_prelude, turn_settle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+_pools: dict[str, tuple[ThreadPoolExecutor, int]] = {}
+_pool_thread = threading.local()
+_pools_lock = threading.Lock()
+
+
+def _pool(name: str, size: int) -> ThreadPoolExecutor:
+    with _pools_lock:
+        if name not in _pools:
+            _pools[name] = (ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"answer-{name}"), size)
+        return _pools[name][0]
+
+
+def shutdown_thread_pools() -> None:
+    """Stop the pipeline's thread pools and close their threads' database connections; the next
+    turn starts new ones. For tests that switch ANSWER_DB_THREADS (a test database cannot be
+    flushed or dropped while a pool connection is open), and for short-lived processes."""
+    with _pools_lock:
+        pools = [pool for pool, _size in _pools.values()]
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)
+    with _pools_lock:
+        opened = list(_pool_connections)
+        _pool_connections.clear()
+    for wrapper in opened:
+        # Its thread has ended, so closing it from here cannot race with a query.
+        wrapper.inc_thread_sharing()
+        try:
+            wrapper.close()
+        finally:
+            wrapper.dec_thread_sharing()
+
+
+_pool_connections: list[Any] = []  # the connections of the "db" pool's threads, one per thread
+
+
+def _tidy_connection() -> None:
+    # A pool thread keeps its connection between calls (a fixed pool bounds them, and connecting
+    # costs more than most turn queries); one that failed is closed, so the next call reconnects.
+    if connection.connection is not None and connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+
+
 async def _db(scope: Tenant | None, fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a sync ORM function in a thread with `scope` as the tenant context."""
+    """Run a sync ORM function in a thread with `scope` as the tenant context.
+
+    With ANSWER_DB_THREADS > 0 the thread comes from a pool of that size, each with its own
+    connection, so concurrent turns do not queue behind one thread; 0 runs every call on the
+    one thread asgiref keeps for thread-sensitive code (tests: it shares the test's transaction).
+    """
 
     def run() -> T:
         with tenant_context(scope):
             return fn(**kwargs)
 
-    return await sync_to_async(run, thread_sensitive=True)()
+    size = settings.ANSWER_DB_THREADS
+    if size <= 0:
+        return await sync_to_async(run, thread_sensitive=True)()
+
+    def run_pooled() -> T:
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        if not getattr(_pool_thread, "registered", False):
+            with _pools_lock:
+                _pool_connections.append(wrapper)
+            _pool_thread.registered = True
+        try:
+            return run()
+        finally:
+            _tidy_connection()
+
+    return await sync_to_async(run_pooled, thread_sensitive=False, executor=_pool("db", size))()
+
+
+def _start_query_embedding(text: str, knowledge_bases: list[tuple[int, str]]) -> asyncio.Future | None:
+    """Embed the query under the models of the bot's knowledge bases, in a thread, now: it runs
+    while turn_open stores the messages, and retrieval then only runs SQL."""
+    models = {model for _kb_id, model in knowledge_bases}
+    if not models:
+        return None
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(
+        _pool("embed", settings.ANSWER_EMBED_THREADS), embed_query_by_model, text, sorted(models)
+    )
+    # A turn that ends before retrieval (quota, refusal, stop) never awaits it: mark any error seen.
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
 
 
 def _ms(since: float) -> float:
@@ -71,6 +156,8 @@ class _Turn:
     tenant: Tenant
     setup: TurnSetup
     started: float
+    knowledge_bases: list[tuple[int, str]] = field(default_factory=list)
+    query_vectors: asyncio.Future | None = None  # {model: vector}, being computed since the turn opened
     shown: str = ""  # what the visitor has been shown since the last reset
     latency: dict[str, float] = field(default_factory=dict)
     passages: list[RetrievedPassage] = field(default_factory=list)
@@ -115,13 +202,15 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     if conversation.bot_id != bot.pk or conversation.tenant_id != bot.tenant_id:
         yield Error(code="not_found", message="This conversation does not belong to this bot.")
         return
-    tenant = await _db(None, tenant_of, bot=bot)
+    prelude = await _db(None, turn_prelude, bot=bot)
+    tenant = prelude.tenant
     if not tenant.is_active:
         yield Error(code="tenant_suspended", message="This assistant is not available right now.")
         return
     if bot.status != Bot.Status.ACTIVE:
         yield Error(code="bot_paused", message="This assistant is paused. Please try again later.")
         return
+    vectors = _start_query_embedding(text, prelude.knowledge_bases)
     opening = asyncio.ensure_future(
         _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
     )
@@ -134,7 +223,10 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
             TurnOutcome(status=Message.Status.PARTIAL, content="", error_code="stopped")
         )
         raise
-    turn = _Turn(bot=bot, tenant=tenant, setup=setup, started=started)
+    turn = _Turn(
+        bot=bot, tenant=tenant, setup=setup, started=started, knowledge_bases=prelude.knowledge_bases,
+        query_vectors=vectors,
+    )  # fmt: skip
     yield Start(
         user_message_id=setup.user_message.pk,
         assistant_message_id=setup.assistant_message.pk,
@@ -170,6 +262,18 @@ def _stopped(turn: _Turn) -> TurnOutcome:
     )  # fmt: skip
 
 
+async def _retrieve(turn: _Turn, text: str) -> None:
+    """turn.passages, searched with the query vectors computed while the turn was opened."""
+    retrieval_started = time.perf_counter()
+    if turn.knowledge_bases:
+        vectors = await turn.query_vectors if turn.query_vectors is not None else None
+        turn.passages = await _db(
+            turn.tenant, passages_for, tenant=turn.tenant, bot=turn.bot, query=text,
+            knowledge_base_ids=[kb_id for kb_id, _model in turn.knowledge_bases], query_vectors=vectors,
+        )  # fmt: skip
+    turn.latency["retrieval_ms"] = _ms(retrieval_started)
+
+
 async def _answer(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
     bot, setup = turn.bot, turn.setup
     if setup.quota_error is not None:
@@ -187,9 +291,7 @@ async def _answer(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
         turn.hits.append({"check": "injection", "where": "input", "detail": name})
         log.warning("prompt-injection heuristic %s hit on message %s", name, setup.user_message.pk)
 
-    retrieval_started = time.perf_counter()
-    turn.passages = await _db(turn.tenant, passages_for, tenant=turn.tenant, bot=bot, query=text)
-    turn.latency["retrieval_ms"] = _ms(retrieval_started)
+    await _retrieve(turn, text)
     for passage in turn.passages:
         for name in guardrails.injection_hits(passage.text):
             turn.hits.append(

@@ -11,14 +11,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from billing.quotas import QuotaExceeded, effective_plan, quota_check
 from billing.services import usage_record
-from bots.models import Bot
-from bots.selectors import ProviderKey, prompt_published, provider_key
+from bots.models import Bot, PromptVersion
+from bots.selectors import ProviderKey, provider_keys
 from conversations.llm.base import ChatMessage
 from conversations.models import Conversation, Message, Trace
+from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from .memory import memory_window
@@ -60,8 +62,22 @@ class TurnOutcome:
     guardrail_hits: list[dict[str, Any]] = field(default_factory=list)
 
 
-def tenant_of(bot: Bot) -> Tenant:
-    return Tenant.objects.get(pk=bot.tenant_id)
+@dataclass
+class TurnPrelude:
+    tenant: Tenant
+    knowledge_bases: list[tuple[int, str]]  # (id, embedding model) of the bot's knowledge bases
+
+
+def turn_prelude(*, bot: Bot) -> TurnPrelude:
+    """The bot's tenant, read fresh (a suspension applies to the next message), and, when it is
+    active, the bot's knowledge bases with their embedding models, so that the caller can embed
+    the query while turn_open runs. Needs no tenant context."""
+    tenant = Tenant.objects.get(pk=bot.tenant_id)
+    knowledge_bases: list[tuple[int, str]] = []
+    if tenant.is_active:
+        with tenant_context(tenant):
+            knowledge_bases = list(bot.knowledge_bases.order_by("id").values_list("id", "embedding_model"))
+    return TurnPrelude(tenant, knowledge_bases)
 
 
 def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
@@ -70,50 +86,70 @@ def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
     return entry["model"] in allowed or f"{entry['provider']}:{entry['model']}" in allowed
 
 
-@transaction.atomic
 def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str) -> TurnSetup:
-    """Store the visitor's message and a `streaming` assistant message, and load the turn's inputs.
+    """Load the turn's inputs, then store the visitor's message and a `streaming` assistant message.
 
-    Tenant scope required. The quota is checked here, after the visitor's message is stored; an
-    exceeded quota is returned (not raised) so the caller can settle the turn and report it.
+    Tenant scope required. Five queries whatever the history (six on a plan with a message limit):
+    the plan, the conversation's memory with the published prompt, the provider keys, the memory
+    window, and one INSERT for both messages. That INSERT comes last and commits on its own, so a
+    failed read stores nothing, and when this returns the visitor's message is committed (before
+    any model is called). The quota is checked here too; an exceeded quota is returned (not
+    raised) so the caller can settle the turn and report it. `last_active` is written by
+    turn_settle, after the answer.
     """
-    now = timezone.now()
-    user_message = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=text, status=Message.Status.COMPLETE, created=now
-    )
-    assistant = Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, created=now
-    )
-    Conversation.objects.filter(pk=conversation.pk).update(last_active=now)
+    plan = effective_plan(tenant=tenant)
     quota_error = None
     try:
-        quota_check(tenant=tenant, kind="messages", amount=1)
+        quota_check(tenant=tenant, kind="messages", amount=1, plan=plan)
     except QuotaExceeded as exc:
         quota_error = exc
-    prompt = prompt_published(bot=bot)
-    if prompt is None:  # bots are created with a published prompt; this only guards hand-made rows
+    # Memory and the published prompt in one query; the prompt is a subquery through the scope.
+    published = PromptVersion.objects.filter(bot_id=OuterRef("bot_id"), is_published=True)
+    fresh = (
+        Conversation.objects.filter(pk=conversation.pk)
+        .annotate(
+            prompt_text=Subquery(published.values("text")[:1]), prompt_number=Subquery(published.values("number")[:1])
+        )
+        .values("summary", "visitor_facts", "prompt_text", "prompt_number")
+        .first()
+    ) or {}
+    if fresh.get("prompt_text") is None:  # bots are created with a published prompt; this only guards hand-made rows
         log.warning("bot %s has no published prompt; using the default", bot.pk)
-    allowed = list(effective_plan(tenant=tenant).allowed_models or [])
+    allowed = list(plan.allowed_models or [])
     chain = [e for e in bot.model_chain if _allowed(e, allowed)]
     skipped = [
         {"provider": e["provider"], "model": e["model"], "outcome": "skipped_plan", "latency_ms": 0.0}
         for e in bot.model_chain
         if not _allowed(e, allowed)
     ]
-    keys = {p: provider_key(provider=p) for p in {e["provider"] for e in chain} if p != "offline"}
-    fresh = Conversation.objects.filter(pk=conversation.pk).values("summary", "visitor_facts").first() or {}
+    keys: dict[str, ProviderKey | None] = dict(
+        provider_keys(providers=[e["provider"] for e in chain if e["provider"] != "offline"])
+    )
+    # Read before the INSERT below, so the window is the history without this turn's messages.
+    window = memory_window(conversation=conversation, size=settings.BOT_MEMORY_WINDOW_MESSAGES)
+    now = timezone.now()
+    user_message, assistant = Message.objects.bulk_create(
+        [
+            Message(
+                tenant=tenant, conversation=conversation, role=Message.Role.USER, content=text,
+                status=Message.Status.COMPLETE, created=now,
+            ),
+            Message(
+                tenant=tenant, conversation=conversation, role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING, created=now,
+            ),
+        ]
+    )  # fmt: skip
     return TurnSetup(
         tenant=tenant,
         user_message=user_message,
         assistant_message=assistant,
-        prompt_text=prompt.text if prompt else DEFAULT_PROMPT,
-        prompt_version=prompt.number if prompt else None,
+        prompt_text=fresh["prompt_text"] if fresh.get("prompt_text") is not None else DEFAULT_PROMPT,
+        prompt_version=fresh.get("prompt_number"),
         chain=chain,
         skipped=skipped,
         keys=keys,
-        window=memory_window(
-            conversation=conversation, before_id=user_message.pk, size=settings.BOT_MEMORY_WINDOW_MESSAGES
-        ),
+        window=window,
         summary=fresh.get("summary", ""),
         facts=fresh.get("visitor_facts") or {},
         quota_error=quota_error,
@@ -159,6 +195,8 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
                 cost=outcome.cost,
             )
         conversation_id = message.conversation_id
+        # Written here rather than in turn_open: nothing before the first token needs it.
+        Conversation.objects.filter(pk=conversation_id).update(last_active=setup.user_message.created)
         transaction.on_commit(
             lambda: conversation_memory_refresh_task.delay(tenant_id=tenant.pk, conversation_id=conversation_id),
             robust=True,  # a broker hiccup must not fail a turn that is already answered

@@ -16,7 +16,7 @@ import socket
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,6 +59,9 @@ class FakeLLMServer(ABC):
         self.script: deque[Behaviour] = deque()
         self.default = Behaviour()
         self.requests: list[Received] = []
+        # Called in the server's thread with each request before it is answered (tests look at
+        # the database from there: it sees what the app has committed, nothing else).
+        self.on_request: Callable[[Received], None] | None = None
         self.disconnects = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -126,7 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         headers = {k.lower(): v for k, v in self.headers.items()}
-        fake.requests.append(Received(self.path, headers, body))
+        received = Received(self.path, headers, body)
+        fake.requests.append(received)
+        if fake.on_request is not None:
+            fake.on_request(received)
         behaviour = fake.next_behaviour()
         self.close_connection = True
         if not fake.authorised(headers):

@@ -106,6 +106,8 @@ def daphne_server(**env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
 @contextmanager
 def asgi_server(server: str, **env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
     """A real ASGI server (`daphne` or `uvicorn`) serving the app; yields (base_url, process)."""
+    # Most live tests never search a knowledge base: load the embedding model only when asked.
+    env_extra.setdefault("KNOWLEDGE_PRELOAD_EMBEDDER", "false")
     port = free_port()
     # The same WebSocket message cap as the Procfile: bigger frames are closed with 1009.
     args = asgi_server_command(server, port, env_extra.get("WS_MAX_FRAME_BYTES", "16384"))
