@@ -239,7 +239,7 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
 
     from django.db import connection
 
-    from knowledge import selectors
+    from knowledge import retrieval
     from tests.knowledge.factories import ChunkFactory, DocumentFactory, KnowledgeBaseFactory
 
     kb = KnowledgeBaseFactory(tenant=world.tenant_a, reindex_to=OPENAI)
@@ -255,7 +255,7 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
         embedding=[1.0] + [0.0] * 1535,
     )
     Document.objects.unscoped().filter(pk=document.pk).update(chunk_count=1, staged_chunk_count=1)
-    real_get_embedder = selectors.get_embedder
+    real_get_embedder = retrieval.get_embedder
     outcome: list[str] = []
 
     def swap_now() -> None:
@@ -265,18 +265,18 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
         finally:
             connection.close()
 
-    def get_embedder_then_swap(model_name):  # noqa: ANN001, ANN202 - the search reads the model, then embeds
+    def get_embedder_then_swap(model_name):  # noqa: ANN001, ANN202 - the search reads the model, then embeds (in hybrid_search)
         thread = threading.Thread(target=swap_now)
         thread.start()
         thread.join()
         return real_get_embedder(model_name)
 
-    monkeypatch.setattr(selectors, "get_embedder", get_embedder_then_swap)
+    monkeypatch.setattr(retrieval, "get_embedder", get_embedder_then_swap)
     with tenant_context(world.tenant_a):
         hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
     assert outcome == ["swapped"]
     assert [hit.chunk_id for hit in hits] == [old.pk], "the snapshot the search started in: the old model's chunk"
-    monkeypatch.setattr(selectors, "get_embedder", real_get_embedder)
+    monkeypatch.setattr(retrieval, "get_embedder", real_get_embedder)
     with FakeOpenAI() as fake, tenant_context(world.tenant_a):
         settings.KNOWLEDGE_OPENAI_BASE_URL, settings.KNOWLEDGE_OPENAI_API_KEY = fake.base_url, fake.api_key
         after = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
