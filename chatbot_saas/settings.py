@@ -316,6 +316,11 @@ ANSWER_DB_THREADS = envint("ANSWER_DB_THREADS", 8)
 # Threads that embed visitors' questions while their turns are being opened.
 ANSWER_EMBED_THREADS = envint("ANSWER_EMBED_THREADS", 2)
 # tiktoken downloads its encodings on first use; it is used only when they are cached here.
+# Each web process's asyncio Redis pool (rate limits, resume buffers, breaker). Under a burst the
+# event loop is slow to hand connections back, so callers wait for one rather than fail; at 1,000
+# streams a 64-connection pool with a 20 s wait refused rate-limit checks (benchmarks/streaming.py).
+REDIS_ASYNC_POOL_SIZE = envint("REDIS_ASYNC_POOL_SIZE", 512)
+REDIS_ASYNC_POOL_WAIT_SECONDS = envint("REDIS_ASYNC_POOL_WAIT_SECONDS", 60)
 TIKTOKEN_CACHE_DIR = envstr("TIKTOKEN_CACHE_DIR")
 
 # --- Conversations (issue 5) -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,6 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError, connection
+from redis.exceptions import RedisError
 
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
@@ -27,6 +29,8 @@ from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
 from .relay import RUNNING, AnswerRelay
 from .selectors import citation_public, message_for_visitor
 from .streams import stream_exists, stream_follow, stream_request_stop
+
+logger = logging.getLogger(__name__)
 
 CLOSE_POLICY = 4403
 CLOSE_NOT_FOUND = 4404
@@ -126,6 +130,14 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                 await self._send_error(
                     exc.code, exc.message, retry_after=exc.extra.get("retry_after"), client_id=frame.get("client_id")
                 )
+            except RedisError as exc:
+                # Limits and resume buffers live in Redis: when it is unreachable or its pool stays
+                # busy, refuse this frame (nothing was stored yet) and keep the socket usable.
+                logger.warning("Redis unavailable for a %s frame: %s", frame.get("type"), exc)
+                await self._send_error(
+                    "busy", "The assistant is busy. Please try again in a moment.", retry_after=2.0,
+                    client_id=frame.get("client_id"),
+                )  # fmt: skip
 
     # --- client frames --------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:

@@ -24,7 +24,11 @@ def async_redis() -> aioredis.Redis:
         # Blocking pool: under a burst, callers wait for a connection instead of failing.
         # socket_timeout stays above stream_follow's XREAD block time.
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=64, timeout=20, socket_timeout=30, socket_connect_timeout=5
+            settings.REDIS_URL,
+            max_connections=settings.REDIS_ASYNC_POOL_SIZE,
+            timeout=settings.REDIS_ASYNC_POOL_WAIT_SECONDS,
+            socket_timeout=30,
+            socket_connect_timeout=5,
         )
         client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop] = client

@@ -146,10 +146,6 @@ _in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int,
 )
 
 
-SHARED_REDIS_MAX_CONNECTIONS = 64
-SHARED_REDIS_WAIT_SECONDS = 10
-
-
 def shared_redis() -> aioredis.Redis:
     """The running loop's client, kept for later turns (asyncio clients cannot cross loops)."""
     loop = asyncio.get_running_loop()
@@ -158,7 +154,9 @@ def shared_redis() -> aioredis.Redis:
         # A blocking pool: under a burst of turns, callers wait briefly for a connection
         # instead of failing the answer with MaxConnectionsError (seen at 500+ streams).
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=SHARED_REDIS_MAX_CONNECTIONS, timeout=SHARED_REDIS_WAIT_SECONDS
+            settings.REDIS_URL,
+            max_connections=settings.REDIS_ASYNC_POOL_SIZE,
+            timeout=settings.REDIS_ASYNC_POOL_WAIT_SECONDS,
         )
         client = _clients[loop] = aioredis.Redis(connection_pool=pool)
     return client

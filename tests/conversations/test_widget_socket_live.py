@@ -311,3 +311,33 @@ def test_a_bot_with_no_allowed_origins_refuses_every_page(world, chat):
 
     code, frames = asyncio.run(scenario())
     assert code == 4403 and frames[0]["code"] == "origin_not_allowed"
+
+
+def test_an_unreachable_redis_gets_busy_and_the_socket_stays_usable(world, chat):
+    """Rate limits live in Redis: without it a message is refused as `busy` (nothing stored), never
+    with a crashed socket, and the visitor can keep using the socket."""
+    from tests.support.servers import asgi_server, free_port
+
+    from .conftest import ChatServer
+
+    bot = llm_bot(world.tenant_a)
+    token = session_token_issue(claims=SessionClaims(bot.public_id, "visitor-live-busy", ORIGIN))
+    closed_port = free_port()  # nothing listens there
+    env = {"REDIS_URL": f"redis://127.0.0.1:{closed_port}/0", "KNOWLEDGE_PRELOAD_EMBEDDER": "false"}
+    with asgi_server("daphne", **env) as (base_url, process):
+        server = ChatServer(base_url, chat.llm, process)
+
+        async def scenario() -> list[dict]:
+            async with ws_connect(server, bot.public_id, token) as ws:
+                replies = []
+                for _ in range(2):
+                    await ws.send(json.dumps({"type": "message", "text": "Hello?", "client_id": "c1"}))
+                    replies.append(await recv(ws))
+                await ws.send("{not json")
+                replies.append(await recv(ws))
+                return replies
+
+        replies = asyncio.run(scenario())
+    assert [r["code"] for r in replies] == ["busy", "busy", "bad_frame"]
+    assert replies[0]["retry_after"] == 2.0 and replies[0]["client_id"] == "c1"
+    assert not Message.objects.unscoped().filter(conversation__bot=bot).exists()
