@@ -140,17 +140,17 @@ class LocalMiniLM:
         model = self.load()
         # One short text gains nothing from intra-op threads, and they oversubscribe a busy
         # machine: measured on 2 shared cores at load 8, 79 ms with one thread against 944 ms
-        # with two. torch keeps this per thread, so document batches elsewhere keep theirs.
-        if not getattr(_query_thread, "single", False):
-            import torch
+        # with two. torch keeps the setting per thread; it is restored so that a thread that also
+        # embeds document batches (a script, a test) keeps its intra-op threads for them.
+        import torch
 
-            torch.set_num_threads(1)
-            _query_thread.single = True
-        vector = model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            vector = model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        finally:
+            torch.set_num_threads(previous)
         return vector[0].tolist()
-
-
-_query_thread = threading.local()
 
 
 class OpenAIEmbedder:
