@@ -27,6 +27,8 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from conversations.redisconn import async_redis
+
 log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -140,23 +142,11 @@ def redis_client() -> aioredis.Redis:
     return aioredis.Redis.from_url(settings.REDIS_URL)
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 _in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], asyncio.Future]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def shared_redis() -> aioredis.Redis:
-    """The running loop's client, kept for later turns (asyncio clients cannot cross loops)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        # A blocking pool: under a burst of turns, callers wait briefly for a connection
-        # instead of failing the answer with MaxConnectionsError (seen at 500+ streams).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=settings.REDIS_ASYNC_POOL_SIZE,
-            timeout=settings.REDIS_ASYNC_POOL_WAIT_SECONDS,
-        )
-        client = _clients[loop] = aioredis.Redis(connection_pool=pool)
-    return client
+    """The running loop's client: the conversations app's one asyncio pool (conversations.redisconn)."""
+    return async_redis()

@@ -415,19 +415,8 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
 
 
 async def _on_chain_item(turn: _Turn, out: guardrails.OutputFilter, item: object) -> AsyncIterator[AnswerEvent]:
-    if isinstance(item, TextDelta):
-        try:
-            safe = out.feed(item.text)
-        except guardrails.CanaryLeak:
-            async with contextlib.aclosing(_canary_leaked(turn, out)) as events:
-                async for event in events:
-                    yield event
-            return
-        if safe:
-            turn.latency.setdefault("first_token_ms", _ms(turn.started))
-            turn.shown += safe
-            yield Delta(safe)
-    elif isinstance(item, ChainReset):
+    """Every chain item but text (handled inline in _generate, per token)."""
+    if isinstance(item, ChainReset):
         out.reset()
         if turn.shown:
             turn.shown = ""
