@@ -341,23 +341,6 @@ def knowledge_base_rename(*, knowledge_base: KnowledgeBase, name: str, descripti
     return kb
 
 
-def kb_indexes_drop(knowledge_base_id: int, dimensions: list[int] | None = None) -> None:
-    """Drop the knowledge base's partial HNSW indexes, of every dimension by default (idempotent).
-
-    CONCURRENTLY when not in a transaction (after commit), so retrieval on the rest of the table
-    is not blocked by the ACCESS EXCLUSIVE lock a plain DROP INDEX takes.
-    """
-    from django.db import connection
-
-    from .models import EMBEDDING_DIMENSIONS
-    from .retrieval import kb_index_name
-
-    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
-    with connection.cursor() as cursor:
-        for dim in dimensions or sorted(set(EMBEDDING_DIMENSIONS.values())):
-            cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {kb_index_name(knowledge_base_id, dim)}")
-
-
 @transaction.atomic
 def knowledge_base_delete(*, knowledge_base: KnowledgeBase, deleted_by: Any = None) -> dict[str, int]:
     """Delete a knowledge base with its documents, chunks, stored files and partial indexes.
@@ -382,6 +365,8 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, deleted_by: Any = No
     stored = [d.stored_file for d in documents if d.stored_file]
 
     def after_commit() -> None:
+        from .retrieval import kb_indexes_drop
+
         kb_indexes_drop(kb_id)
         for name in stored:
             default_storage.delete(name)

@@ -282,10 +282,10 @@ def test_hybrid_search_embeds_the_query_with_the_scope_model_when_no_vector_is_g
     available = retrieval.scope_available(tenant_id=world.tenant_a.pk, knowledge_base_ids=[kb_a.pk])
     scope = SearchScope(world.tenant_a.pk, [kb_a.pk], 384, available, "all-MiniLM-L6-v2")
     query = "where is the office?"
-    embedded = retrieval.hybrid_search(scope, query=query, k=3, min_score=None)
+    embedded = retrieval.hybrid_search(scope, query=query, k=3, min_score=None).passages
     given = retrieval.hybrid_search(
         scope, query=query, query_vector=get_embedder().embed_query(query), k=3, min_score=None
-    )
+    ).passages
     assert [p.chunk_id for p in embedded] == [p.chunk_id for p in given]
     assert "Lisbon" in embedded[0].text
 
@@ -347,3 +347,70 @@ def test_an_index_left_invalid_by_a_failed_build_is_rebuilt(world, crowded_table
     assert retrieval.kb_index_exists(kb.pk, 384) is False
     assert knowledge_base_index_ensure(knowledge_base=kb) is True
     assert retrieval.kb_index_exists(kb.pk, 384) is True
+
+
+def test_a_search_is_the_scope_read_plus_one_statement_without_a_transaction(world, kb_a, handbook_a):
+    from django.test.utils import CaptureQueriesContext
+
+    from knowledge.embeddings import get_embedder
+
+    vector = get_embedder().embed_query("how do I reset my password?")
+    with tenant_context(world.tenant_a), CaptureQueriesContext(connection) as captured:
+        hits = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="reset password", query_vector=vector
+        )
+    assert "Forgot password" in hits[0].text
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(statements) == 2, statements  # the knowledge bases' models and sizes, then the search
+    assert not any("ISOLATION" in sql or "SAVEPOINT" in sql for sql in statements)
+
+
+def test_the_index_plan_sets_ef_search_once_per_connection_outside_transactions(
+    transactional_db, world, crowded_table, settings
+):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[17]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    try:
+        _ef_search_once(world, kb)
+    finally:
+        retrieval.kb_indexes_drop(kb.pk, [384])  # an index outlives the flush of a transactional test
+
+
+def _ef_search_once(world, kb) -> None:  # noqa: ANN001
+    from django.test.utils import CaptureQueriesContext
+
+    def search() -> list:
+        with tenant_context(world.tenant_a):
+            return chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", query_vector=_unit(1702))
+
+    first = search()
+    with CaptureQueriesContext(connection) as captured:
+        again = search()
+    assert [hit.chunk_id for hit in again] == [hit.chunk_id for hit in first] and len(first) == 5
+    assert len(captured.captured_queries) == 2  # the value is on the connection already
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        assert int(cursor.fetchone()[0]) == retrieval.kb_ef_search(n=20, available=10)
+    connection.close()  # a new connection has the default again: the search sets it
+    with CaptureQueriesContext(connection) as captured:
+        search()
+    assert sum("hnsw.ef_search" in query["sql"] or "set_config" in query["sql"] for query in captured) == 1
+
+
+def test_inside_a_transaction_the_index_plan_sets_ef_search_every_time(world, crowded_table, settings):
+    """A rollback would undo a session setting made inside the transaction, so none is assumed."""
+    from django.test.utils import CaptureQueriesContext
+
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[18]
+    knowledge_base_index_ensure(knowledge_base=kb)
+    for _ in range(2):
+        with tenant_context(world.tenant_a), CaptureQueriesContext(connection) as captured:
+            hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", query_vector=_unit(3))
+        assert len(hits) == 5
+        assert sum("set_config" in query["sql"] for query in captured) == 1
