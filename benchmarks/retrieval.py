@@ -396,7 +396,9 @@ def strategy_rows(tenant: Any, kb_id: int, *, queries: int, vector_seed: int, on
         operator = "<#>" if using else "<=>"
         with connection.cursor() as cursor:
             cursor.execute("DROP INDEX IF EXISTS bench_kb_alt")
-            cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [settings.KNOWLEDGE_INDEX_BUILD_MEMORY])
+            cursor.execute(
+                "SELECT set_config('maintenance_work_mem', %s, false)", [settings.KNOWLEDGE_INDEX_BUILD_MEMORY]
+            )
             started = time.perf_counter()
             if using:
                 cursor.execute(
