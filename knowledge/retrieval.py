@@ -227,30 +227,68 @@ def kb_indexes_drop(knowledge_base_id: int, dimensions: list[int] | None = None)
         _KB_INDEXES_SEEN.discard((int(knowledge_base_id), int(dim)))
 
 
+def _kb_index_build_options() -> dict[str, str]:
+    return {
+        "m": str(int(settings.KNOWLEDGE_HNSW_M)),
+        "ef_construction": str(int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)),
+    }
+
+
+def kb_index_options(knowledge_base_id: int, dimension: int) -> dict[str, str] | None:
+    """The build parameters of the knowledge base's index (None: no index)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = %s",
+            [kb_index_name(knowledge_base_id, dimension)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else dict(option.split("=", 1) for option in row[0])
+
+
+def kb_index_current(knowledge_base_id: int, dimension: int) -> bool:
+    """The index exists, is valid and was built with today's KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION."""
+    return (
+        kb_index_exists(knowledge_base_id, dimension)
+        and kb_index_options(knowledge_base_id, dimension) == _kb_index_build_options()
+    )
+
+
 def kb_index_create(knowledge_base_id: int, dimension: int) -> None:
-    """A partial HNSW index over one large knowledge base's chunks.
+    """A partial HNSW index over one large knowledge base's chunks (or a rebuild of it).
 
     Only worth it for the few largest knowledge bases: each partial index adds planning time to
     every query on the table. CONCURRENTLY outside transactions, so ingestion keeps writing.
     Built with KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION (a better graph buys recall at a lower, faster
-    ef_search) in KNOWLEDGE_INDEX_BUILD_MEMORY: a build that spills is ~5x slower.
+    ef_search) in KNOWLEDGE_INDEX_BUILD_MEMORY: a build that spills is ~5x slower. An index built
+    with other parameters is replaced: the new one is built next to it, then swapped in by name,
+    so searches keep an index throughout (kb_ef_search assumes today's parameters).
     """
     kb_id, dim = int(knowledge_base_id), int(dimension)
-    m, ef_construction = int(settings.KNOWLEDGE_HNSW_M), int(settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION)
+    options = _kb_index_build_options()
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
-    if _kb_index_valid(kb_id, dim) is False:  # IF NOT EXISTS would keep the broken one forever
+    valid = _kb_index_valid(kb_id, dim)
+    if valid is False:  # IF NOT EXISTS would keep the broken one forever
         kb_indexes_drop(kb_id, [dim])
+    replacing = bool(valid) and kb_index_options(kb_id, dim) != options
+    if valid and not replacing:
+        return
+    name = kb_index_name(kb_id, dim)
+    target = f"{name}_next" if replacing else name
     with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {name}_next")  # a replacement that died half-built
         cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [settings.KNOWLEDGE_INDEX_BUILD_MEMORY])
         try:
             cursor.execute(
-                f"CREATE INDEX {concurrently} IF NOT EXISTS {kb_index_name(kb_id, dim)} ON knowledge_chunk "
+                f"CREATE INDEX {concurrently} IF NOT EXISTS {target} ON knowledge_chunk "
                 f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) "
-                f"WITH (m = {m}, ef_construction = {ef_construction}) "
+                f"WITH (m = {options['m']}, ef_construction = {options['ef_construction']}) "
                 f"WHERE knowledge_base_id = {kb_id} AND embedding_dim = {dim}"
             )
         finally:
             cursor.execute("RESET maintenance_work_mem")
+        if replacing:
+            cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {name}")
+            cursor.execute(f"ALTER INDEX {target} RENAME TO {name}")
 
 
 def kb_ef_search(*, n: int, available: int) -> int:
@@ -258,10 +296,11 @@ def kb_ef_search(*, n: int, available: int) -> int:
     configured = settings.KNOWLEDGE_HNSW_KB_EF_SEARCH
     if configured > 0:
         return max(configured, n)
-    # Measured on 50k chunks of embedding-like vectors (benchmarks/retrieval.py): recall@5 was
-    # 0.80 at ef 50, 0.89 at 100, 0.95 at 200, 0.99 at 400. Graph search needs a wider beam as the
-    # graph grows, roughly with log(size): 195 at 20k, 254 at 50k, 404 at 500k, 449 at 1M.
-    by_size = math.ceil(45 * math.log2(max(available, 2000) / 1000))
+    # Measured on 50k chunks of embedding-like vectors (benchmarks/retrieval.py) with m 32 and
+    # ef_construction 200: recall@5 0.946 at ef 60, 0.982 at 100 (m 16 / 128 needed 200 for 0.976).
+    # Graph search needs a wider beam as the graph grows, roughly with log(size): 85 at 50k
+    # (~0.97), 65 at 20k, 135 at 500k, 150 at 1M.
+    by_size = math.ceil(15 * math.log2(max(available, 2000) / 1000))
     return min(1000, max(2 * n, by_size))
 
 

@@ -447,15 +447,17 @@ def documents_resync_due() -> dict[str, int]:
 def knowledge_base_index_ensure(*, knowledge_base: KnowledgeBase) -> bool:
     """Give a knowledge base larger than KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS its own partial HNSW
     index (idempotent; True when it exists afterwards). Small ones are searched exactly instead.
+    An index built with other KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION than today's is rebuilt.
     """
-    from .retrieval import kb_index_create, kb_index_exists, scope_available
+    from .retrieval import kb_index_create, kb_index_current, kb_index_exists, scope_available
 
     dim = knowledge_base.embedding_dim
-    if kb_index_exists(knowledge_base.pk, dim):
+    if kb_index_current(knowledge_base.pk, dim):
         return True
-    available = scope_available(tenant_id=knowledge_base.tenant_id, knowledge_base_ids=[knowledge_base.pk])
-    if available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
-        return False
+    if not kb_index_exists(knowledge_base.pk, dim):
+        available = scope_available(tenant_id=knowledge_base.tenant_id, knowledge_base_ids=[knowledge_base.pk])
+        if available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
+            return False
     kb_index_create(knowledge_base.pk, dim)
     return True
 

@@ -414,3 +414,25 @@ def test_inside_a_transaction_the_index_plan_sets_ef_search_every_time(world, cr
             hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", query_vector=_unit(3))
         assert len(hits) == 5
         assert sum("set_config" in query["sql"] for query in captured) == 1
+
+
+def test_an_index_built_with_other_parameters_is_rebuilt_with_todays(world, crowded_table, settings):
+    """What happens to existing indexes when KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION change (the
+    defaults did: 16/128 to 32/200): ingestion sees the index is not current and queues ensure."""
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    settings.KNOWLEDGE_HNSW_M, settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION = 8, 32
+    kb = crowded_table[19]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    assert retrieval.kb_index_options(kb.pk, 384) == {"m": "8", "ef_construction": "32"}
+    settings.KNOWLEDGE_HNSW_M, settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION = 12, 48
+    assert retrieval.kb_index_exists(kb.pk, 384) and not retrieval.kb_index_current(kb.pk, 384)
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    assert retrieval.kb_index_options(kb.pk, 384) == {"m": "12", "ef_construction": "48"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE %s", [f"%_kb{kb.pk}%"])
+        assert cursor.fetchone()[0] == 1, "the old index is gone, the new one has its name"
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", k=5, query_vector=_unit(1903))
+    assert len(hits) == 5 and hits[0].chunk_id == Chunk.objects.unscoped().get(knowledge_base=kb, position=3).pk
