@@ -10,6 +10,8 @@ query through the index can return fewer than k rows. We therefore:
   to how selective the filter is, filter them, and fall back to the exact scan in the rare case
   that leaves fewer than min(n, available) rows. Either way the caller gets min(k, available).
 Only chunks of a document's `active_version` are visible (see Document.version).
+hybrid_search runs the chosen vector plan, the full-text tiers, the fusion inputs and the citation
+details as one statement (see _search_sql); vector_candidates / text_candidates run each half alone.
 """
 
 from __future__ import annotations
