@@ -256,7 +256,7 @@ def kb_index_current(knowledge_base_id: int, dimension: int) -> bool:
     )
 
 
-def kb_index_create(knowledge_base_id: int, dimension: int) -> None:
+def kb_index_create(knowledge_base_id: int, dimension: int) -> bool:
     """A partial HNSW index over one large knowledge base's chunks (or a rebuild of it).
 
     Only worth it for the few largest knowledge bases: each partial index adds planning time to
@@ -265,8 +265,31 @@ def kb_index_create(knowledge_base_id: int, dimension: int) -> None:
     ef_search) in KNOWLEDGE_INDEX_BUILD_MEMORY: a build that spills is ~5x slower. An index built
     with other parameters is replaced: the new one is built next to it, then swapped in by name,
     so searches keep an index throughout (kb_ef_search assumes today's parameters).
+    True when the index exists afterwards (False: another worker is building it right now).
     """
     kb_id, dim = int(knowledge_base_id), int(dimension)
+    # One build per knowledge base at a time: a second worker would take the first one's
+    # half-built (invalid-looking) index for a failed build and drop it. Inside a transaction
+    # (tests) the lock ends with it; outside, it is released below.
+    in_transaction = connection.in_atomic_block
+    lock = "pg_try_advisory_xact_lock" if in_transaction else "pg_try_advisory_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {lock}(%s, %s)", [_BUILD_LOCK, kb_id])
+        if not cursor.fetchone()[0]:
+            return kb_index_exists(kb_id, dim)
+    try:
+        _kb_index_build(kb_id, dim)
+    finally:
+        if not in_transaction:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_BUILD_LOCK, kb_id])
+    return kb_index_exists(kb_id, dim)
+
+
+_BUILD_LOCK = 0x6B62  # advisory lock class of kb_index_create ("kb")
+
+
+def _kb_index_build(kb_id: int, dim: int) -> None:
     options = _kb_index_build_options()
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
     valid = _kb_index_valid(kb_id, dim)

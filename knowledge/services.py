@@ -446,7 +446,8 @@ def documents_resync_due() -> dict[str, int]:
 
 def knowledge_base_index_ensure(*, knowledge_base: KnowledgeBase) -> bool:
     """Give a knowledge base larger than KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS its own partial HNSW
-    index (idempotent; True when it exists afterwards). Small ones are searched exactly instead.
+    index (idempotent; True when it exists afterwards, False also while another worker builds
+    it). Small ones are searched exactly instead.
     An index built with other KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION than today's is rebuilt.
     """
     from .retrieval import kb_index_create, kb_index_current, kb_index_exists, scope_available
@@ -458,8 +459,7 @@ def knowledge_base_index_ensure(*, knowledge_base: KnowledgeBase) -> bool:
         available = scope_available(tenant_id=knowledge_base.tenant_id, knowledge_base_ids=[knowledge_base.pk])
         if available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
             return False
-    kb_index_create(knowledge_base.pk, dim)
-    return True
+    return kb_index_create(knowledge_base.pk, dim)
 
 
 def chunk_delete_stale(*, document: Document, keep_versions: set[int]) -> int:

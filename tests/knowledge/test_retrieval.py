@@ -436,3 +436,39 @@ def test_an_index_built_with_other_parameters_is_rebuilt_with_todays(world, crow
     with tenant_context(world.tenant_a):
         hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", k=5, query_vector=_unit(1903))
     assert len(hits) == 5 and hits[0].chunk_id == Chunk.objects.unscoped().get(knowledge_base=kb, position=3).pk
+
+
+def test_only_one_worker_builds_a_knowledge_base_index_at_a_time(transactional_db, world, crowded_table, settings):
+    """A second build would take the first one's half-built index for a failed build and drop it."""
+    import threading
+
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[21]
+    held, release, results = threading.Event(), threading.Event(), []
+
+    def other_worker() -> None:  # holds the build lock the way a worker mid-build does
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", [retrieval._BUILD_LOCK, kb.pk])
+                held.set()
+                release.wait(10)
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [retrieval._BUILD_LOCK, kb.pk])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(10)
+        results.append(knowledge_base_index_ensure(knowledge_base=kb))
+        assert not retrieval.kb_index_exists(kb.pk, 384), "left to the worker holding the lock"
+    finally:
+        release.set()
+        thread.join()
+    try:
+        assert results == [False]
+        assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    finally:
+        retrieval.kb_indexes_drop(kb.pk, [384])
