@@ -25,6 +25,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="benchmark module names")
     parser.add_argument("--size", default="100k", choices=["small", "100k", "1m"], help="data size where it applies")
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
+    parser.add_argument("--strategies", action="store_true", help="retrieval: compare index types (minutes)")
     parser.add_argument("--sizes", default=None, help="streaming: comma-separated N, e.g. 100,1000")
     parser.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"], help="streaming: ASGI server")
     parser.add_argument(

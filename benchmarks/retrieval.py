@@ -13,6 +13,9 @@ covariance (random isotropic vectors are a worst case no index handles), then no
 Everything is cached under var/bench/, and the table lives in its own database
 (`chatbot_bench`), so `make run`'s data is untouched and re-runs skip the load.
 Recall@5 compares the vector half's top 5 to the exact top 5 in the same knowledge base.
+`--strategies` adds the comparison of index types for the big knowledge base that chose the
+production one (IVFFlat at several lists/probes, HNSW at several m/ef_construction; vector half
+only, bare index query): each alternative is built, swept and dropped, so it takes minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, reset_queries
 from django.test.utils import CaptureQueriesContext
 
 from .common import percentile
@@ -174,10 +177,10 @@ def load_kbs(tenant: Any, *, label: str, kb_count: int, per_kb: int, seed: int) 
 def ensure_kb_index(kb_id: int) -> float:
     """The big knowledge base's partial HNSW index, built the way production builds it; seconds."""
     from knowledge.models import KnowledgeBase
-    from knowledge.retrieval import kb_index_exists
+    from knowledge.retrieval import kb_index_current
     from knowledge.services import knowledge_base_index_ensure
 
-    if kb_index_exists(kb_id, 384):
+    if kb_index_current(kb_id, 384):  # built with today's settings (else ensure rebuilds it)
         return 0.0
     started = time.perf_counter()
     knowledge_base_index_ensure(knowledge_base=KnowledgeBase.objects.unscoped().get(pk=kb_id))
@@ -257,6 +260,8 @@ def measure(
             scope = SearchScope(tenant.pk, [kb_id], 384, available)
             vector = [float(x) for x in query_vectors[i]]
             if i == 0:  # round trips matter on a busy machine: count them once (warm), outside the timings
+                # DEBUG's query log is a deque of 9,000: once full, CaptureQueriesContext counts 0.
+                reset_queries()
                 for _ in range(2):
                     with CaptureQueriesContext(connection) as captured:
                         chunk_search(
@@ -355,8 +360,93 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows.append(
         measure(tenant, big, queries=baseline, seed=5, shape="(b) big KB, baseline", force="exact", vector_seed=3)
     )
-    for ef in (50, 100, 200, 400):
+    for ef in (40, 60, 100, 150):
         rows.append(
             measure(tenant, big, queries=queries // 2, seed=5, shape="(b) big KB, ef sweep", ef=ef, vector_seed=3)
         )
+    if getattr(args, "strategies", False):  # minutes: each alternative index is built, swept, dropped
+        rows += strategy_rows(tenant, big[0], queries=100, vector_seed=3)
+    return rows
+
+
+# Alternatives for a large knowledge base's own index, measured side by side (vector half only).
+# Each is built as a partial index with the inner-product operator class (vectors are unit length,
+# so the ranking is the cosine one) and queried with <#>: only that index can serve such a query,
+# so it never competes with the production cosine index, which stays in place. Built, swept, dropped.
+STRATEGIES: list[tuple[str, str, str, list[int]]] = [
+    # (label, USING ... WITH ..., session setting, values swept); "" = the production index as built
+    ("production index (KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION)", "", "hnsw.ef_search", [40, 60, 85, 100, 150]),
+    (
+        "hnsw m 16, ef_construction 128 (the previous default)",
+        "hnsw ({expr} vector_ip_ops) WITH (m = 16, ef_construction = 128)",
+        "hnsw.ef_search",
+        [100, 150, 200, 254],
+    ),
+    ("ivfflat lists 100", "ivfflat ({expr} vector_ip_ops) WITH (lists = 100)", "ivfflat.probes", [4, 8, 12, 16]),
+    ("ivfflat lists 224", "ivfflat ({expr} vector_ip_ops) WITH (lists = 224)", "ivfflat.probes", [8, 16, 24, 32]),
+    ("ivfflat lists 500", "ivfflat ({expr} vector_ip_ops) WITH (lists = 500)", "ivfflat.probes", [16, 32, 48, 64]),
+    (
+        "hnsw m 24, ef_construction 160",
+        "hnsw ({expr} vector_ip_ops) WITH (m = 24, ef_construction = 160)",
+        "hnsw.ef_search",
+        [60, 80, 100, 120],
+    ),
+]
+
+
+def strategy_rows(tenant: Any, kb_id: int, *, queries: int, vector_seed: int, only: str = "") -> list[dict[str, Any]]:
+    from knowledge.retrieval import SearchScope, scope_available, vector_literal
+
+    available = scope_available(tenant_id=tenant.pk, knowledge_base_ids=[kb_id])
+    scope = SearchScope(tenant.pk, [kb_id], 384, available)
+    query_vectors = sample_vectors(queries, 5 + 1000)
+    truths = [exact_top(scope, [float(x) for x in v], seed=vector_seed) for v in query_vectors]
+    expr = "(embedding::vector(384))"
+    rows = []
+    for label, using, setting, values in STRATEGIES:
+        if only and only not in label:
+            continue
+        operator = "<#>" if using else "<=>"
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX IF EXISTS bench_kb_alt")
+            cursor.execute(
+                "SELECT set_config('maintenance_work_mem', %s, false)", [settings.KNOWLEDGE_INDEX_BUILD_MEMORY]
+            )
+            started = time.perf_counter()
+            if using:
+                cursor.execute(
+                    f"CREATE INDEX bench_kb_alt ON knowledge_chunk USING {using.format(expr=expr)} "
+                    f"WHERE knowledge_base_id = {int(kb_id)} AND embedding_dim = 384"
+                )
+            built = time.perf_counter() - started
+            try:
+                for value in values:
+                    cursor.execute("SELECT set_config(%s, %s, false)", [setting, str(value)])
+                    latencies, recalls = [], []
+                    for vector, truth in zip(query_vectors, truths, strict=True):
+                        qvec = vector_literal([float(x) for x in vector])
+                        started = time.perf_counter()
+                        cursor.execute(
+                            f"SELECT id FROM knowledge_chunk WHERE knowledge_base_id = {int(kb_id)} AND embedding_dim = 384 "
+                            f"ORDER BY {expr} {operator} %s::vector(384) LIMIT 20",
+                            [qvec],
+                        )
+                        ids = [row[0] for row in cursor.fetchall()]
+                        latencies.append((time.perf_counter() - started) * 1000)
+                        recalls.append(len(truth & set(ids[:K])) / len(truth))
+                    rows.append(
+                        _row(
+                            "(b) index strategy",
+                            f"{label}, {setting} {value}" + (f" (build {built:.0f} s)" if using else ""),
+                            **{
+                                "kb chunks": available,
+                                "queries": queries,
+                                "vector p50 ms": round(percentile(latencies, 50), 2),
+                                f"recall@{K}": round(sum(recalls) / len(recalls), 4),
+                            },
+                        )
+                    )
+            finally:
+                cursor.execute("DROP INDEX IF EXISTS bench_kb_alt")
+                cursor.execute("RESET maintenance_work_mem")
     return rows

@@ -355,13 +355,14 @@ def _queue_again(document: Document) -> None:
 
 
 def _maybe_index_large_kb(document: Document) -> None:
-    """Queue a partial HNSW index once a knowledge base outgrows exact search (see retrieval)."""
-    from .retrieval import kb_index_exists, scope_available
+    """Queue a partial HNSW index once a knowledge base outgrows exact search (see retrieval), or
+    its rebuild when the index was built with other parameters than today's settings."""
+    from .retrieval import kb_index_current, scope_available
     from .tasks import knowledge_base_index_task
 
     kb = document.knowledge_base
     available = scope_available(tenant_id=kb.tenant_id, knowledge_base_ids=[kb.pk])
-    if available > settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS and not kb_index_exists(kb.pk, kb.embedding_dim):
+    if available > settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS and not kb_index_current(kb.pk, kb.embedding_dim):
         kb_id, tenant_id = kb.pk, kb.tenant_id
         transaction.on_commit(lambda: knowledge_base_index_task.delay(knowledge_base_id=kb_id, tenant_id=tenant_id))
 

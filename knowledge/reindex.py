@@ -138,7 +138,7 @@ def knowledge_base_reindex_finish(*, knowledge_base_id: int) -> str:
         kb_id, tenant_id, old_dim = kb.pk, kb.tenant_id, EMBEDDING_DIMENSIONS[old_model]
 
         def after_commit() -> None:
-            from .services import kb_indexes_drop
+            from .retrieval import kb_indexes_drop
             from .tasks import knowledge_base_index_task
 
             if old_dim != kb.embedding_dim:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 
-from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
 
-from tenants.context import get_current_tenant_or_none, tenant_context
+from tenants.context import get_current_tenant_or_none
 from tenants.models import Tenant
 
 from .models import EMBEDDING_DIMENSIONS, Document, KnowledgeBase
-from .retrieval import SearchScope, hybrid_search
+from .retrieval import SearchScope, hybrid_search, knowledge_bases_for_search
 from .types import RetrievedPassage
 
 
@@ -74,25 +71,6 @@ def document_status_payload(document: Document) -> dict:
     }
 
 
-@contextmanager
-def _one_snapshot() -> Iterator[None]:
-    """Run the search's reads in one REPEATABLE READ snapshot.
-
-    A re-index swap commits a knowledge base's new `embedding_model` together with its new
-    visible chunks. Under READ COMMITTED each statement sees the latest commit, so a search
-    that read the old model just before the swap would compare an old-dimension query vector
-    with new-dimension chunks (pgvector raises on mismatched dimensions). One snapshot makes
-    the model and the chunks agree. Inside a caller's transaction its snapshot rules instead.
-    """
-    if connection.in_atomic_block:
-        yield
-        return
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
-
-
 def chunk_search(
     *,
     tenant: Tenant,
@@ -121,41 +99,54 @@ def chunk_search(
         return []
     if k <= 0 or not knowledge_base_ids or not query.strip():
         return []
-    passages: list[RetrievedPassage] = []
-    with _one_snapshot():
-        with tenant_context(tenant):
-            # One round trip for the knowledge bases and their visible chunk counts (see scope_available).
-            kbs = list(
-                KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids))
-                .annotate(
-                    available=Coalesce(
-                        Sum("documents__chunk_count", filter=Q(documents__active_version__isnull=False)), 0
-                    )
-                )
-                .values_list("pk", "embedding_model", "available")
-            )
-        by_model: dict[str, list[int]] = defaultdict(list)
-        available_by_model: dict[str, int] = defaultdict(int)
-        for kb_id, model_name, kb_available in kbs:
-            by_model[model_name].append(kb_id)
-            available_by_model[model_name] += kb_available
-        given = dict(query_vectors or {})
-        if query_vector is not None and len(by_model) == 1:
-            given.setdefault(next(iter(by_model)), query_vector)
-        for model_name, kb_ids in sorted(by_model.items()):
-            available = available_by_model[model_name]
-            if available == 0:
-                continue
-            scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available, model_name)
-            # The model the visible chunks were made with (a re-index changes both in one commit,
-            # and this snapshot sees either both or neither); hybrid_search embeds when no vector fits.
-            vector = given.get(model_name)
-            if vector is not None and len(vector) != scope.dimension:
-                vector = None
-            passages.extend(
-                hybrid_search(
-                    scope, query=query, query_vector=list(vector) if vector else None, k=k, min_score=min_score
-                )
-            )
+    # A re-index swap commits a knowledge base's new model together with its new visible chunks.
+    # Each search statement reads only chunks of the model read here and reports whether the
+    # knowledge bases still have it; when one changed in between, the scope is read again (and
+    # the query embedded with the new model) once. No transaction needed: one statement is one
+    # snapshot. A second change in a row keeps the second attempt's (consistent) results.
+    for _attempt in range(2):
+        passages, consistent = _search_once(
+            tenant=tenant, knowledge_base_ids=knowledge_base_ids, query=query, k=k, min_score=min_score,
+            query_vector=query_vector, query_vectors=query_vectors,
+        )  # fmt: skip
+        if consistent:
+            break
     passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
     return passages[:k]
+
+
+def _search_once(
+    *,
+    tenant: Tenant,
+    knowledge_base_ids: list[int],
+    query: str,
+    k: int,
+    min_score: float | None,
+    query_vector: list[float] | None,
+    query_vectors: Mapping[str, Sequence[float]] | None,
+) -> tuple[list[RetrievedPassage], bool]:
+    kbs = knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=knowledge_base_ids)
+    by_model: dict[str, list[int]] = defaultdict(list)
+    available_by_model: dict[str, int] = defaultdict(int)
+    for kb_id, model_name, kb_available in kbs:
+        by_model[model_name].append(kb_id)
+        available_by_model[model_name] += kb_available
+    given = dict(query_vectors or {})
+    if query_vector is not None and len(by_model) == 1:
+        given.setdefault(next(iter(by_model)), query_vector)
+    passages: list[RetrievedPassage] = []
+    consistent = True
+    for model_name, kb_ids in sorted(by_model.items()):
+        available = available_by_model[model_name]
+        if available == 0:
+            continue
+        scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available, model_name)
+        vector = given.get(model_name)  # a vector of another model's dimension is not this model's
+        if vector is not None and len(vector) != scope.dimension:
+            vector = None
+        result = hybrid_search(
+            scope, query=query, query_vector=list(vector) if vector else None, k=k, min_score=min_score
+        )
+        passages.extend(result.passages)
+        consistent = consistent and result.consistent
+    return passages, consistent

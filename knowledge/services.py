@@ -341,23 +341,6 @@ def knowledge_base_rename(*, knowledge_base: KnowledgeBase, name: str, descripti
     return kb
 
 
-def kb_indexes_drop(knowledge_base_id: int, dimensions: list[int] | None = None) -> None:
-    """Drop the knowledge base's partial HNSW indexes, of every dimension by default (idempotent).
-
-    CONCURRENTLY when not in a transaction (after commit), so retrieval on the rest of the table
-    is not blocked by the ACCESS EXCLUSIVE lock a plain DROP INDEX takes.
-    """
-    from django.db import connection
-
-    from .models import EMBEDDING_DIMENSIONS
-    from .retrieval import kb_index_name
-
-    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
-    with connection.cursor() as cursor:
-        for dim in dimensions or sorted(set(EMBEDDING_DIMENSIONS.values())):
-            cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {kb_index_name(knowledge_base_id, dim)}")
-
-
 @transaction.atomic
 def knowledge_base_delete(*, knowledge_base: KnowledgeBase, deleted_by: Any = None) -> dict[str, int]:
     """Delete a knowledge base with its documents, chunks, stored files and partial indexes.
@@ -382,6 +365,8 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, deleted_by: Any = No
     stored = [d.stored_file for d in documents if d.stored_file]
 
     def after_commit() -> None:
+        from .retrieval import kb_indexes_drop
+
         kb_indexes_drop(kb_id)
         for name in stored:
             default_storage.delete(name)
@@ -461,18 +446,20 @@ def documents_resync_due() -> dict[str, int]:
 
 def knowledge_base_index_ensure(*, knowledge_base: KnowledgeBase) -> bool:
     """Give a knowledge base larger than KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS its own partial HNSW
-    index (idempotent; True when it exists afterwards). Small ones are searched exactly instead.
+    index (idempotent; True when it exists afterwards, False also while another worker builds
+    it). Small ones are searched exactly instead.
+    An index built with other KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION than today's is rebuilt.
     """
-    from .retrieval import kb_index_create, kb_index_exists, scope_available
+    from .retrieval import kb_index_create, kb_index_current, kb_index_exists, scope_available
 
     dim = knowledge_base.embedding_dim
-    if kb_index_exists(knowledge_base.pk, dim):
+    if kb_index_current(knowledge_base.pk, dim):
         return True
-    available = scope_available(tenant_id=knowledge_base.tenant_id, knowledge_base_ids=[knowledge_base.pk])
-    if available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
-        return False
-    kb_index_create(knowledge_base.pk, dim)
-    return True
+    if not kb_index_exists(knowledge_base.pk, dim):
+        available = scope_available(tenant_id=knowledge_base.tenant_id, knowledge_base_ids=[knowledge_base.pk])
+        if available <= settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS:
+            return False
+    return kb_index_create(knowledge_base.pk, dim)
 
 
 def chunk_delete_stale(*, document: Document, keep_versions: set[int]) -> int:

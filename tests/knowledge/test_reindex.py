@@ -233,8 +233,10 @@ def test_the_dashboard_starts_shows_and_cancels_a_reindex(world, kb_a, handbook,
 def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
     transactional_db, world, monkeypatch, settings
 ):
-    """The swap commits between the search's first read and its chunk queries: the search must
-    still compare its query vector only with chunks of the same model (one snapshot)."""
+    """The swap commits between the search reading the knowledge base's model and its search
+    statement: the statement reads only chunks of the model the query vector was made with, sees
+    the model changed, and the search starts again with the new model. Vectors of two dimensions
+    are never compared (pgvector would raise), and no transaction is needed for it."""
     import threading
 
     from django.db import connection
@@ -265,17 +267,24 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
         finally:
             connection.close()
 
+    embedded_with: list[str] = []
+
     def get_embedder_then_swap(model_name):  # noqa: ANN001, ANN202 - the search reads the model, then embeds (in hybrid_search)
-        thread = threading.Thread(target=swap_now)
-        thread.start()
-        thread.join()
+        embedded_with.append(model_name)
+        if not outcome:
+            thread = threading.Thread(target=swap_now)
+            thread.start()
+            thread.join()
         return real_get_embedder(model_name)
 
     monkeypatch.setattr(retrieval, "get_embedder", get_embedder_then_swap)
-    with tenant_context(world.tenant_a):
+    with FakeOpenAI() as fake, tenant_context(world.tenant_a):
+        settings.KNOWLEDGE_OPENAI_BASE_URL, settings.KNOWLEDGE_OPENAI_API_KEY = fake.base_url, fake.api_key
         hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
     assert outcome == ["swapped"]
-    assert [hit.chunk_id for hit in hits] == [old.pk], "the snapshot the search started in: the old model's chunk"
+    assert embedded_with == ["all-MiniLM-L6-v2", OPENAI], "read the model again after the swap, embedded again"
+    assert [hit.chunk_id for hit in hits] == [new.pk], "the new model's chunk, compared with a vector of its model"
+    assert not Chunk.objects.unscoped().filter(pk=old.pk).exists()
     monkeypatch.setattr(retrieval, "get_embedder", real_get_embedder)
     with FakeOpenAI() as fake, tenant_context(world.tenant_a):
         settings.KNOWLEDGE_OPENAI_BASE_URL, settings.KNOWLEDGE_OPENAI_API_KEY = fake.base_url, fake.api_key

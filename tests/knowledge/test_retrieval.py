@@ -282,10 +282,10 @@ def test_hybrid_search_embeds_the_query_with_the_scope_model_when_no_vector_is_g
     available = retrieval.scope_available(tenant_id=world.tenant_a.pk, knowledge_base_ids=[kb_a.pk])
     scope = SearchScope(world.tenant_a.pk, [kb_a.pk], 384, available, "all-MiniLM-L6-v2")
     query = "where is the office?"
-    embedded = retrieval.hybrid_search(scope, query=query, k=3, min_score=None)
+    embedded = retrieval.hybrid_search(scope, query=query, k=3, min_score=None).passages
     given = retrieval.hybrid_search(
         scope, query=query, query_vector=get_embedder().embed_query(query), k=3, min_score=None
-    )
+    ).passages
     assert [p.chunk_id for p in embedded] == [p.chunk_id for p in given]
     assert "Lisbon" in embedded[0].text
 
@@ -347,3 +347,128 @@ def test_an_index_left_invalid_by_a_failed_build_is_rebuilt(world, crowded_table
     assert retrieval.kb_index_exists(kb.pk, 384) is False
     assert knowledge_base_index_ensure(knowledge_base=kb) is True
     assert retrieval.kb_index_exists(kb.pk, 384) is True
+
+
+def test_a_search_is_the_scope_read_plus_one_statement_without_a_transaction(world, kb_a, handbook_a):
+    from django.test.utils import CaptureQueriesContext
+
+    from knowledge.embeddings import get_embedder
+
+    vector = get_embedder().embed_query("how do I reset my password?")
+    with tenant_context(world.tenant_a), CaptureQueriesContext(connection) as captured:
+        hits = chunk_search(
+            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="reset password", query_vector=vector
+        )
+    assert "Forgot password" in hits[0].text
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len(statements) == 2, statements  # the knowledge bases' models and sizes, then the search
+    assert not any("ISOLATION" in sql or "SAVEPOINT" in sql for sql in statements)
+
+
+def test_the_index_plan_sets_ef_search_once_per_connection_outside_transactions(
+    transactional_db, world, crowded_table, settings
+):
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[17]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    try:
+        _ef_search_once(world, kb)
+    finally:
+        retrieval.kb_indexes_drop(kb.pk, [384])  # an index outlives the flush of a transactional test
+
+
+def _ef_search_once(world, kb) -> None:  # noqa: ANN001
+    from django.test.utils import CaptureQueriesContext
+
+    def search() -> list:
+        with tenant_context(world.tenant_a):
+            return chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", query_vector=_unit(1702))
+
+    first = search()
+    with CaptureQueriesContext(connection) as captured:
+        again = search()
+    assert [hit.chunk_id for hit in again] == [hit.chunk_id for hit in first] and len(first) == 5
+    assert len(captured.captured_queries) == 2  # the value is on the connection already
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW hnsw.ef_search")
+        assert int(cursor.fetchone()[0]) == retrieval.kb_ef_search(n=20, available=10)
+    connection.close()  # a new connection has the default again: the search sets it
+    with CaptureQueriesContext(connection) as captured:
+        search()
+    assert sum("hnsw.ef_search" in query["sql"] or "set_config" in query["sql"] for query in captured) == 1
+
+
+def test_inside_a_transaction_the_index_plan_sets_ef_search_every_time(world, crowded_table, settings):
+    """A rollback would undo a session setting made inside the transaction, so none is assumed."""
+    from django.test.utils import CaptureQueriesContext
+
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[18]
+    knowledge_base_index_ensure(knowledge_base=kb)
+    for _ in range(2):
+        with tenant_context(world.tenant_a), CaptureQueriesContext(connection) as captured:
+            hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", query_vector=_unit(3))
+        assert len(hits) == 5
+        assert sum("set_config" in query["sql"] for query in captured) == 1
+
+
+def test_an_index_built_with_other_parameters_is_rebuilt_with_todays(world, crowded_table, settings):
+    """What happens to existing indexes when KNOWLEDGE_HNSW_M / _EF_CONSTRUCTION change (the
+    defaults did: 16/128 to 32/200): ingestion sees the index is not current and queues ensure."""
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    settings.KNOWLEDGE_HNSW_M, settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION = 8, 32
+    kb = crowded_table[19]
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    assert retrieval.kb_index_options(kb.pk, 384) == {"m": "8", "ef_construction": "32"}
+    settings.KNOWLEDGE_HNSW_M, settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION = 12, 48
+    assert retrieval.kb_index_exists(kb.pk, 384) and not retrieval.kb_index_current(kb.pk, 384)
+    assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    assert retrieval.kb_index_options(kb.pk, 384) == {"m": "12", "ef_construction": "48"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE %s", [f"%_kb{kb.pk}%"])
+        assert cursor.fetchone()[0] == 1, "the old index is gone, the new one has its name"
+    with tenant_context(world.tenant_a):
+        hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="q", k=5, query_vector=_unit(1903))
+    assert len(hits) == 5 and hits[0].chunk_id == Chunk.objects.unscoped().get(knowledge_base=kb, position=3).pk
+
+
+def test_only_one_worker_builds_a_knowledge_base_index_at_a_time(transactional_db, world, crowded_table, settings):
+    """A second build would take the first one's half-built index for a failed build and drop it."""
+    import threading
+
+    from knowledge.services import knowledge_base_index_ensure
+
+    settings.KNOWLEDGE_EXACT_SEARCH_MAX_CHUNKS = 5
+    kb = crowded_table[21]
+    held, release, results = threading.Event(), threading.Event(), []
+
+    def other_worker() -> None:  # holds the build lock the way a worker mid-build does
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", [retrieval._BUILD_LOCK, kb.pk])
+                held.set()
+                release.wait(10)
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [retrieval._BUILD_LOCK, kb.pk])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(10)
+        results.append(knowledge_base_index_ensure(knowledge_base=kb))
+        assert not retrieval.kb_index_exists(kb.pk, 384), "left to the worker holding the lock"
+    finally:
+        release.set()
+        thread.join()
+    try:
+        assert results == [False]
+        assert knowledge_base_index_ensure(knowledge_base=kb) is True
+    finally:
+        retrieval.kb_indexes_drop(kb.pk, [384])
