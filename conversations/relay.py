@@ -147,8 +147,10 @@ class AnswerRelay:
             await sender
             metrics.ACTIVE_STREAMS.dec()
             await self._record_attempts()
-            if self.message_id is not None:
-                with contextlib.suppress(Exception):  # the flag expires by itself anyway
+            if self.message_id is not None and self._stop_requested:
+                # Only a stopped answer can have a flag worth a round trip: one set after the last
+                # check is never read again (message ids are not reused) and expires by itself.
+                with contextlib.suppress(Exception):
                     await stream_clear_stop(message_id=self.message_id)
             self._finish()
 

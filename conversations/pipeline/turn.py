@@ -167,7 +167,7 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
     ~7 ms of CPU per turn, the largest part of it after the answer). The period's first turn of a
     tenant finds no usage row to update: then usage_record creates it, in a second step.
     """
-    from conversations.tasks import conversation_memory_refresh_task
+    from conversations.tasks import memory_refresh_enqueue
 
     message = setup.assistant_message
     message.content = outcome.content
@@ -222,7 +222,7 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
                      cost=outcome.cost)  # fmt: skip
     conversation_id = message.conversation_id
     transaction.on_commit(
-        lambda: conversation_memory_refresh_task.delay(tenant_id=tenant.pk, conversation_id=conversation_id),
+        lambda: memory_refresh_enqueue(tenant_id=tenant.pk, conversation_id=conversation_id),
         robust=True,  # a broker hiccup must not fail a turn that is already answered
     )
 
