@@ -194,7 +194,7 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
                 attempts=setup.skipped + outcome.attempts,
                 guardrail_hits=outcome.guardrail_hits,
             )
-        ),  # fmt: skip
+        ),
         # Written here rather than in turn_open: nothing before the first token needs it.
         _update_sql(
             Conversation.objects.filter(pk=message.conversation_id), {"last_active": setup.user_message.created}
@@ -215,7 +215,8 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
         cursor.execute(f"WITH {', '.join(parts)} SELECT {counts}", params)  # noqa: S608
         rows = cursor.fetchone()
     if not rows[0]:
-        # As Model.save(update_fields=...) does when the row is gone.
+        # As Model.save(update_fields=...) does when the row is gone. (A deleted message fails the
+        # whole statement first: the trace's foreign key is checked when the statement commits.)
         raise DatabaseError(f"Message {message.pk} was not settled: it no longer exists.")
     if usage is not None and not rows[-1]:
         usage_record(tenant=tenant, messages=1, tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out,
