@@ -11,4 +11,5 @@ RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput
 RUN useradd --create-home app && mkdir -p /app/var && chown -R app /app/var
 USER app
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--websocket-max-message-size", "16384", "chatbot_saas.asgi:application"]
+# daphne on 0.0.0.0:8000 (WEB_SERVER, WEB_WORKERS: chatbot_saas/asgi_server.py).
+CMD ["python", "-m", "chatbot_saas.asgi_server", "--host", "0.0.0.0", "--port", "8000", "--max-frame-bytes", "16384"]

@@ -28,6 +28,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--strategies", action="store_true", help="retrieval: compare index types (minutes)")
     parser.add_argument("--sizes", default=None, help="streaming: comma-separated N, e.g. 100,1000")
     parser.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"], help="streaming: ASGI server")
+    parser.add_argument("--workers", type=int, default=1, help="streaming: server processes on the port (WEB_WORKERS)")
+    parser.add_argument(
+        "--client-procs", type=int, default=1, help="streaming: benchmark client processes (visitors split over them)"
+    )
     parser.add_argument(
         "--bare-only", action="store_true", help="streaming: only the bare consumer (server comparison)"
     )

@@ -1,6 +1,6 @@
 """The baseline for benchmarks/streaming.py: a bare Channels consumer that streams the same frames
-(same tokens, same pacing, same coalescing, same JSON shapes) with no database, Redis, pipeline or
-provider. Served by daphne: `daphne benchmarks.bare_asgi:application`."""
+(same tokens, same pacing, same coalescing, same JSON shapes and encoder) with no database, Redis,
+pipeline or provider. Served by daphne: `daphne benchmarks.bare_asgi:application`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import os
 
 import django
+import orjson
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_saas.settings")
 django.setup()
@@ -42,26 +43,44 @@ class BareConsumer(AsyncWebsocketConsumer):
     async def stream(self, message_id: int) -> None:
         loop = asyncio.get_running_loop()
         send = self.send
-        await send(text_data=json.dumps({"type": "start", "message_id": message_id}, separators=(",", ":")))
+
+        def encode(frame: dict) -> str:  # as the app's consumer encodes its frames
+            return orjson.dumps(frame).decode()
+
+        await send(text_data=encode({"type": "start", "message_id": message_id}))
         seq, pending, last_flush, text = 0, [], float("-inf"), ""
+        flush_at: float | None = None
+
+        async def flush() -> None:
+            nonlocal seq, pending, last_flush, flush_at
+            flush_at = None
+            if not pending:
+                return
+            seq += 1
+            last_flush = loop.time()
+            frame = {"type": "delta", "message_id": message_id, "seq": seq, "text": "".join(pending)}
+            pending = []
+            await send(text_data=encode(frame))
+
+        # The app's coalescing (conversations/relay.py AnswerRelay._on_delta), so both send the same
+        # frames: text goes out at once when the last frame is COALESCE old, otherwise a flush is due
+        # COALESCE after the last one (the app's timer; here the same instant in this one coroutine).
         started = loop.time()
         for i, token in enumerate(answer_tokens()):
             due = started + TTFT + i / TOKENS_PER_SECOND
+            if flush_at is not None and flush_at <= due:
+                await asyncio.sleep(max(0.0, flush_at - loop.time()))
+                await flush()
             await asyncio.sleep(max(0.0, due - loop.time()))
             pending.append(token)
             text += token
             if loop.time() - last_flush >= COALESCE:
-                seq += 1
-                last_flush = loop.time()
-                frame = {"type": "delta", "message_id": message_id, "seq": seq, "text": "".join(pending)}
-                pending = []
-                await send(text_data=json.dumps(frame, separators=(",", ":")))
-        if pending:
-            seq += 1
-            frame = {"type": "delta", "message_id": message_id, "seq": seq, "text": "".join(pending)}
-            await send(text_data=json.dumps(frame, separators=(",", ":")))
+                await flush()
+            elif flush_at is None:
+                flush_at = last_flush + COALESCE
+        await flush()
         end = {"type": "end", "message_id": message_id, "seq": seq + 1, "status": "complete", "content": text}
-        await send(text_data=json.dumps(end, separators=(",", ":")))
+        await send(text_data=encode(end))
 
 
 application = ProtocolTypeRouter({"websocket": URLRouter([path("ws/bare/", BareConsumer.as_asgi())])})

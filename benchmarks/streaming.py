@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,21 +216,20 @@ def _bench_data(n: int) -> tuple[str, list[str]]:
     return bot.public_id, tokens
 
 
-async def _converse(
-    url: str, connect_at: float, started: asyncio.Event, delay: float, result: StreamResult, deadline: float
-) -> None:
+async def _converse(url: str, connect_at: float, send_at: float, result: StreamResult, deadline: float) -> None:
+    """One visitor: connect at `connect_at`, ask at `send_at`, read until `end` (time.monotonic()
+    clock, which every process on the machine shares)."""
     from websockets.asyncio.client import connect
 
     try:
-        await asyncio.sleep(connect_at)
+        await asyncio.sleep(max(0.0, connect_at - time.monotonic()))
         async with connect(url, origin=ORIGIN, open_timeout=60, ping_interval=None, max_queue=None) as ws:
-            started_at = await _wait(started)
-            await asyncio.sleep(max(0.0, started_at + delay - time.perf_counter()))
-            result.sent_at = time.perf_counter()
+            await asyncio.sleep(max(0.0, send_at - time.monotonic()))
+            result.sent_at = time.monotonic()
             await ws.send(json.dumps({"type": "message", "text": "Tell me about the product, please."}))
             while True:
                 raw = await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))
-                now = time.perf_counter()
+                now = time.monotonic()
                 frame = json.loads(raw)
                 kind = frame["type"]
                 if kind == "error":
@@ -250,41 +252,94 @@ async def _converse(
         result.error = result.error or type(exc).__name__
 
 
-_START_TIME: dict[int, float] = {}
+def _client_slice(plan: list[tuple[str, float, float]], start_at: float, deadline: float) -> tuple[list, float]:
+    """Run some of the visitors (url, connect time, send time) in this process; returns their
+    results and this process's CPU seconds from `start_at` (the clock start) to the end."""
+
+    async def main() -> tuple[list[StreamResult], float]:
+        results = [StreamResult() for _ in plan]
+        tasks = [
+            asyncio.create_task(_converse(url, connect_at, send_at, result, deadline))
+            for (url, connect_at, send_at), result in zip(plan, results, strict=True)
+        ]
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+        cpu_before = time.process_time()
+        await asyncio.gather(*tasks)
+        return results, time.process_time() - cpu_before
+
+    return asyncio.run(main())
 
 
-async def _wait(event: asyncio.Event) -> float:
-    await event.wait()
-    return _START_TIME[id(event)]
+def _service_counts() -> dict[str, int]:
+    """Load-independent work counters of the shared services: Redis commands (INFO commandstats)
+    and Postgres transactions (pg_stat_database; in autocommit one per statement, plus one per
+    explicit transaction's COMMIT) of the benchmark database."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    stats = redis.Redis.from_url(settings.REDIS_URL).info("commandstats")
+    by_command = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        xacts = int(cursor.fetchone()[0])
+    return {
+        "redis_cmds": sum(by_command.values()),
+        "db_xacts": xacts,
+        **{f"redis:{k}": v for k, v in by_command.items()},
+    }
 
 
-async def _run_clients(urls: list[str], pid: int) -> dict[str, Any]:
+def _run_clients(urls: list[str], pid: int, client_procs: int = 1) -> dict[str, Any]:
+    """Open every socket (over N x 10 ms), start the clock 5 s later, send the N questions over
+    ARRIVAL_SPREAD, read every answer. The visitors run in `client_procs` processes (round robin),
+    so that at N = 1,000 one Python process parsing ~25k frames/s is not what is measured."""
     n = len(urls)
-    results = [StreamResult() for _ in range(n)]
-    started = asyncio.Event()
-    deadline = time.monotonic() + PHASE_TIMEOUT
     connect_spread = n * CONNECT_SPREAD_PER_SOCKET
-    tasks = [
-        asyncio.create_task(
-            _converse(url, connect_spread * i / n, started, ARRIVAL_SPREAD * i / n, results[i], deadline)
-        )
-        for i, url in enumerate(urls)
-    ]
-    await asyncio.sleep(connect_spread + 5.0)  # every socket is open before the clock starts
-    server = psutil.Process(pid)
-    cpu_before = sum(server.cpu_times()[:2])
-    t0 = time.perf_counter()
-    _START_TIME[id(started)] = t0
-    started.set()
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - t0
-    cpu = sum(server.cpu_times()[:2]) - cpu_before
-    return _summarize(results, elapsed, cpu)
+    warmup = 2.0 if client_procs > 1 else 0.0  # spawning the client processes
+    opened = time.monotonic() + warmup
+    start_at = opened + connect_spread + 5.0  # every socket is open before the clock starts
+    deadline = start_at + PHASE_TIMEOUT
+    plan = [(url, opened + connect_spread * i / n, start_at + ARRIVAL_SPREAD * i / n) for i, url in enumerate(urls)]
+    slices = [plan[k::client_procs] for k in range(client_procs)]
+    with ProcessPoolExecutor(client_procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        if client_procs > 1:
+            futures = [pool.submit(_client_slice, part, start_at, deadline) for part in slices]
+        time.sleep(max(0.0, start_at - 0.2 - time.monotonic()))
+        cpu_before = _tree_cpu(pid)
+        counts_before = _service_counts()
+        time.sleep(max(0.0, start_at - time.monotonic()))
+        if client_procs > 1:
+            done = [future.result() for future in futures]
+        else:
+            done = [_client_slice(plan, start_at, deadline)]
+        cpu = _tree_cpu(pid) - cpu_before
+        elapsed = time.monotonic() - start_at
+    results = [r for part, _ in done for r in part]
+    client_cpu = sum(cpu_s for _, cpu_s in done)
+    time.sleep(2.0)  # Postgres backends publish their statistics within ~1 s of going idle
+    counts_after = _service_counts()
+    summary = _summarize(results, elapsed, cpu)
+    summary["client_cpu_s"] = client_cpu
+    turns = sum(1 for r in results if r.sent_at)
+    for name in ("redis_cmds", "db_xacts"):
+        # Minus the reads of the counters themselves (two statements each).
+        own = 2 if name == "db_xacts" else 0
+        summary[f"{name}_per_turn"] = (counts_after[name] - counts_before[name] - own) / turns if turns else math.nan
+    commands = {
+        k.removeprefix("redis:"): round((v - counts_before.get(k, 0)) / turns, 2)
+        for k, v in counts_after.items()
+        if k.startswith("redis:") and turns and v != counts_before.get(k, 0)
+    }
+    print(f"redis commands per turn: {json.dumps(commands, sort_keys=True)}", flush=True)
+    return summary
 
 
 def _summarize(results: list[StreamResult], elapsed: float, cpu: float) -> dict[str, Any]:
     expected = answer_text()
     frames = sum(len(r.seqs) for r in results)
+    answered = sum(1 for r in results if r.seqs)
     dropped = out_of_order = 0
     ttft: list[float] = []
     gaps: list[float] = []
@@ -309,6 +364,7 @@ def _summarize(results: list[StreamResult], elapsed: float, cpu: float) -> dict[
     return {
         "completed": completed,
         "frames_per_s": frames / elapsed if elapsed else 0.0,
+        "frames_per_answer": frames / answered if answered else math.nan,
         "ttft_overhead_p50_ms": percentile(ttft, 50),
         "ttft_overhead_p99_ms": percentile(ttft, 99),
         "dropped_or_bad_streams": dropped,
@@ -319,11 +375,21 @@ def _summarize(results: list[StreamResult], elapsed: float, cpu: float) -> dict[
     }
 
 
+def _secret_key() -> str:
+    from django.conf import settings
+
+    return settings.SECRET_KEY
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
+            # Both servers run as in production: DEBUG off (no per-query log, no debug cursors).
+            "DJANGO_DEBUG": "false",
+            "SECRET_KEY": _secret_key(),  # the session tokens are signed here, by this process
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "KNOWLEDGE_PRELOAD_EMBEDDER": "false",
             "RATE_LIMIT_VISITOR": "1000/60",
             "RATE_LIMIT_IP": "1000000/60",
@@ -343,16 +409,36 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _server_cmd(server: str, app: str, port: int) -> list[str]:
-    """The ASGI server command as the Procfile runs it (chatbot_saas/asgi_server.py), frame cap included."""
-    from chatbot_saas.asgi_server import APPLICATION, server_command
+def _server_cmd(server: str, app: str, port: int, workers: int = 1) -> list[str]:
+    """The ASGI server command as the Procfile runs it (chatbot_saas/asgi_server.py), frame cap included:
+    the server itself for one worker, `python -m chatbot_saas.asgi_server --workers N` for more."""
+    from chatbot_saas.asgi_server import launcher_command, server_command
 
-    cmd = server_command(server, host="127.0.0.1", port=port, max_frame_bytes=16384)
-    cmd[cmd.index(APPLICATION)] = app
+    if workers > 1:
+        return launcher_command(
+            server, host="127.0.0.1", port=port, max_frame_bytes=16384, workers=workers, application=app
+        )
+    cmd = server_command(server, host="127.0.0.1", port=port, max_frame_bytes=16384, application=app)
     if os.environ.get("BENCH_PROFILE") and app.startswith("chatbot_saas"):
         profile = str(BASE_DIR / "var" / "bench-logs" / "app.prof")
         return [sys.executable, "-m", "cProfile", "-o", profile, *cmd]
     return cmd
+
+
+def _tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of the server process and its worker processes, if any."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            total += sum(process.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
 
 
 def _cpu(pid: int) -> float:
@@ -368,6 +454,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     else:
         sizes = [20, 100] if args.quick else [100, 500, 1000]
     server = getattr(args, "server", "daphne")
+    workers = getattr(args, "workers", 1) or 1
+    client_procs = getattr(args, "client_procs", 1) or 1
+    label = server if workers == 1 else f"{server} x{workers}"
     fake_kind = getattr(args, "fake_llm", "asyncio")
     rows: list[dict[str, Any]] = []
     llm_port = _free_port()
@@ -377,22 +466,22 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for n in sizes:
             public_id, tokens = _bench_data(n)
             bare_port, app_port = _free_port(), _free_port()
-            bare_cmd = _server_cmd(server, "benchmarks.bare_asgi:application", bare_port)
+            bare_cmd = _server_cmd(server, "benchmarks.bare_asgi:application", bare_port, workers)
             with _process(bare_cmd, _env(), bare_port, "bare.log") as p:
-                bare = asyncio.run(_run_clients([f"ws://127.0.0.1:{bare_port}/ws/bare/"] * n, p.pid))
+                bare = _run_clients([f"ws://127.0.0.1:{bare_port}/ws/bare/"] * n, p.pid, client_procs)
             if getattr(args, "bare_only", False):
-                rows.append({"N": n, "server": f"bare consumer ({server})", **bare, "load_avg_1m": os.getloadavg()[0]})
+                rows.append({"N": n, "server": f"bare consumer ({label})", **bare, "load_avg_1m": os.getloadavg()[0]})
                 print(json.dumps(rows[-1], default=str), flush=True)
                 continue
-            app_cmd = _server_cmd(server, "chatbot_saas.asgi:application", app_port)
+            app_cmd = _server_cmd(server, "chatbot_saas.asgi:application", app_port, workers)
             with _process(app_cmd, _env(**llm_env), app_port, "app.log") as p:
                 urls = [f"ws://127.0.0.1:{app_port}/ws/widget/{public_id}/?token={t}" for t in tokens]
                 fake_cpu = _cpu(fake.pid)
-                app = asyncio.run(_run_clients(urls, p.pid))
+                app = _run_clients(urls, p.pid, client_procs)
                 app["fake_llm_cpu_s"] = _cpu(fake.pid) - fake_cpu
             load = os.getloadavg()[0]
             for name, row in (("bare consumer", bare), ("app", app)):
-                rows.append({"N": n, "server": f"{name} ({server})", **row})
+                rows.append({"N": n, "server": f"{name} ({label})", **row})
             ratio = app["cpu_s_per_1k_tokens"] / bare["cpu_s_per_1k_tokens"] if bare["completed"] else float("nan")
             rows[-1]["cpu_vs_bare"] = ratio
             rows[-2]["cpu_vs_bare"] = 1.0

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
@@ -299,7 +299,33 @@ def usage_record(
     One statement in the common case; the period's row is created on its first use. Negative
     amounts (a deleted document) are allowed and never take a counter below zero.
     """
-    period = current_period()
+    with tenant_context(tenant):
+        update = usage_update(
+            messages=messages, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, documents=documents,
+            storage_bytes=storage_bytes,
+        )  # fmt: skip
+        if update is None:
+            return
+        counters, values = update
+        # No transaction of our own: in autocommit the common case is a single round trip.
+        if counters.update(**values):
+            return
+        UsageCounter.objects.get_or_create(tenant=tenant, period=current_period())  # the period's first use
+        counters.update(**values)
+
+
+def usage_update(
+    *,
+    messages: int = 0,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    cost: Decimal | float = 0,
+    documents: int = 0,
+    storage_bytes: int = 0,
+) -> tuple[QuerySet[UsageCounter], dict[str, Any]] | None:
+    """The UPDATE usage_record runs, as (this period's counter, through the tenant scope; the
+    increments), for a caller that folds it into a statement of its own (turn_settle). None when
+    there is nothing to add. Tenant scope required. Updates no row in the period's first use."""
     changes = {
         "messages": messages,
         "tokens_in": tokens_in,
@@ -310,13 +336,8 @@ def usage_record(
     }
     values = {field: _add_clamped(field, amount) for field, amount in changes.items() if amount}
     if not values:
-        return
-    with tenant_context(tenant):
-        # No transaction of our own: in autocommit the common case is a single round trip.
-        if UsageCounter.objects.filter(period=period).update(**values):
-            return
-        UsageCounter.objects.get_or_create(tenant=tenant, period=period)  # the period's first use
-        UsageCounter.objects.filter(period=period).update(**values)
+        return None
+    return UsageCounter.objects.filter(period=current_period()), values
 
 
 def _add_clamped(field: str, amount: int | Decimal) -> Any:

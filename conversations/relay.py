@@ -80,6 +80,7 @@ class AnswerRelay:
         self.citations: list[dict[str, Any]] = []
         self.usage: dict[str, Any] = {}
         self.done: ev.Done | None = None
+        self.attempts: list[dict[str, Any]] | None = None  # from the final event, when it carries them
         self.finished = asyncio.Event()
         self._pending: list[str] = []
         self._outbox: list[dict[str, Any]] = []
@@ -146,8 +147,10 @@ class AnswerRelay:
             await sender
             metrics.ACTIVE_STREAMS.dec()
             await self._record_attempts()
-            if self.message_id is not None:
-                with contextlib.suppress(Exception):  # the flag expires by itself anyway
+            if self.message_id is not None and self._stop_requested:
+                # Only a stopped answer can have a flag worth a round trip: one set after the last
+                # check is never read again (message ids are not reused) and expires by itself.
+                with contextlib.suppress(Exception):
                     await stream_clear_stop(message_id=self.message_id)
             self._finish()
 
@@ -179,12 +182,14 @@ class AnswerRelay:
         elif isinstance(event, ev.Done):
             self._flush_pending()
             self.done = event
+            self.attempts = event.attempts
             self.text = event.content
             self.usage = {"tokens_in": event.tokens_in, "tokens_out": event.tokens_out}
             self.status = Message.Status.COMPLETE
             self._emit({"type": "end", "status": "complete", "usage": self.usage, "content": event.content})
         elif isinstance(event, ev.Error):
             self._flush_pending()
+            self.attempts = event.attempts
             self._fail(event.code, event.message, event.retry_after)
 
     def _fail(self, code: str, message: str, retry_after: float | None) -> None:
@@ -261,18 +266,22 @@ class AnswerRelay:
             self.send = None
 
     async def _record_attempts(self) -> None:
-        """Provider errors and breaker states, from the turn's trace (tenant context is inherited)."""
+        """Provider errors and breaker states: from the final event, or else (a stopped or cut turn)
+        from the turn's trace (tenant context is inherited)."""
         if self.message_id is None:
             return
-        try:
-            # On the thread pool: metrics must not queue behind turns on the shared database thread.
-            trace = await sync_to_async(_trace_of, thread_sensitive=False)(
-                message_id=self.message_id, tenant=self.tenant
-            )
-        except Exception:  # metrics must never break a turn
-            logger.exception("could not read the trace of message %s", self.message_id)
-            return
-        for attempt in (trace.attempts if trace else None) or []:
+        attempts = self.attempts
+        if attempts is None:
+            try:
+                # On the thread pool: metrics must not queue behind turns on the shared database thread.
+                trace = await sync_to_async(_trace_of, thread_sensitive=False)(
+                    message_id=self.message_id, tenant=self.tenant
+                )
+            except Exception:  # metrics must never break a turn
+                logger.exception("could not read the trace of message %s", self.message_id)
+                return
+            attempts = trace.attempts if trace else None
+        for attempt in attempts or []:
             labels = {"provider": str(attempt.get("provider", "")), "model": str(attempt.get("model", ""))}
             outcome = attempt.get("outcome")
             if outcome == "error":

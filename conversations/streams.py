@@ -15,12 +15,12 @@ its writes (at most every STOP_CHECK_SECONDS per answer), so stopping costs noth
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from .redisconn import async_redis, key
@@ -77,13 +77,16 @@ class StreamBatcher:
             check = {m for m in batch if now - self.stop_checked.get(m, float("-inf")) >= STOP_CHECK_SECONDS}
             for message_id in check:
                 self.stop_checked[message_id] = now
+            # The callbacks of this batch's answers, as they are now: a later add (an `end`) may
+            # replace or drop them while the round trip is under way.
+            callbacks = {message_id: self.on_stop.get(message_id) for message_id in check}
             try:
                 stopped = await _write_batch(batch, check_stop=check)
             except Exception:  # Redis unavailable: live clients still get their frames; resume will not
                 logger.exception("could not buffer %s answers' frames", len(batch))
                 continue
             for message_id in stopped:
-                callback = self.on_stop.get(message_id)
+                callback = callbacks.get(message_id)
                 if callback is not None:
                     callback()
             for message_id, frames in batch.items():
@@ -102,7 +105,7 @@ async def _write_batch(batch: dict[int, list[dict[str, Any]]], check_stop: set[i
         refresh_ttl = False
         for frame in batch[message_id]:
             seq = frame["seq"]
-            pipe.xadd(name, {"f": json.dumps(frame, separators=(",", ":"))}, id=f"0-{seq}")
+            pipe.xadd(name, {"f": orjson.dumps(frame)}, id=f"0-{seq}")
             refresh_ttl = refresh_ttl or seq % TTL_REFRESH_EVERY == 1 or frame.get("type") == "end"
         if refresh_ttl:
             pipe.expire(name, settings.STREAM_BUFFER_TTL_SECONDS)
@@ -155,7 +158,7 @@ async def stream_follow(*, message_id: int, last_seq: int, block_ms: int = FOLLO
             continue
         for entry_id, fields in response[0][1]:
             last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            frame = json.loads(fields[b"f"])
+            frame = orjson.loads(fields[b"f"])
             yield frame
             if frame.get("type") == "end":
                 return

@@ -48,6 +48,8 @@ class Done:
     tokens_out: int
     cost: Decimal
     latency: dict[str, float] = field(default_factory=dict)
+    # The provider attempts, as stored in the trace: for metrics, without reading the trace back.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Error:
     code: str  # stable: message_empty, message_too_long, quota_exceeded, rate_limited, all_providers_failed, ...
     message: str  # a human sentence
     retry_after: float | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # as Done.attempts, when providers were tried
 
 
 AnswerEvent = Start | Delta | Reset | Citations | Done | Error

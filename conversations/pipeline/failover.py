@@ -1,7 +1,7 @@
 """Stream from the first healthy provider in the chain, failing over before or after the first token.
 
 Each attempt has three clocks: connect (the SDK's connect timeout), first token, and the idle
-gap between tokens (both enforced here with asyncio.timeout). A retryable failure counts against
+gap between tokens (both enforced here, by one timer per stream: _Watchdog). A retryable failure counts against
 the provider's circuit breaker; a 429 with a short Retry-After is retried once on the same
 provider after waiting; anything else moves on. When text of a failed attempt already reached
 the visitor, a `ChainReset` tells the caller to discard it; the next provider starts over.
@@ -54,28 +54,83 @@ class ChainSetup:
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _Watchdog:
+    """The first-token and idle clocks of one stream, on one timer.
+
+    An asyncio.timeout around each item costs a timer scheduled and cancelled per token; this
+    re-arms its timer only when it fires while a wait is shorter than its limit (at most once per
+    limit). It cancels the task only while the task waits for the provider, as asyncio.timeout
+    would, and `expired()` tells that cancellation from any other.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.deadline: float | None = None  # when the current wait times out; None while not waiting
+        self.handle: asyncio.TimerHandle | None = None
+        self.cancelling = 0
+        self.fired = False
+
+    def start(self, limit: float) -> None:
+        self.deadline = deadline = self.loop.time() + limit
+        self.cancelling = self.task.cancelling()
+        if self.handle is not None and self.handle.when() > deadline:
+            self.handle.cancel()
+            self.handle = None
+        if self.handle is None:
+            self.handle = self.loop.call_at(deadline, self._check)
+
+    def _check(self) -> None:
+        self.handle = None
+        if self.deadline is None:
+            return  # not waiting: the next wait arms the timer again
+        if self.loop.time() >= self.deadline:
+            self.fired = True
+            self.task.cancel()
+        else:
+            self.handle = self.loop.call_at(self.deadline, self._check)
+
+    def expired(self) -> bool:
+        """After a CancelledError in the wait: True if it was this watchdog's (then it is consumed)."""
+        if not self.fired:
+            return False
+        self.fired = False
+        return self.task.uncancel() <= self.cancelling
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
 async def _timed_stream(provider: LLMProvider, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Any]:
     """The provider's stream with first-token and idle-gap timeouts turned into ProviderErrors."""
     iterator = aiter(provider.stream(request))
     seen_text = False
+    watchdog = _Watchdog()
     try:
         while True:
             limit = timeouts.idle if seen_text else timeouts.first_token
+            watchdog.start(limit)
             try:
-                async with asyncio.timeout(limit):
-                    item = await anext(iterator)
+                item = await anext(iterator)
             except StopAsyncIteration:
                 return
-            except TimeoutError:
+            except asyncio.CancelledError:
+                if not watchdog.expired():
+                    raise
                 what = "between tokens" if seen_text else "before the first token"
                 raise ProviderError(
                     f"{provider.name} sent nothing for {limit:g} s {what}.",
                     code="idle_timeout" if seen_text else "first_token_timeout",
                     retryable=True,
                 ) from None
+            finally:
+                watchdog.deadline = None
             seen_text = seen_text or isinstance(item, TextDelta)
             yield item
     finally:
+        watchdog.close()
         await iterator.aclose()
 
 

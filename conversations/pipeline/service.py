@@ -322,7 +322,7 @@ async def _canned(turn: _Turn, answer: str, *, model: str) -> AsyncIterator[Answ
     await turn.settle(turn.outcome(Message.Status.COMPLETE, answer, model=model))
     yield Done(
         assistant_message_id=turn.setup.assistant_message.pk, content=answer, model=model, tokens_in=0, tokens_out=0,
-        cost=Decimal("0"), latency=turn.latency,
+        cost=Decimal("0"), latency=turn.latency, attempts=_attempts(turn),
     )  # fmt: skip
 
 
@@ -331,7 +331,11 @@ async def _fail(turn: _Turn, *, code: str = "all_providers_failed") -> AsyncIter
         turn.shown = ""
         yield Reset(reason="The answer could not be completed.")
     await turn.settle(turn.outcome(Message.Status.FAILED, turn.bot.fallback_message, error_code=code))
-    yield Error(code=code, message=turn.bot.fallback_message)
+    yield Error(code=code, message=turn.bot.fallback_message, attempts=_attempts(turn))
+
+
+def _attempts(turn: _Turn) -> list[dict[str, Any]]:
+    return list(turn.chain.attempts) if turn.chain else []
 
 
 def _timeouts() -> Timeouts:
@@ -470,4 +474,5 @@ async def _finish(turn: _Turn, out: guardrails.OutputFilter, done: ChainDone) ->
     yield Done(
         assistant_message_id=turn.setup.assistant_message.pk, content=turn.shown, model=model,
         tokens_in=done.usage.tokens_in, tokens_out=done.usage.tokens_out, cost=cost, latency=turn.latency,
+        attempts=_attempts(turn),
     )  # fmt: skip

@@ -10,18 +10,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db import DatabaseError, connection, router, transaction
+from django.db.models import Model, OuterRef, QuerySet, Subquery, sql
 from django.utils import timezone
 
 from billing.quotas import QuotaExceeded, effective_plan, quota_check
-from billing.services import usage_record
+from billing.services import usage_record, usage_update
 from bots.models import Bot, PromptVersion
 from bots.selectors import ProviderKey, provider_keys
 from conversations.llm.base import ChatMessage
 from conversations.models import Conversation, Message, Trace
-from tenants.context import tenant_context
+from tenants.context import get_current_tenant, tenant_context
 from tenants.models import Tenant
+from tenants.scoping import CrossTenantWrite
 
 from .memory import memory_window
 
@@ -158,46 +159,91 @@ def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str
 
 def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> None:
     """Write the assistant message's final state, its trace and the usage, then queue the memory
-    refresh. Tenant scope required. Called once per turn, also when the visitor stopped it."""
-    from conversations.tasks import conversation_memory_refresh_task
+    refresh. Tenant scope required. Called once per turn, also when the visitor stopped it.
+
+    One round trip: the four writes (message, trace, usage counter, the conversation's
+    last_active) are one statement of data-modifying CTEs, each compiled by the ORM from the
+    tenant-scoped managers, so they are atomic without BEGIN/COMMIT (was six round trips and
+    ~7 ms of CPU per turn, the largest part of it after the answer). The period's first turn of a
+    tenant finds no usage row to update: then usage_record creates it, in a second step.
+    """
+    from conversations.tasks import memory_refresh_enqueue
 
     message = setup.assistant_message
-    with transaction.atomic():
-        message.content = outcome.content
-        message.status = outcome.status
-        message.model = outcome.model[:120]
-        message.tokens_in = outcome.tokens_in
-        message.tokens_out = outcome.tokens_out
-        message.cost = outcome.cost
-        message.citations = outcome.citations
-        message.latency = outcome.latency
-        message.error_code = outcome.error_code[:64]
-        message.updated = timezone.now()
-        message.save(
-            update_fields=[
-                "content", "status", "model", "tokens_in", "tokens_out", "cost", "citations", "latency",
-                "error_code", "updated",
-            ]
-        )  # fmt: skip
-        Trace.objects.create(
-            message=message,
-            retrieved=outcome.retrieved,
-            prompt=outcome.prompt,
-            attempts=setup.skipped + outcome.attempts,
-            guardrail_hits=outcome.guardrail_hits,
-        )
-        if outcome.error_code != "quota_exceeded":
-            usage_record(
+    message.content = outcome.content
+    message.status = outcome.status
+    message.model = outcome.model[:120]
+    message.tokens_in = outcome.tokens_in
+    message.tokens_out = outcome.tokens_out
+    message.cost = outcome.cost
+    message.citations = outcome.citations
+    message.latency = outcome.latency
+    message.error_code = outcome.error_code[:64]
+    message.updated = timezone.now()
+    fields = ("content", "status", "model", "tokens_in", "tokens_out", "cost", "citations", "latency", "error_code")
+    writes = [
+        _update_sql(
+            Message.objects.filter(pk=message.pk), {name: getattr(message, name) for name in (*fields, "updated")}
+        ),
+        _insert_sql(
+            Trace(
                 tenant=tenant,
-                messages=1,
-                tokens_in=outcome.tokens_in,
-                tokens_out=outcome.tokens_out,
-                cost=outcome.cost,
+                message=message,
+                retrieved=outcome.retrieved,
+                prompt=outcome.prompt,
+                attempts=setup.skipped + outcome.attempts,
+                guardrail_hits=outcome.guardrail_hits,
             )
-        conversation_id = message.conversation_id
+        ),
         # Written here rather than in turn_open: nothing before the first token needs it.
-        Conversation.objects.filter(pk=conversation_id).update(last_active=setup.user_message.created)
-        transaction.on_commit(
-            lambda: conversation_memory_refresh_task.delay(tenant_id=tenant.pk, conversation_id=conversation_id),
-            robust=True,  # a broker hiccup must not fail a turn that is already answered
-        )
+        _update_sql(
+            Conversation.objects.filter(pk=message.conversation_id), {"last_active": setup.user_message.created}
+        ),
+    ]
+    usage = None
+    if outcome.error_code != "quota_exceeded":
+        usage = usage_update(messages=1, tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out, cost=outcome.cost)
+    if usage is not None:
+        writes.append(_update_sql(*usage))
+    parts, params = [], []
+    for i, (statement, statement_params) in enumerate(writes):
+        parts.append(f"w{i} AS ({statement} RETURNING 1)")
+        params.extend(statement_params)
+    counts = ", ".join(f"(SELECT count(*) FROM w{i})" for i in range(len(writes)))  # noqa: S608
+    with connection.cursor() as cursor:
+        # Only ORM-compiled SQL with its parameters goes into the statement.
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {counts}", params)  # noqa: S608
+        rows = cursor.fetchone()
+    if not rows[0]:
+        # As Model.save(update_fields=...) does when the row is gone. (A deleted message fails the
+        # whole statement first: the trace's foreign key is checked when the statement commits.)
+        raise DatabaseError(f"Message {message.pk} was not settled: it no longer exists.")
+    if usage is not None and not rows[-1]:
+        usage_record(tenant=tenant, messages=1, tokens_in=outcome.tokens_in, tokens_out=outcome.tokens_out,
+                     cost=outcome.cost)  # fmt: skip
+    conversation_id = message.conversation_id
+    transaction.on_commit(
+        lambda: memory_refresh_enqueue(tenant_id=tenant.pk, conversation_id=conversation_id),
+        robust=True,  # a broker hiccup must not fail a turn that is already answered
+    )
+
+
+def _update_sql(queryset: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE that `queryset.update(**values)` runs (the queryset's filters, so its tenant
+    scope, included), as SQL and parameters."""
+    query = queryset.query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    return query.get_compiler(queryset.db).as_sql()
+
+
+def _insert_sql(obj: Model) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT that `obj.save()` runs for a new row with a database-generated key."""
+    current = get_current_tenant()
+    if getattr(obj, "tenant_id", current.pk) != current.pk:
+        raise CrossTenantWrite(f"{type(obj).__name__} belongs to tenant {obj.tenant_id}, not {current.pk}.")
+    meta = obj._meta
+    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
+    query = sql.InsertQuery(meta.model)
+    query.insert_values(fields, [obj])
+    [(statement, params)] = query.get_compiler(router.db_for_write(meta.model)).as_sql()
+    return statement, params

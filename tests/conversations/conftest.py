@@ -35,7 +35,7 @@ class ChatServer:
         return self.base_url.replace("http://", "ws://")
 
 
-def _chat_server(server: str) -> Iterator[ChatServer]:
+def _chat_server(server: str, workers: int = 1) -> Iterator[ChatServer]:
     with FakeOpenAI() as llm:
         llm.default = Behaviour(text=LONG_ANSWER, tokens_per_second=400)
         env = {
@@ -45,7 +45,7 @@ def _chat_server(server: str) -> Iterator[ChatServer]:
             "RATE_LIMIT_VISITOR": "20/60",
             "LLM_FIRST_TOKEN_TIMEOUT_MS": "5000",
         }
-        with asgi_server(server, **env) as (base_url, process):
+        with asgi_server(server, workers, **env) as (base_url, process):
             yield ChatServer(base_url, llm, process)
 
 
@@ -59,6 +59,12 @@ def chat_server(django_db_setup: None) -> Iterator[ChatServer]:
 def uvicorn_chat_server(django_db_setup: None) -> Iterator[ChatServer]:
     """The same under uvicorn (chatbot_saas/asgi_server.py), for tests/conversations/test_widget_socket_uvicorn_live.py."""
     yield from _chat_server("uvicorn")
+
+
+@pytest.fixture(scope="session")
+def workers_chat_server(django_db_setup: None) -> Iterator[ChatServer]:
+    """Two daphne processes on one port (WEB_WORKERS=2), for test_widget_socket_workers_live.py."""
+    yield from _chat_server("daphne", workers=2)
 
 
 @pytest.fixture

@@ -89,10 +89,14 @@ def celery_worker(name: str = "test", concurrency: int = 1, **env_extra: str) ->
         worker.stop()
 
 
-def asgi_server_command(server: str, port: int, max_frame_bytes: str) -> list[str]:
+def asgi_server_command(server: str, port: int, max_frame_bytes: str, workers: int = 1) -> list[str]:
     """The web process as the Procfile starts it (chatbot_saas/asgi_server.py), on `port`."""
-    from chatbot_saas.asgi_server import server_command
+    from chatbot_saas.asgi_server import launcher_command, server_command
 
+    if workers > 1:
+        return launcher_command(
+            server, host="127.0.0.1", port=port, max_frame_bytes=int(max_frame_bytes), workers=workers
+        )
     return server_command(server, host="127.0.0.1", port=port, max_frame_bytes=int(max_frame_bytes))
 
 
@@ -104,13 +108,14 @@ def daphne_server(**env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
 
 
 @contextmanager
-def asgi_server(server: str, **env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
-    """A real ASGI server (`daphne` or `uvicorn`) serving the app; yields (base_url, process)."""
+def asgi_server(server: str, workers: int = 1, **env_extra: str) -> Iterator[tuple[str, ManagedProcess]]:
+    """A real ASGI server (`daphne` or `uvicorn`) serving the app, in `workers` processes on one
+    port (WEB_WORKERS); yields (base_url, process)."""
     # Most live tests never search a knowledge base: load the embedding model only when asked.
     env_extra.setdefault("KNOWLEDGE_PRELOAD_EMBEDDER", "false")
     port = free_port()
     # The same WebSocket message cap as the Procfile: bigger frames are closed with 1009.
-    args = asgi_server_command(server, port, env_extra.get("WS_MAX_FRAME_BYTES", "16384"))
+    args = asgi_server_command(server, port, env_extra.get("WS_MAX_FRAME_BYTES", "16384"), workers)
     server_process = _spawn(args, f"{server}-{port}.log", child_env(**env_extra))
     try:
         deadline = time.monotonic() + 30

@@ -93,3 +93,35 @@ def test_a_real_celery_worker_summarises_with_the_cheapest_model_after_the_turn(
     assert fresh.visitor_facts == {"name": "Ana Lima"}
     summary_requests = [r for r in fake.requests if "running summary" in r.body["messages"][0]["content"]]
     assert summary_requests and "Hi, my name is Ana Lima." in summary_requests[0].body["messages"][1]["content"]
+
+
+def test_settled_turns_queue_one_memory_refresh_message_per_batch_with_each_conversation_once(world, settings):
+    import base64
+    import json
+
+    from conversations.redisconn import sync_redis
+    from conversations.tasks import memory_refresh_enqueue, memory_refresh_flush
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queued_before = sync_redis().llen("celery")
+    for conversation_id in (11, 12, 11, 13, 12):
+        memory_refresh_enqueue(tenant_id=world.tenant_a.pk, conversation_id=conversation_id)
+    memory_refresh_flush()  # what the batch's timer does; the timer then finds nothing left
+    memory_refresh_flush()
+    assert sync_redis().llen("celery") == queued_before + 1
+    message = json.loads(sync_redis().lindex("celery", 0))  # kombu pushes on the left
+    assert message["headers"]["task"] == "conversations.tasks.conversation_memory_refresh_batch_task"
+    _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert sorted(kwargs["items"]) == [[world.tenant_a.pk, 11], [world.tenant_a.pk, 12], [world.tenant_a.pk, 13]]
+    sync_redis().lpop("celery")
+
+
+def test_the_batch_refresh_refreshes_each_conversation_and_survives_a_missing_one(world, settings):
+    from conversations.tasks import conversation_memory_refresh_batch_task
+
+    conversation = ConversationFactory(tenant=world.tenant_a)
+    MessageFactory(tenant=world.tenant_a, conversation=conversation, role="user", content="Call me Bob please")
+    conversation_memory_refresh_batch_task(items=[[world.tenant_a.pk, 999_999], [world.tenant_a.pk, conversation.pk]])
+    with tenant_context(world.tenant_a):
+        conversation.refresh_from_db()
+    assert conversation.visitor_facts == {"name": "Bob"}

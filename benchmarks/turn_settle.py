@@ -1,0 +1,71 @@
+"""Settling a turn (conversations/pipeline/turn.py `turn_settle`): CPU of the calling thread, wall
+time and SQL statements per call, for a 60-token answer with its trace. Thread CPU hardly depends on
+what else runs on the machine, so this figure is usable on a busy box, unlike the streaming one.
+
+Each settle gets a fresh turn (`turn_open`, not timed); the first 10 are a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from decimal import Decimal
+from typing import Any
+
+TITLE = "Settling a turn: thread CPU, wall time and statements per call"
+WARMUP = 10
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.models import Plan, Subscription
+    from bots.models import Bot, PromptVersion
+    from conversations.models import Conversation
+    from conversations.pipeline.turn import TurnOutcome, turn_open, turn_settle
+    from tenants.context import tenant_context
+    from tenants.models import Tenant
+
+    call_command("migrate", "--noinput", verbosity=0)
+    Tenant.objects.filter(slug="bench-settle").delete()
+    tenant = Tenant.objects.create(name="Bench settle", slug="bench-settle")
+    plan, _ = Plan.objects.get_or_create(
+        slug="bench-unlimited", defaults={"name": "Bench", "max_messages_per_month": None, "is_public": False}
+    )
+    calls = 100 if args.quick else 400
+    answer = " ".join(f"word{i}" for i in range(60))
+    cpu = wall = 0.0
+    statements = 0
+    with tenant_context(tenant):
+        Subscription.objects.create(tenant=tenant, plan=plan, status=Subscription.Status.ACTIVE)
+        bot = Bot.objects.create(
+            tenant=tenant, name="bench", model_chain=[{"provider": "openai", "model": "gpt-4o-mini", "params": {}}]
+        )
+        PromptVersion.objects.create(tenant=tenant, bot=bot, number=1, text="Answer briefly.", is_published=True)
+        conversation = Conversation.objects.create(tenant=tenant, bot=bot, channel="widget", visitor_id="bench")
+        for i in range(WARMUP + calls):
+            setup = turn_open(tenant=tenant, bot=bot, conversation=conversation, text="How do refunds work?")
+            outcome = TurnOutcome(
+                status="complete", content=answer, model="openai:gpt-4o-mini", tokens_in=146, tokens_out=60,
+                cost=Decimal("0.000058"), latency={"first_token_ms": 210.5, "total_ms": 2100.2},
+                prompt=[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "How?"}],
+                attempts=[{"provider": "openai", "model": "gpt-4o-mini", "outcome": "ok", "latency_ms": 2000.1}],
+            )  # fmt: skip
+            with CaptureQueriesContext(connection) as queries:
+                cpu_before, wall_before = time.thread_time(), time.perf_counter()
+                turn_settle(tenant=tenant, setup=setup, outcome=outcome)
+                cpu_after, wall_after = time.thread_time(), time.perf_counter()
+            if i >= WARMUP:
+                cpu += cpu_after - cpu_before
+                wall += wall_after - wall_before
+                statements += len(queries.captured_queries)
+    return [
+        {
+            "calls": calls,
+            "thread_cpu_ms_per_settle": cpu / calls * 1000,
+            "wall_ms_per_settle": wall / calls * 1000,
+            "statements_per_settle": statements / calls,
+        }
+    ]
