@@ -117,11 +117,11 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
     assert full.startswith("退款在五个工作日内到账。")
 
 
-# 13: before the first token the tenant, the knowledge bases, the plan, the usage counter,
-# memory + prompt (one query), the window and one INSERT for both messages (was 12 with a
-# transaction, two INSERTs, the plan read twice and last_active written up front); settling is
-# a savepoint, message, trace, usage upsert, last_active and release. Was 18.
-EXPECTED_TURN_QUERIES = 13
+# 11: before the first token the tenant, the plan, the usage counter, one query for memory +
+# prompt + window + knowledge bases, and one INSERT for both messages (was 7: the knowledge bases
+# and the window were queries of their own); settling is a savepoint, message, trace, usage
+# upsert, last_active and release. Was 18, then 13.
+EXPECTED_TURN_QUERIES = 11
 
 
 def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(conversation_a, django_assert_num_queries):
