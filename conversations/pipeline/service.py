@@ -287,6 +287,8 @@ async def _open(bot: Bot, conversation: Conversation, text: str, started: float)
         vectors.cancel()  # the bot has no knowledge base (any more): nothing to embed for
         vectors = None
     elif models and (vectors is None or not set(models) <= set(hinted)):
+        if vectors is not None:
+            vectors.cancel()
         vectors = _start_query_embedding(text, models)  # the hint was wrong: embed under the right models
     turn = _Turn(
         bot=bot, tenant=begin.tenant, setup=begin.setup, started=started, knowledge_bases=begin.knowledge_bases,
