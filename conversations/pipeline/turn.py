@@ -86,7 +86,7 @@ def turn_begin(
     *, bot: Bot, conversation: Conversation, text: str, query_vectors: Future | None = None, retrieve: bool = True
 ) -> TurnBegin:
     """Everything the turn needs before its prompt, in one thread hop: the bot's tenant, read fresh
-    (a suspension applies to the next message), then turn_open. Needs no tenant context.
+    (a suspension applies to the next message), then _turn_open. Needs no tenant context.
 
     `query_vectors` is the query being embedded meanwhile (a {model: vector} future): when it is
     done by the time the messages are stored, and `retrieve` is set (no refusal is due), the
