@@ -93,18 +93,23 @@ def _measure(bot: Any, tenant: Any, n: int, ttft: float) -> dict[str, Any]:
     """n turns in ONE event loop, as in a daphne process (its HTTP pool and Redis client stay warm)."""
     from asgiref.sync import sync_to_async
 
-    async def turns() -> tuple[list[float], list[float]]:
+    async def turns() -> tuple[list[float], list[float], list[float]]:
         overheads: list[float] = []
         retrieval: list[float] = []
+        opened: list[float] = []
         for i in range(n):
             if i % 10 == 0:  # a new conversation now and then keeps the memory window realistic
                 conversation = await sync_to_async(_new_conversation)(tenant, bot, i)
             total_ms, latency = await _first_token_ms(bot, conversation, QUESTIONS[i % len(QUESTIONS)])
             overheads.append(total_ms - ttft * 1000)
             retrieval.append(latency.get("retrieval_ms", 0.0))
-        return overheads, retrieval
+            if "open_ms" in latency:
+                opened.append(latency["open_ms"])
+        return overheads, retrieval, opened
 
-    overheads, retrieval = async_to_sync(turns)()
+    cpu_started = time.process_time()
+    overheads, retrieval, opened = async_to_sync(turns)()
+    cpu_ms = (time.process_time() - cpu_started) * 1000 / n
     return {
         "n": n,
         "overhead_p50_ms": percentile(overheads, 50),
@@ -112,6 +117,11 @@ def _measure(bot: Any, tenant: Any, n: int, ttft: float) -> dict[str, Any]:
         "retrieval_p50_ms": percentile(retrieval, 50),
         "retrieval_p99_ms": percentile(retrieval, 99),
         "without_retrieval_p50_ms": percentile([o - r for o, r in zip(overheads, retrieval, strict=True)], 50),
+        # The one database hop that stores the messages and loads the turn's inputs (message to stored).
+        "open_p50_ms": percentile(opened, 50) if opened else None,
+        # CPU of the whole process per turn (all threads: pipeline, embedding, the fake server's
+        # thread, the whole answer): steadier than wall time on a shared machine.
+        "cpu_ms_per_turn": round(cpu_ms, 2),
     }
 
 

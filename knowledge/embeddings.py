@@ -7,11 +7,13 @@ L2-normalised, so cosine distance and inner product rank the same.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,6 +100,8 @@ class LocalMiniLM:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._model: Any = None
+        self._query_lock = threading.Lock()
+        self._query_encoder: QueryEncoder | None = None
 
     def load(self) -> Any:
         with self._lock:
@@ -136,21 +140,121 @@ class LocalMiniLM:
         )
         return vectors.tolist()
 
+    def query_encoder(self) -> QueryEncoder:
+        """The one-query path (QueryEncoder), built on first use (the web process: at start-up)."""
+        with self._query_lock:
+            if self._query_encoder is None:
+                self._query_encoder = QueryEncoder(self.load())
+            return self._query_encoder
+
     def embed_query(self, text: str) -> list[float]:
-        model = self.load()
-        # One short text gains nothing from intra-op threads, and they oversubscribe a busy
-        # machine: measured on 2 shared cores at load 8, 79 ms with one thread against 944 ms
-        # with two. torch keeps the setting per thread; it is restored so that a thread that also
+        encoder = self.query_encoder()
+        # torch keeps the thread count per thread; it is restored so that a thread that also
         # embeds document batches (a script, a test) keeps its intra-op threads for them.
         import torch
 
         previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            vector = model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-        finally:
-            torch.set_num_threads(previous)
-        return vector[0].tolist()
+        with _embedding_in_flight() as others:
+            torch.set_num_threads(query_threads(others_in_flight=others))
+            try:
+                return encoder(text)
+            finally:
+                torch.set_num_threads(previous)
+
+
+class QueryEncoder:
+    """One text in, its all-MiniLM-L6-v2 vector out, as `model.encode([text])` computes it (the
+    same weights, mean pooling and L2 norm; equal to ~1e-8), in a fraction of its time.
+
+    encode() runs the model module by module from Python, on the slow Python tokenizer: ~18 ms for a
+    query on one thread, and each of its ~100 module calls takes the GIL back from the thread that
+    is opening the same turn (its ORM work), so both wait for each other. Here the forward pass
+    and the pooling are traced once into a TorchScript graph, which runs in C++ with the GIL
+    released, fed by the Rust tokenizer of tokenizer.json: ~10 ms on one thread (load 3.5).
+    One unpadded text per call: the graph was traced without padding, and a query needs none.
+    """
+
+    def __init__(self, model: Any) -> None:
+        import warnings
+
+        import torch
+        from tokenizers import Tokenizer
+
+        transformer, pooling = model[0], model[1]
+        if getattr(pooling, "pooling_mode", None) != "mean" or not any(type(m).__name__ == "Normalize" for m in model):
+            raise EmbeddingError("all-MiniLM-L6-v2 is expected to mean-pool and normalise.", code="model_layout")
+        self._tokenizer = Tokenizer.from_file(str(minilm_model_dir() / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        # The model's max_seq_length, [CLS] and [SEP] included, as encode() truncates.
+        self._tokenizer.enable_truncation(model.max_seq_length)
+        example = torch.tensor([self._tokenizer.encode("an example query").ids])
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the tracer's notes on branches a single unpadded text never takes
+            self._graph = torch.jit.trace(
+                _mean_pooled_normalised(transformer.auto_model).eval(), (example, torch.ones_like(example)),
+                check_trace=False,
+            )  # fmt: skip
+
+    def __call__(self, text: str) -> list[float]:
+        import torch
+
+        ids = torch.tensor([self._tokenizer.encode(text).ids])
+        # The plain interpreter: the optimising one re-specialises the graph for each new query
+        # length, a 100+ ms stall now and then for no gain on a model this small.
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
+            return self._graph(ids, torch.ones_like(ids))[0].tolist()
+
+
+def _mean_pooled_normalised(bert: Any) -> Any:
+    """`bert` followed by mean pooling and L2 norm, as one module (defined here: torch loads lazily)."""
+    import torch
+
+    class MeanPooledNormalised(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask, return_dict=False)[0]
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    return MeanPooledNormalised()
+
+
+# Queries embedded right now in this process (the answer pipeline embeds on a small thread pool).
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+QUERY_MAX_THREADS = 2
+
+
+@contextlib.contextmanager
+def _embedding_in_flight() -> Iterator[int]:
+    """Count this embedding in; yields how many others were in flight when it started."""
+    global _in_flight
+    with _in_flight_lock:
+        others = _in_flight
+        _in_flight += 1
+    try:
+        yield others
+    finally:
+        with _in_flight_lock:
+            _in_flight -= 1
+
+
+def query_threads(*, others_in_flight: int) -> int:
+    """Intra-op threads for one query: two only when it is the process's only embedding and the
+    machine has a core to spare, else one. A second thread cuts a query from ~20 ms to ~12 ms on
+    an idle machine, but threads that outnumber the free cores spin-wait on each other: measured
+    on 2 shared cores, 79 ms with one thread against 944 ms with two at load 8, 19 ms against
+    120-250 ms at load 3.7. The 1-minute load average lags a burst that starts in this process;
+    the in-process count covers that case."""
+    if others_in_flight > 0 or QUERY_MAX_THREADS < 2:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    spare = cores - os.getloadavg()[0]
+    return 2 if spare >= 1.5 else 1
 
 
 class OpenAIEmbedder:
@@ -256,11 +360,14 @@ def embed_query_by_model(text: str, model_names: Iterable[str]) -> dict[str, lis
     return {name: get_embedder(name).embed_query(text) for name in sorted(set(model_names))}
 
 
-def preload_default_embedder() -> None:
-    """Load the default local model now (Celery worker_process_init), not in the first task."""
+def preload_default_embedder(*, queries: bool = False) -> None:
+    """Load the default local model now (Celery worker_process_init), not in the first task;
+    with `queries`, its one-query path too (the web process, which embeds visitors' questions)."""
     embedder = get_embedder()
     if isinstance(embedder, LocalMiniLM):
         embedder.load()
+        if queries:
+            embedder.query_encoder()
 
 
 def preload_default_embedder_in_background() -> threading.Thread:
@@ -272,7 +379,7 @@ def preload_default_embedder_in_background() -> threading.Thread:
 
     def run() -> None:
         try:
-            preload_default_embedder()
+            preload_default_embedder(queries=True)
         except Exception:  # the first query retries the load and reports the error to its caller
             logger.exception("preloading the embedding model failed")
 

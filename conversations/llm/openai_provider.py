@@ -17,6 +17,10 @@ from typing import Any
 import httpx2
 import openai
 import orjson
+from openai._base_client import make_request_options
+from openai._constants import RAW_RESPONSE_HEADER
+from openai._response import AsyncResponseContextManager
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .base import ChatRequest, StreamItem, TextDelta, Timeouts, Usage
 from .errors import classify
@@ -69,11 +73,32 @@ class OpenAIProvider:
             params["top_p"] = request.top_p
         return params
 
+    def _post(self, params: dict[str, Any]) -> AsyncResponseContextManager[Any]:
+        """`client.chat.completions.with_streaming_response.create(**params)` without its body transform.
+
+        create() walks every message through the SDK's TypedDict transform (aliases, dates, files),
+        ~0.5 ms per message of CPU before the request leaves, on the path to the first token. Our
+        body is plain JSON types with the API's own field names, which the transform returns
+        unchanged; the SDK still builds the request, sends it and raises its usual errors.
+        """
+        # Built per call, as create() does: the SDK keeps a reference to the headers it is given.
+        options = make_request_options(extra_headers={RAW_RESPONSE_HEADER: "stream"}, security={"bearer_auth": True})
+        return AsyncResponseContextManager(
+            self.client.post(
+                "/chat/completions",
+                body=params,
+                options=options,
+                cast_to=ChatCompletion,
+                stream=True,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
+            )  # fmt: skip
+        )
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:
         usage: Usage | None = None
         produced: list[str] = []
         try:
-            async with self.client.chat.completions.with_streaming_response.create(**self._params(request)) as raw:
+            async with self._post(self._params(request)) as raw:
                 response = raw.http_response
                 async with contextlib.aclosing(sse_events(response)) as events:
                     async for _event, data in events:

@@ -53,11 +53,39 @@ def breaker_key(provider: str, model: str, base_url: str | None = None) -> str:
     return f"{settings.CACHES['default'].get('KEY_PREFIX', 'cb')}:breaker:{target}"
 
 
+# A state read in advance (CircuitBreaker.prefetch) is used by allow() up to this age; older, it re-reads.
+PREFETCH_MAX_AGE = 1.0
+
+
+@dataclass(frozen=True)
+class PrefetchedRead:
+    at: float  # time.monotonic() when the read started
+    task: asyncio.Future
+
+
 class CircuitBreaker:
-    def __init__(self, client: aioredis.Redis, key: str, policy: BreakerPolicy) -> None:
+    def __init__(
+        self, client: aioredis.Redis, key: str, policy: BreakerPolicy, *, prefetched: PrefetchedRead | None = None
+    ) -> None:
         self.client = client
         self.key = key
         self.policy = policy
+        self._prefetched = prefetched
+
+    def prefetch(self) -> PrefetchedRead:
+        """Start reading the state now, for an allow() that comes a few ms later (on another
+        CircuitBreaker(..., prefetched=...) for the same key): the answer pipeline reads it while
+        its database work runs, so that allowing the call costs no Redis round trip. Like any
+        read, it can be a moment out of date: a breaker opened meanwhile lets one more call in."""
+        task = asyncio.ensure_future(self._read())
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen, if never awaited
+        return PrefetchedRead(time.monotonic(), task)
+
+    async def _read_for_allow(self) -> dict[bytes, bytes]:
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and time.monotonic() - prefetched.at <= PREFETCH_MAX_AGE:
+            return await asyncio.shield(prefetched.task)
+        return await self._read()
 
     async def _read(self) -> dict[bytes, bytes]:
         """The breaker's hash, from an HGETALL shared with concurrent callers in this process."""
@@ -83,7 +111,7 @@ class CircuitBreaker:
     async def allow(self) -> tuple[bool, str]:
         """(may this call go ahead, the state it saw). In half-open only one caller gets True."""
         try:
-            raw = await self._read()
+            raw = await self._read_for_allow()
             if not raw or raw.get(b"state") == b"closed":
                 return True, CLOSED
             if time.time() < float(raw.get(b"open_until", 0)):

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -44,12 +45,12 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from . import guardrails
-from .breaker import BreakerPolicy, CircuitBreaker, breaker_key, shared_redis
+from .breaker import BreakerPolicy, CircuitBreaker, PrefetchedRead, breaker_key, shared_redis
 from .context import I_DONT_KNOW, AssembledContext, assemble, citations_for
 from .events import AnswerEvent, Citations, Delta, Done, Error, Reset, Start
 from .failover import ChainDone, ChainFailed, ChainReset, ChainSetup, stream_with_failover
 from .retrieval import passages_for
-from .turn import TurnOutcome, TurnSetup, turn_open, turn_prelude, turn_settle
+from .turn import TurnOutcome, TurnSetup, turn_begin, turn_settle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,17 +132,34 @@ async def _db(scope: Tenant | None, fn: Callable[..., T], /, **kwargs: Any) -> T
     return await sync_to_async(run_pooled, thread_sensitive=False, executor=_pool("db", size))()
 
 
-def _start_query_embedding(text: str, knowledge_bases: list[tuple[int, str]]) -> asyncio.Future | None:
-    """Embed the query under the models of the bot's knowledge bases, in a thread, now: it runs
-    while turn_open stores the messages, and retrieval then only runs SQL."""
-    models = {model for _kb_id, model in knowledge_bases}
+# bot id -> the embedding models of its knowledge bases at its last turn in this process. Only a
+# hint for starting the query embedding before they are read: turn_begin reads the truth, and a
+# wrong hint costs a wasted embedding or a late one, never a wrong answer.
+_kb_models_hint: dict[int, tuple[str, ...]] = {}
+KB_MODELS_HINT_SIZE = 10_000
+
+
+def _embedding_models_hint(bot: Bot) -> tuple[str, ...]:
+    # A bot not seen yet is assumed to use the default model: most bots have a knowledge base.
+    return _kb_models_hint.get(bot.pk, (settings.KNOWLEDGE_DEFAULT_EMBEDDING_MODEL,))
+
+
+def _remember_embedding_models(bot: Bot, knowledge_bases: list[tuple[int, str]]) -> tuple[str, ...]:
+    models = tuple(sorted({model for _kb_id, model in knowledge_bases}))
+    if _kb_models_hint.get(bot.pk) != models:
+        if len(_kb_models_hint) >= KB_MODELS_HINT_SIZE:
+            _kb_models_hint.clear()
+        _kb_models_hint[bot.pk] = models
+    return models
+
+
+def _start_query_embedding(text: str, models: tuple[str, ...]) -> Future | None:
+    """Embed the query under `models` in a thread, now: it runs while turn_begin reads the turn's
+    inputs and stores the messages, and retrieval then only runs SQL."""
     if not models:
         return None
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(
-        _pool("embed", settings.ANSWER_EMBED_THREADS), embed_query_by_model, text, sorted(models)
-    )
-    # A turn that ends before retrieval (quota, refusal, stop) never awaits it: mark any error seen.
+    future = _pool("embed", settings.ANSWER_EMBED_THREADS).submit(embed_query_by_model, text, models)
+    # A turn that ends before retrieval (quota, refusal, stop) never reads it: mark any error seen.
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
     return future
 
@@ -157,7 +175,9 @@ class _Turn:
     setup: TurnSetup
     started: float
     knowledge_bases: list[tuple[int, str]] = field(default_factory=list)
-    query_vectors: asyncio.Future | None = None  # {model: vector}, being computed since the turn opened
+    query_vectors: Future | None = None  # {model: vector}, being computed since the turn started
+    retrieved: bool = False  # passages searched (by turn_begin when the vectors were ready in time)
+    breakers: dict[str, PrefetchedRead] = field(default_factory=dict)  # breaker key -> its state, read early
     shown: str = ""  # what the visitor has been shown since the last reset
     latency: dict[str, float] = field(default_factory=dict)
     passages: list[RetrievedPassage] = field(default_factory=list)
@@ -202,31 +222,11 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     if conversation.bot_id != bot.pk or conversation.tenant_id != bot.tenant_id:
         yield Error(code="not_found", message="This conversation does not belong to this bot.")
         return
-    prelude = await _db(None, turn_prelude, bot=bot)
-    tenant = prelude.tenant
-    if not tenant.is_active:
-        yield Error(code="tenant_suspended", message="This assistant is not available right now.")
+    opened = await _open(bot, conversation, text, started)
+    if isinstance(opened, Error):
+        yield opened
         return
-    if bot.status != Bot.Status.ACTIVE:
-        yield Error(code="bot_paused", message="This assistant is paused. Please try again later.")
-        return
-    vectors = _start_query_embedding(text, prelude.knowledge_bases)
-    opening = asyncio.ensure_future(
-        _db(tenant, turn_open, tenant=tenant, bot=bot, conversation=conversation, text=text)
-    )
-    try:
-        setup = await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        # Cancelled while the messages were being stored: settle them rather than leave `streaming`.
-        setup = await opening
-        await _Turn(bot=bot, tenant=tenant, setup=setup, started=started).settle(
-            TurnOutcome(status=Message.Status.PARTIAL, content="", error_code="stopped")
-        )
-        raise
-    turn = _Turn(
-        bot=bot, tenant=tenant, setup=setup, started=started, knowledge_bases=prelude.knowledge_bases,
-        query_vectors=vectors,
-    )  # fmt: skip
+    turn, setup = opened, opened.setup
     yield Start(
         user_message_id=setup.user_message.pk,
         assistant_message_id=setup.assistant_message.pk,
@@ -244,6 +244,61 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
         log.exception("answer_stream failed for message %s", setup.assistant_message.pk)
         await turn.settle(turn.outcome(Message.Status.FAILED, bot.fallback_message, error_code="internal_error"))
         yield Error(code="internal_error", message=bot.fallback_message)
+
+
+async def _open(bot: Bot, conversation: Conversation, text: str, started: float) -> _Turn | Error:
+    """Start the query embedding and the breaker read, then open the turn in one database hop
+    (turn_begin); an Error when the tenant or the bot refuses (nothing stored)."""
+    # The query embedding starts now, under the models the bot's knowledge bases used last time:
+    # it overlaps all of the turn's database work rather than following its first query.
+    hinted = _embedding_models_hint(bot)
+    vectors = _start_query_embedding(text, hinted)
+    client = shared_redis()
+    policy = BreakerPolicy.from_settings()
+    # The first breaker's state is read from Redis meanwhile too (the chain's head is nearly always
+    # the entry that is called); stream_with_failover decides on it without a round trip of its own.
+    breakers = {
+        _breaker_key(entry): CircuitBreaker(client, _breaker_key(entry), policy).prefetch()
+        for entry in bot.model_chain[:1]
+    }
+    begin_ = functools.partial(
+        turn_begin, bot=bot, conversation=conversation, text=text, query_vectors=vectors,
+        retrieve=guardrails.blocked_topic(text, bot.blocked_topics or []) is None,
+    )  # fmt: skip
+    opening = asyncio.ensure_future(_db(None, begin_))
+    try:
+        begin = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        # Cancelled while the messages were being stored: settle them rather than leave `streaming`.
+        begin = await opening
+        if begin.setup is not None:
+            await _Turn(bot=bot, tenant=begin.tenant, setup=begin.setup, started=started).settle(
+                TurnOutcome(status=Message.Status.PARTIAL, content="", error_code="stopped")
+            )
+        raise
+    if begin.setup is None:
+        if vectors is not None:
+            vectors.cancel()
+        if begin.refused == "tenant_suspended":
+            return Error(code="tenant_suspended", message="This assistant is not available right now.")
+        return Error(code="bot_paused", message="This assistant is paused. Please try again later.")
+    models = _remember_embedding_models(bot, begin.knowledge_bases)
+    if vectors is not None and not models:
+        vectors.cancel()  # the bot has no knowledge base (any more): nothing to embed for
+        vectors = None
+    elif models and (vectors is None or not set(models) <= set(hinted)):
+        if vectors is not None:
+            vectors.cancel()
+        vectors = _start_query_embedding(text, models)  # the hint was wrong: embed under the right models
+    turn = _Turn(
+        bot=bot, tenant=begin.tenant, setup=begin.setup, started=started, knowledge_bases=begin.knowledge_bases,
+        query_vectors=vectors, breakers=breakers,
+    )  # fmt: skip
+    turn.latency["open_ms"] = _ms(started)
+    if begin.passages is not None:
+        turn.passages, turn.retrieved = begin.passages, True
+        turn.latency["retrieval_ms"] = begin.retrieval_ms
+    return turn
 
 
 def _stopped(turn: _Turn) -> TurnOutcome:
@@ -264,9 +319,11 @@ def _stopped(turn: _Turn) -> TurnOutcome:
 
 async def _retrieve(turn: _Turn, text: str) -> None:
     """turn.passages, searched with the query vectors computed while the turn was opened."""
+    if turn.retrieved:
+        return
     retrieval_started = time.perf_counter()
     if turn.knowledge_bases:
-        vectors = await turn.query_vectors if turn.query_vectors is not None else None
+        vectors = await asyncio.wrap_future(turn.query_vectors) if turn.query_vectors is not None else None
         turn.passages = await _db(
             turn.tenant, passages_for, tenant=turn.tenant, bot=turn.bot, query=text,
             knowledge_base_ids=[kb_id for kb_id, _model in turn.knowledge_bases], query_vectors=vectors,
@@ -338,6 +395,10 @@ def _attempts(turn: _Turn) -> list[dict[str, Any]]:
     return list(turn.chain.attempts) if turn.chain else []
 
 
+def _breaker_key(entry: dict[str, Any]) -> str:
+    return breaker_key(entry["provider"], entry["model"], entry.get("params", {}).get("base_url"))
+
+
 def _timeouts() -> Timeouts:
     return Timeouts(
         connect=settings.LLM_CONNECT_TIMEOUT_MS / 1000,
@@ -386,8 +447,8 @@ async def _generate(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
         )
 
     def breaker_for(entry: dict[str, Any]) -> CircuitBreaker:
-        base_url = entry.get("params", {}).get("base_url")
-        return CircuitBreaker(client, breaker_key(entry["provider"], entry["model"], base_url), policy)
+        key = _breaker_key(entry)
+        return CircuitBreaker(client, key, policy, prefetched=turn.breakers.pop(key, None))
 
     turn.chain = ChainSetup(
         entries=setup.chain, keys=setup.keys, timeouts=_timeouts(),

@@ -5,13 +5,17 @@ the tenant context set, because the ORM is synchronous."""
 from __future__ import annotations
 
 import logging
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import DatabaseError, connection, router, transaction
 from django.db.models import Model, OuterRef, QuerySet, Subquery, sql
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from billing.quotas import QuotaExceeded, effective_plan, quota_check
@@ -20,11 +24,14 @@ from bots.models import Bot, PromptVersion
 from bots.selectors import ProviderKey, provider_keys
 from conversations.llm.base import ChatMessage
 from conversations.models import Conversation, Message, Trace
+from knowledge.models import KnowledgeBase
+from knowledge.types import RetrievedPassage
 from tenants.context import get_current_tenant, tenant_context
 from tenants.models import Tenant
 from tenants.scoping import CrossTenantWrite
 
-from .memory import memory_window
+from .memory import memory_window_subquery
+from .retrieval import passages_for
 
 log = logging.getLogger(__name__)
 DEFAULT_PROMPT = "You are a helpful assistant for this company's website. Be concise and friendly."
@@ -64,21 +71,52 @@ class TurnOutcome:
 
 
 @dataclass
-class TurnPrelude:
+class TurnBegin:
+    """What turn_begin found and did: refused (nothing stored), or the turn opened."""
+
     tenant: Tenant
-    knowledge_bases: list[tuple[int, str]]  # (id, embedding model) of the bot's knowledge bases
+    refused: str = ""  # "tenant_suspended" or "bot_paused": nothing was stored
+    setup: TurnSetup | None = None
+    knowledge_bases: list[tuple[int, str]] = field(default_factory=list)  # (id, embedding model)
+    # Retrieved in the same thread when the query vectors were ready by then (None: not yet).
+    passages: list[RetrievedPassage] | None = None
+    retrieval_ms: float = 0.0
 
 
-def turn_prelude(*, bot: Bot) -> TurnPrelude:
-    """The bot's tenant, read fresh (a suspension applies to the next message), and, when it is
-    active, the bot's knowledge bases with their embedding models, so that the caller can embed
-    the query while turn_open runs. Needs no tenant context."""
+def turn_begin(
+    *, bot: Bot, conversation: Conversation, text: str, query_vectors: Future | None = None, retrieve: bool = True
+) -> TurnBegin:
+    """Everything the turn needs before its prompt, in one thread hop: the bot's tenant, read fresh
+    (a suspension applies to the next message), then _turn_open. Needs no tenant context.
+
+    `query_vectors` is the query being embedded meanwhile (a {model: vector} future): when it is
+    done by the time the messages are stored, and `retrieve` is set (no refusal is due), the
+    passages are searched here too, saving the pipeline another hop.
+    """
     tenant = Tenant.objects.get(pk=bot.tenant_id)
-    knowledge_bases: list[tuple[int, str]] = []
-    if tenant.is_active:
-        with tenant_context(tenant):
-            knowledge_bases = list(bot.knowledge_bases.order_by("id").values_list("id", "embedding_model"))
-    return TurnPrelude(tenant, knowledge_bases)
+    if not tenant.is_active:
+        return TurnBegin(tenant, refused="tenant_suspended")
+    if bot.status != Bot.Status.ACTIVE:
+        return TurnBegin(tenant, refused="bot_paused")
+    with tenant_context(tenant):
+        setup, knowledge_bases = _turn_open(tenant=tenant, bot=bot, conversation=conversation, text=text)
+        begin = TurnBegin(tenant, setup=setup, knowledge_bases=knowledge_bases)
+        vectors = _ready(query_vectors)
+        wanted = {model for _kb_id, model in knowledge_bases}
+        if retrieve and setup.quota_error is None and vectors is not None and wanted <= vectors.keys():
+            started = time.perf_counter()
+            begin.passages = passages_for(
+                tenant=tenant, bot=bot, query=text, knowledge_base_ids=[kb_id for kb_id, _model in knowledge_bases],
+                query_vectors=vectors,
+            )  # fmt: skip
+            begin.retrieval_ms = round((time.perf_counter() - started) * 1000, 2)
+    return begin
+
+
+def _ready(future: Future | None) -> dict[str, list[float]] | None:
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()
 
 
 def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
@@ -87,12 +125,14 @@ def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
     return entry["model"] in allowed or f"{entry['provider']}:{entry['model']}" in allowed
 
 
-def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str) -> TurnSetup:
+def _turn_open(
+    *, tenant: Tenant, bot: Bot, conversation: Conversation, text: str
+) -> tuple[TurnSetup, list[tuple[int, str]]]:
     """Load the turn's inputs, then store the visitor's message and a `streaming` assistant message.
 
-    Tenant scope required. Five queries whatever the history (six on a plan with a message limit):
-    the plan, the conversation's memory with the published prompt, the provider keys, the memory
-    window, and one INSERT for both messages. That INSERT comes last and commits on its own, so a
+    Tenant scope required. Four queries whatever the history (five on a plan with a message limit):
+    the plan, the conversation's memory with the published prompt, the memory window and the
+    bot's knowledge bases (one query), the provider keys, and one INSERT for both messages. That INSERT comes last and commits on its own, so a
     failed read stores nothing, and when this returns the visitor's message is committed (before
     any model is called). The quota is checked here too; an exceeded quota is returned (not
     raised) so the caller can settle the turn and report it. `last_active` is written by
@@ -104,14 +144,23 @@ def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str
         quota_check(tenant=tenant, kind="messages", amount=1, plan=plan)
     except QuotaExceeded as exc:
         quota_error = exc
-    # Memory and the published prompt in one query; the prompt is a subquery through the scope.
+    # Memory, the published prompt, the window and the knowledge bases in one query; each is a
+    # subquery built through the tenant scope. The window is read before the INSERT below, so it
+    # is the history without this turn's messages.
     published = PromptVersion.objects.filter(bot_id=OuterRef("bot_id"), is_published=True)
     fresh = (
         Conversation.objects.filter(pk=conversation.pk)
         .annotate(
-            prompt_text=Subquery(published.values("text")[:1]), prompt_number=Subquery(published.values("number")[:1])
+            prompt_text=Subquery(published.values("text")[:1]),
+            prompt_number=Subquery(published.values("number")[:1]),
+            window=memory_window_subquery(size=settings.BOT_MEMORY_WINDOW_MESSAGES),
+            knowledge_bases=ArraySubquery(
+                KnowledgeBase.objects.filter(bots=OuterRef("bot_id"))
+                .order_by("id")
+                .values(pair=JSONObject(id="id", model="embedding_model"))
+            ),
         )
-        .values("summary", "visitor_facts", "prompt_text", "prompt_number")
+        .values("summary", "visitor_facts", "prompt_text", "prompt_number", "window", "knowledge_bases")
         .first()
     ) or {}
     if fresh.get("prompt_text") is None:  # bots are created with a published prompt; this only guards hand-made rows
@@ -126,8 +175,8 @@ def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str
     keys: dict[str, ProviderKey | None] = dict(
         provider_keys(providers=[e["provider"] for e in chain if e["provider"] != "offline"])
     )
-    # Read before the INSERT below, so the window is the history without this turn's messages.
-    window = memory_window(conversation=conversation, size=settings.BOT_MEMORY_WINDOW_MESSAGES)
+    window = [ChatMessage(m["role"], m["content"]) for m in reversed(fresh.get("window") or [])]
+    knowledge_bases = [(kb["id"], kb["model"]) for kb in fresh.get("knowledge_bases") or []]
     now = timezone.now()
     user_message, assistant = Message.objects.bulk_create(
         [
@@ -141,7 +190,7 @@ def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str
             ),
         ]
     )  # fmt: skip
-    return TurnSetup(
+    setup = TurnSetup(
         tenant=tenant,
         user_message=user_message,
         assistant_message=assistant,
@@ -155,6 +204,7 @@ def turn_open(*, tenant: Tenant, bot: Bot, conversation: Conversation, text: str
         facts=fresh.get("visitor_facts") or {},
         quota_error=quota_error,
     )
+    return setup, knowledge_bases
 
 
 def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> None:

@@ -91,3 +91,36 @@ def test_the_openai_embedder_speaks_the_fake_openai_servers_embeddings_endpoint(
         return sum(x * y for x, y in zip(a, b, strict=True))
 
     assert cosine(query, refund) > cosine(query, password) and cosine(refund, card) > 0.8
+
+
+QUERIES = [
+    "How do I reset my password?",
+    "x",
+    "",
+    "Ünïcödé àccents, café naïve résumé",
+    "退款在五个工作日内到账。请写信到 jane@example.com",
+    "e-mail: jane.doe+x@example.com, URL https://x.y/z?q=1#frag",
+    "O'Reilly's \"quotes\" — dashes… and 😀 emoji ™",
+    "  spaces\tand\nnewlines  ",
+    "refund " * 400,  # past the model's 256 word pieces: truncated as encode() truncates
+    "y" * 3000,
+]
+
+
+def test_a_query_embeds_exactly_as_the_model_encodes_it():
+    """The traced one-query path (QueryEncoder) is a speed-up, never a different vector."""
+    import numpy as np
+
+    embedder = get_embedder("all-MiniLM-L6-v2")
+    model = embedder.load()
+    for text in QUERIES:
+        expected = model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+        got = np.array(embedder.embed_query(text), dtype=np.float32)
+        assert got.shape == (384,) and np.abs(got - expected).max() < 1e-5, text[:40]
+
+
+def test_a_query_uses_two_threads_only_when_it_is_the_only_embedding_in_flight():
+    from knowledge.embeddings import query_threads
+
+    assert query_threads(others_in_flight=1) == 1
+    assert query_threads(others_in_flight=0) in (1, 2)  # 2 only when the machine has a core to spare

@@ -126,7 +126,10 @@ def test_a_breaker_whose_redis_cannot_be_reached_lets_the_call_through(settings)
         # A real client on a port nobody listens on.
         client = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
         try:
-            breaker = CircuitBreaker(client, breaker_key("openai", "gpt-4o-mini"), BreakerPolicy.from_settings())
+            key, policy = breaker_key("openai", "gpt-4o-mini"), BreakerPolicy.from_settings()
+            prefetched = CircuitBreaker(client, key, policy).prefetch()  # as the pipeline does
+            assert await CircuitBreaker(client, key, policy, prefetched=prefetched).allow() == (True, "closed")
+            breaker = CircuitBreaker(client, key, policy)
             allowed = await breaker.allow()
             state = await breaker.record_failure()
             await breaker.record_success()
@@ -135,3 +138,27 @@ def test_a_breaker_whose_redis_cannot_be_reached_lets_the_call_through(settings)
             await client.aclose()
 
     assert async_to_sync(scenario)() == ((True, "closed"), "closed")
+
+
+def test_a_prefetched_read_decides_allow_until_it_is_too_old(settings):
+    """The pipeline reads the breaker while its database work runs; allow() decides on that read
+    without a round trip of its own, unless the read is older than PREFETCH_MAX_AGE."""
+    from conversations.pipeline.breaker import PREFETCH_MAX_AGE, PrefetchedRead
+
+    async def scenario() -> tuple[tuple[bool, str], tuple[bool, str]]:
+        client = redis_client()
+        try:
+            policy = BreakerPolicy(1, 60, 30)
+            key = breaker_key("openai", "prefetched")
+            await CircuitBreaker(client, key, policy).record_failure()  # threshold 1: open
+            read = CircuitBreaker(client, key, policy).prefetch()
+            await read.task
+            await client.delete(key)  # closed in Redis now; the read was taken while it was open
+            on_the_read = await CircuitBreaker(client, key, policy, prefetched=read).allow()
+            too_old = PrefetchedRead(time.monotonic() - PREFETCH_MAX_AGE - 1, read.task)
+            read_again = await CircuitBreaker(client, key, policy, prefetched=too_old).allow()
+            return on_the_read, read_again
+        finally:
+            await client.aclose()
+
+    assert async_to_sync(scenario)() == ((False, "open"), (True, "closed"))

@@ -117,12 +117,12 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
     assert full.startswith("退款在五个工作日内到账。")
 
 
-# 8: before the first token the tenant, the knowledge bases, the plan, the usage counter,
-# memory + prompt (one query), the window and one INSERT for both messages (was 12 with a
-# transaction, two INSERTs, the plan read twice and last_active written up front); settling is
-# one statement writing the message, the trace, the usage and last_active (was six: a
-# savepoint, those four and its release). Was 18, then 13.
-EXPECTED_TURN_QUERIES = 8
+# 6: before the first token the tenant, the plan, the usage counter, one query for memory +
+# prompt + window + knowledge bases, and one INSERT for both messages (was 7: the knowledge bases
+# and the window were queries of their own); settling is one statement writing the message, the
+# trace, the usage and last_active (was six: a savepoint, those four and its release).
+# Was 18, then 13.
+EXPECTED_TURN_QUERIES = 6
 
 
 def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(conversation_a, django_assert_num_queries):

@@ -213,3 +213,34 @@ def test_reasoning_models_are_called_without_a_temperature(conversation_a, fake_
     assert ask(bot, conversation_a, "Hi").done.model == "openai:gpt-5-mini"
     body = fake_openai.requests[0].body
     assert "temperature" not in body and body["max_completion_tokens"] == bot.max_answer_tokens
+
+
+def test_the_openai_request_is_what_the_sdks_create_would_send(conversation_a, fake_openai):
+    """The provider posts without create()'s body transform (CPU per message, on the way to the
+    first token): the transform must have nothing to change, and the request is the SDK's own."""
+    import openai
+    from asgiref.sync import async_to_sync
+    from openai._utils import async_maybe_transform
+    from openai.types.chat import completion_create_params
+
+    bot = conversation_a.bot
+    bot.model_chain = chain("openai:gpt-4o-mini")
+    bot.save()
+    fake_openai.then(Behaviour(text="First answer."), Behaviour(text="Second answer."))
+    ask(bot, conversation_a, "Hi!")
+    ask(bot, conversation_a, "And then?")
+    sent = fake_openai.requests[1]
+    assert [m["content"] for m in sent.body["messages"][1:]] == ["Hi!", "First answer.", "And then?"]
+    params = completion_create_params.CompletionCreateParamsStreaming
+    assert async_to_sync(async_maybe_transform)(sent.body, params) == sent.body
+
+    async def through_create() -> None:
+        client = openai.AsyncOpenAI(api_key=fake_openai.api_key, base_url=fake_openai.base_url, max_retries=0)
+        async with client.chat.completions.with_streaming_response.create(**sent.body) as raw:
+            await raw.http_response.aread()
+        await client.close()
+
+    async_to_sync(through_create)()
+    via_create = fake_openai.requests[2]
+    assert via_create.body == sent.body and via_create.path == sent.path
+    assert set(via_create.headers) == set(sent.headers)

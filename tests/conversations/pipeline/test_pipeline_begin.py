@@ -1,0 +1,132 @@
+"""turn_begin: the turn's one database hop before its prompt (tenant, plan, memory, prompt,
+window, knowledge bases, the INSERT), and retrieval in that same hop when the query vectors are
+ready in time; the knowledge-base models the query embedding starts under before they are read."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import pytest
+
+from bots.services import bot_attach_knowledge_bases
+from conversations.models import Conversation, Message
+from conversations.pipeline import service
+from conversations.pipeline.memory import memory_window, memory_window_subquery
+from conversations.pipeline.retrieval import passages_for
+from conversations.pipeline.turn import turn_begin
+from knowledge.embeddings import embed_query_by_model
+from knowledge.ingestion import document_ingest
+from knowledge.services import document_create_from_text, knowledge_base_create
+from tenants.context import tenant_context
+from tests.conversations.factories import ConversationFactory
+from tests.fakes.fixtures import ask
+
+HANDBOOK = """# Handbook
+
+## Passwords
+To reset your password, open the login page and click "Forgot password". We email a reset link
+that expires after one hour.
+
+## Office
+Our office is in Lisbon and the coffee machine is on the third floor.
+"""
+QUESTION = "How do I reset my password?"
+
+
+@pytest.fixture
+def knowledge(world, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    with tenant_context(world.tenant_a):
+        kb = knowledge_base_create(tenant=world.tenant_a, name="Handbook")
+        document = document_create_from_text(knowledge_base=kb, title="Handbook", text=HANDBOOK)
+        document_ingest(document_id=document.pk)
+        conversation = ConversationFactory(tenant=world.tenant_a, bot__name="Support", bot__answer_policy="general")
+        bot_attach_knowledge_bases(bot=conversation.bot, knowledge_base_ids=[kb.pk])
+    return conversation, kb
+
+
+def _ids(passages) -> list[tuple[int, float]]:
+    return [(p.chunk_id, round(p.score, 6)) for p in passages]
+
+
+def test_the_window_read_with_the_turn_is_the_memory_window(world):
+    with tenant_context(world.tenant_a):
+        conversation = ConversationFactory(tenant=world.tenant_a)
+        rows = [
+            ("user", "complete", "one"), ("assistant", "complete", "two"), ("user", "complete", "three"),
+            ("assistant", "failed", "broken"), ("assistant", "partial", "four"), ("user", "complete", ""),
+            ("assistant", "streaming", "in flight"), ("user", "complete", "five"),
+        ]  # fmt: skip
+        for role, status, content in rows:
+            Message.objects.create(
+                tenant=world.tenant_a, conversation=conversation, role=role, status=status, content=content
+            )
+        for size in (1, 3, 10):
+            newest_first = (
+                Conversation.objects.filter(pk=conversation.pk)
+                .annotate(window=memory_window_subquery(size=size))
+                .values_list("window", flat=True)
+                .get()
+            )
+            expected = memory_window(conversation=conversation, size=size)
+            assert [(m["role"], m["content"]) for m in reversed(newest_first)] == [
+                (m.role, m.content) for m in expected
+            ]
+        assert [m.content for m in memory_window(conversation=conversation, size=3)] == ["three", "four", "five"]
+
+
+def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(knowledge):
+    conversation, kb = knowledge
+    bot, tenant = conversation.bot, conversation.tenant
+    ready: Future = Future()
+    ready.set_result(embed_query_by_model(QUESTION, [kb.embedding_model]))
+
+    begin = turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=ready)
+    assert begin.setup is not None and begin.knowledge_bases == [(kb.pk, kb.embedding_model)]
+    with tenant_context(tenant):
+        expected = passages_for(tenant=tenant, bot=bot, query=QUESTION)
+    assert expected and _ids(begin.passages) == _ids(expected)
+    assert "Forgot password" in begin.passages[0].text
+
+    pending: Future = Future()  # still being embedded: retrieval is left to the pipeline
+    assert turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=pending).passages is None
+    refusing = turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=ready, retrieve=False)
+    assert refusing.passages is None and refusing.setup is not None
+    with tenant_context(tenant):  # every call stored its two messages
+        assert Message.objects.filter(conversation=conversation).count() == 6
+
+
+def test_a_suspended_tenant_or_paused_bot_stores_nothing(knowledge):
+    conversation, _kb = knowledge
+    bot, tenant = conversation.bot, conversation.tenant
+    bot.status = "paused"
+    assert turn_begin(bot=bot, conversation=conversation, text=QUESTION).refused == "bot_paused"
+    tenant.status = "suspended"
+    tenant.save(update_fields=["status"])
+    assert turn_begin(bot=bot, conversation=conversation, text=QUESTION).refused == "tenant_suspended"
+    with tenant_context(tenant):
+        assert not Message.objects.filter(conversation=conversation).exists()
+
+
+def _retrieved(turn) -> list[int]:
+    message = Message.objects.unscoped().select_related("trace").get(pk=turn.start.assistant_message_id)
+    return [r["chunk_id"] for r in message.trace.retrieved]
+
+
+def test_the_embedding_models_hint_never_changes_what_is_retrieved(knowledge):
+    """The query embedding starts under the models the bot's knowledge bases had at its last turn;
+    a hint that is wrong either way (a base attached or detached since) costs time, not answers."""
+    conversation, kb = knowledge
+    bot = conversation.bot
+    first = _retrieved(ask(bot, conversation, QUESTION))
+    assert first and service._kb_models_hint[bot.pk] == (kb.embedding_model,)
+
+    with tenant_context(conversation.tenant):
+        bot.knowledge_bases.clear()
+    assert _retrieved(ask(bot, conversation, QUESTION)) == []
+    assert service._kb_models_hint[bot.pk] == ()
+
+    with tenant_context(conversation.tenant):
+        bot_attach_knowledge_bases(bot=bot, knowledge_base_ids=[kb.pk])
+    assert _retrieved(ask(bot, conversation, QUESTION)) == first  # embedded late, under the right model
+    assert service._kb_models_hint[bot.pk] == (kb.embedding_model,)
