@@ -297,23 +297,22 @@ def _run_clients(urls: list[str], pid: int, client_procs: int = 1) -> dict[str, 
     so that at N = 1,000 one Python process parsing ~25k frames/s is not what is measured."""
     n = len(urls)
     connect_spread = n * CONNECT_SPREAD_PER_SOCKET
-    warmup = 2.0 if client_procs > 1 else 0.0  # spawning the client processes
+    # The visitors always run in client processes, so that they open their sockets on schedule
+    # while this process sleeps until the clock starts (run here, a single slice would only begin
+    # at start_at and open all N sockets at once). 2 s covers spawning them.
+    warmup = 2.0
     opened = time.monotonic() + warmup
     start_at = opened + connect_spread + 5.0  # every socket is open before the clock starts
     deadline = start_at + PHASE_TIMEOUT
     plan = [(url, opened + connect_spread * i / n, start_at + ARRIVAL_SPREAD * i / n) for i, url in enumerate(urls)]
     slices = [plan[k::client_procs] for k in range(client_procs)]
     with ProcessPoolExecutor(client_procs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        if client_procs > 1:
-            futures = [pool.submit(_client_slice, part, start_at, deadline) for part in slices]
+        futures = [pool.submit(_client_slice, part, start_at, deadline) for part in slices]
         time.sleep(max(0.0, start_at - 0.2 - time.monotonic()))
         cpu_before = _tree_cpu(pid)
         counts_before = _service_counts()
         time.sleep(max(0.0, start_at - time.monotonic()))
-        if client_procs > 1:
-            done = [future.result() for future in futures]
-        else:
-            done = [_client_slice(plan, start_at, deadline)]
+        done = [future.result() for future in futures]
         cpu = _tree_cpu(pid) - cpu_before
         elapsed = time.monotonic() - start_at
     results = [r for part, _ in done for r in part]
