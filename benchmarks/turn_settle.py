@@ -2,7 +2,7 @@
 time and SQL statements per call, for a 60-token answer with its trace. Thread CPU hardly depends on
 what else runs on the machine, so this figure is usable on a busy box, unlike the streaming one.
 
-Each settle gets a fresh turn (`turn_open`, not timed); the first 10 are a warm-up.
+Each settle gets a fresh turn (`turn_begin`, not timed); the first 10 are a warm-up.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from billing.models import Plan, Subscription
     from bots.models import Bot, PromptVersion
     from conversations.models import Conversation
-    from conversations.pipeline.turn import TurnOutcome, turn_open, turn_settle
+    from conversations.pipeline.turn import TurnOutcome, turn_begin, turn_settle
     from tenants.context import tenant_context
     from tenants.models import Tenant
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         PromptVersion.objects.create(tenant=tenant, bot=bot, number=1, text="Answer briefly.", is_published=True)
         conversation = Conversation.objects.create(tenant=tenant, bot=bot, channel="widget", visitor_id="bench")
         for i in range(WARMUP + calls):
-            setup = turn_open(tenant=tenant, bot=bot, conversation=conversation, text="How do refunds work?")
+            setup = turn_begin(bot=bot, conversation=conversation, text="How do refunds work?", retrieve=False).setup
             outcome = TurnOutcome(
                 status="complete", content=answer, model="openai:gpt-4o-mini", tokens_in=146, tokens_out=60,
                 cost=Decimal("0.000058"), latency={"first_token_ms": 210.5, "total_ms": 2100.2},

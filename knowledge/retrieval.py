@@ -59,13 +59,12 @@ def vector_literal(vector: Sequence[float]) -> str:
 
 
 def scope_available(*, tenant_id: int, knowledge_base_ids: list[int]) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(chunk_count), 0) FROM knowledge_document "
-            "WHERE tenant_id = %s AND knowledge_base_id = ANY(%s) AND active_version IS NOT NULL",
-            [tenant_id, knowledge_base_ids],
+    """Visible chunks in the tenant's knowledge bases among the ids."""
+    return sum(
+        available for _kb_id, _model, available in knowledge_bases_for_search(
+            tenant_id=tenant_id, knowledge_base_ids=knowledge_base_ids
         )
-        return int(cursor.fetchone()[0])
+    )  # fmt: skip
 
 
 # Every chunk a search reads is of the model the query vector was made with: a re-index swap that

@@ -177,6 +177,7 @@ class _Turn:
     knowledge_bases: list[tuple[int, str]] = field(default_factory=list)
     query_vectors: Future | None = None  # {model: vector}, being computed since the turn started
     retrieved: bool = False  # passages searched (by turn_begin when the vectors were ready in time)
+    blocked_topic: str | None = None  # the bot's blocked topic the message names, if any
     breakers: dict[str, PrefetchedRead] = field(default_factory=dict)  # breaker key -> its state, read early
     shown: str = ""  # what the visitor has been shown since the last reset
     latency: dict[str, float] = field(default_factory=dict)
@@ -261,10 +262,10 @@ async def _open(bot: Bot, conversation: Conversation, text: str, started: float)
         _breaker_key(entry): CircuitBreaker(client, _breaker_key(entry), policy).prefetch()
         for entry in bot.model_chain[:1]
     }
+    topic = guardrails.blocked_topic(text, bot.blocked_topics or [])
     begin_ = functools.partial(
-        turn_begin, bot=bot, conversation=conversation, text=text, query_vectors=vectors,
-        retrieve=guardrails.blocked_topic(text, bot.blocked_topics or []) is None,
-    )  # fmt: skip
+        turn_begin, bot=bot, conversation=conversation, text=text, query_vectors=vectors, retrieve=topic is None
+    )
     opening = asyncio.ensure_future(_db(None, begin_))
     try:
         begin = await asyncio.shield(opening)
@@ -292,7 +293,7 @@ async def _open(bot: Bot, conversation: Conversation, text: str, started: float)
         vectors = _start_query_embedding(text, models)  # the hint was wrong: embed under the right models
     turn = _Turn(
         bot=bot, tenant=begin.tenant, setup=begin.setup, started=started, knowledge_bases=begin.knowledge_bases,
-        query_vectors=vectors, breakers=breakers,
+        query_vectors=vectors, breakers=breakers, blocked_topic=topic,
     )  # fmt: skip
     turn.latency["open_ms"] = _ms(started)
     if begin.passages is not None:
@@ -337,9 +338,8 @@ async def _answer(turn: _Turn, text: str) -> AsyncIterator[AnswerEvent]:
         await turn.settle(turn.outcome(Message.Status.FAILED, "", error_code="quota_exceeded"))
         yield Error(code="quota_exceeded", message=setup.quota_error.message)
         return
-    topic = guardrails.blocked_topic(text, bot.blocked_topics or [])
-    if topic is not None:
-        turn.hits.append({"check": "blocked_topic", "where": "input", "detail": topic})
+    if turn.blocked_topic is not None:
+        turn.hits.append({"check": "blocked_topic", "where": "input", "detail": turn.blocked_topic})
         async with contextlib.aclosing(_canned(turn, guardrails.REFUSAL, model="guardrail:blocked_topic")) as events:
             async for event in events:
                 yield event
