@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import DatabaseError, connection, router, transaction
-from django.db.models import Model, OuterRef, QuerySet, Subquery, sql
+from django.db.models import OuterRef, QuerySet, Subquery, sql
 from django.db.models.functions import JSONObject
 from django.utils import timezone
 
@@ -28,7 +28,7 @@ from knowledge.models import KnowledgeBase
 from knowledge.types import RetrievedPassage
 from tenants.context import get_current_tenant, tenant_context
 from tenants.models import Tenant
-from tenants.scoping import CrossTenantWrite
+from tenants.scoping import TenantScopedModel
 
 from .memory import memory_window_subquery
 from .retrieval import passages_for
@@ -286,11 +286,11 @@ def _update_sql(queryset: QuerySet, values: dict[str, Any]) -> tuple[str, tuple[
     return query.get_compiler(queryset.db).as_sql()
 
 
-def _insert_sql(obj: Model) -> tuple[str, tuple[Any, ...]]:
-    """The INSERT that `obj.save()` runs for a new row with a database-generated key."""
-    current = get_current_tenant()
-    if getattr(obj, "tenant_id", current.pk) != current.pk:
-        raise CrossTenantWrite(f"{type(obj).__name__} belongs to tenant {obj.tenant_id}, not {current.pk}.")
+def _insert_sql(obj: TenantScopedModel) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT that `obj.save()` runs for a new row with a database-generated key, after the
+    same tenant check."""
+    get_current_tenant()  # tenant scope required, as for the statement's other writes
+    obj.claim_for_current_tenant()
     meta = obj._meta
     fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
     query = sql.InsertQuery(meta.model)
