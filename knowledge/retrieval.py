@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -85,20 +85,26 @@ def _params(scope: SearchScope, qvec: str, n: int, **extra: Any) -> dict[str, An
     }
 
 
+# The tenant's knowledge bases among %(scope_kbs)s: id, embedding model, visible chunks. The scope
+# read on its own, and a CTE of every search statement (so a search can check in its own snapshot
+# that the scope it was planned with is still the current one).
+_KBS_SQL = """
+    SELECT kb.id, kb.embedding_model,
+           (SELECT coalesce(sum(d.chunk_count), 0) FROM knowledge_document d
+            WHERE d.knowledge_base_id = kb.id AND d.tenant_id = %(tenant)s AND d.active_version IS NOT NULL) AS available
+    FROM knowledge_knowledgebase kb
+    WHERE kb.tenant_id = %(tenant)s AND kb.id = ANY(%(scope_kbs)s)
+"""
+
+
 def knowledge_bases_for_search(*, tenant_id: int, knowledge_base_ids: Sequence[int]) -> list[tuple[int, str, int]]:
-    """(id, embedding model, visible chunks) of the tenant's knowledge bases among the ids: one
-    round trip. Plain SQL with the tenant filter written out, like the search statement itself:
+    """(id, embedding model, visible chunks) of the tenant's knowledge bases among the ids, by id:
+    one round trip. Plain SQL with the tenant filter written out, like the search statement itself:
     building the equivalent ORM query cost ~2 ms of Python per search."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            SELECT kb.id, kb.embedding_model,
-                   (SELECT coalesce(sum(d.chunk_count), 0) FROM knowledge_document d
-                    WHERE d.knowledge_base_id = kb.id AND d.tenant_id = %(tenant)s AND d.active_version IS NOT NULL)
-            FROM knowledge_knowledgebase kb
-            WHERE kb.tenant_id = %(tenant)s AND kb.id = ANY(%(kbs)s)
-            """,
-            {"tenant": tenant_id, "kbs": [int(kb_id) for kb_id in knowledge_base_ids]},
+            _KBS_SQL + " ORDER BY kb.id",
+            {"tenant": tenant_id, "scope_kbs": [int(kb_id) for kb_id in knowledge_base_ids]},
         )
         return [(row[0], row[1], int(row[2])) for row in cursor.fetchall()]
 
@@ -389,7 +395,7 @@ _STRICT = "plainto_tsquery('english', %(query)s)"  # every word of the query
 _LOOSE = "to_tsquery('english', replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | '))"  # any word
 
 
-def _text_tier(tsquery: str, *, after: str | None) -> str:
+def _text_tier(tsquery: str, *, after: str | None, visible: str = _VISIBLE) -> str:
     """One tier of the full-text half: ids and ranks of up to %(n)s matches, best ts_rank_cd first.
 
     The inner LIMIT caps how many matches are ranked: ranking reads each match's tsvector.
@@ -404,7 +410,7 @@ def _text_tier(tsquery: str, *, after: str | None) -> str:
         SELECT m.id, {offset} + row_number() OVER (ORDER BY ts_rank_cd(m.search_vector, m.query) DESC, m.id) AS rank
         FROM (
             SELECT c.id, c.search_vector, q.query
-            FROM knowledge_chunk c {_VISIBLE}, (SELECT {tsquery} AS query) q
+            FROM knowledge_chunk c {visible}, (SELECT {tsquery} AS query) q
             WHERE {_CHUNK_SCOPE} AND c.knowledge_base_id = ANY(%(kbs)s) AND c.search_vector @@ q.query {gate}
             LIMIT %(rank_max)s
         ) m
@@ -421,7 +427,9 @@ def _text_ctes(scope: SearchScope) -> list[tuple[str, str]]:
     cap the matches ranked are the first found, not the best; the vector half still ranks them all.
     """
     if scope.available <= settings.KNOWLEDGE_TEXT_RANK_MAX_CANDIDATES:
-        return [("t1", _text_tier(_LOOSE, after=None))]  # few enough to rank every match: one tier
+        # Few enough to rank every match: one tier, over the knowledge bases' own documents (else
+        # the join hashes every document of the table: 0.5 ms of a 100-chunk search).
+        return [("t1", _text_tier(_LOOSE, after=None, visible=_VISIBLE_IN_KBS))]
     return [("t1", _text_tier(_STRICT, after=None)), ("t2", _text_tier(_LOOSE, after="t1"))]
 
 
@@ -441,30 +449,35 @@ def text_candidates(scope: SearchScope, query: str, n: int) -> list[int]:
 
 
 def _search_sql(scope: SearchScope, plan: VectorPlan) -> str:
-    """Both halves, the fusion inputs and the citation details in one statement.
+    """Both halves, the fusion inputs, the citation details and the scope read in one statement.
 
-    One statement is one snapshot under READ COMMITTED, so the knowledge bases' model (`matched`)
-    and the chunks agree without a transaction, and it is one round trip instead of five.
+    One statement is one snapshot under READ COMMITTED, so the knowledge bases' models and sizes
+    it reports (`kbs_now`, over %(scope_kbs)s: every knowledge base the caller asked for) are the
+    ones its chunks were read under: the caller compares them with the scope it planned with and
+    searches again when they differ. One round trip instead of five.
     """
     text = _text_ctes(scope)
-    ctes = [("v", plan.sql), *text]
+    ctes = [("kbs_now", _KBS_SQL), ("v", plan.sql), *text]
     with_ = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in ctes)
     ranks = " UNION ALL ".join(
         [
-            "SELECT id, row_number() OVER (ORDER BY dist, id) AS v_rank, NULL::bigint AS t_rank FROM v",
-            *(f"SELECT id, NULL, rank FROM {name}" for name, _ in text),  # noqa: S608
+            "SELECT id, row_number() OVER (ORDER BY dist, id) AS v_rank, NULL::bigint AS t_rank, dist FROM v",
+            *(f"SELECT id, NULL, rank, NULL FROM {name}" for name, _ in text),  # noqa: S608
         ]
     )
+    # The vector half's distance is reused: only the full-text half's extra chunks read their
+    # embedding again (a detoast each).
     return f"""
         WITH {with_},
-        ids AS (SELECT id, min(v_rank) AS v_rank, min(t_rank) AS t_rank FROM ({ranks}) u GROUP BY id)
-        SELECT s.matched, s.found, c.id, c.document_id, c.knowledge_base_id, c.text, c.page, c.heading_path,
-               c.source_url, d.title, d.url, 1 - (c.embedding <=> %(qvec)s::vector) AS similarity,
+        ids AS (SELECT id, min(v_rank) AS v_rank, min(t_rank) AS t_rank, min(dist) AS dist FROM ({ranks}) u GROUP BY id)
+        SELECT s.kb_ids, s.kb_models, s.kb_available, s.found,
+               c.id, c.document_id, c.knowledge_base_id, c.text, c.page, c.heading_path,
+               c.source_url, d.title, d.url, 1 - coalesce(ids.dist, c.embedding <=> %(qvec)s::vector) AS similarity,
                ids.v_rank, ids.t_rank
         FROM (
-            SELECT (SELECT count(*) FROM knowledge_knowledgebase
-                    WHERE tenant_id = %(tenant)s AND id = ANY(%(kbs)s) AND embedding_model = %(model)s) AS matched,
-                   (SELECT count(*) FROM v) AS found
+            SELECT array_agg(id ORDER BY id) AS kb_ids, array_agg(embedding_model ORDER BY id) AS kb_models,
+                   array_agg(available ORDER BY id) AS kb_available, (SELECT count(*) FROM v) AS found
+            FROM kbs_now
         ) s
         LEFT JOIN (ids JOIN knowledge_chunk c ON c.id = ids.id AND c.tenant_id = %(tenant)s
                    JOIN knowledge_document d ON d.id = c.document_id) ON true
@@ -476,6 +489,8 @@ class SearchResult:
     passages: list[RetrievedPassage]
     consistent: bool  # False: a knowledge base's model changed (or it went) since the scope was read
     plan: str = ""
+    # knowledge_bases_for_search(scope_kb_ids) as of the statement's snapshot
+    knowledge_bases: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 def snippet_for(text: str, query: str, width: int = SNIPPET_CHARS) -> str:
@@ -500,54 +515,62 @@ def hybrid_search(
     query_vector: list[float] | None = None,
     k: int,
     min_score: float | None,
+    scope_kb_ids: Sequence[int] | None = None,
 ) -> SearchResult:
     """Top k passages by fused rank; `query_vector` skips embedding `query` when given.
 
     One statement, plus `hnsw.ef_search` when an index plan needs a value this connection does
     not have yet, plus the exact scan in the rare case an index plan found fewer than
-    min(n, available) rows.
+    min(n, available) rows. The result reports the knowledge bases `scope_kb_ids` (default: the
+    scope's) as that statement saw them.
     """
     if query_vector is None:
         query_vector = get_embedder(scope.embedding_model or None).embed_query(query)
     qvec = vector_literal(query_vector)
     n = max(4 * k, 20)
     plan = vector_plan(scope, n)
+    kb_ids = [int(kb_id) for kb_id in (scope.knowledge_base_ids if scope_kb_ids is None else scope_kb_ids)]
     with connection.cursor() as cursor:
         _prepare(cursor, plan)
-        params = _params(scope, qvec, n, query=query, rank_max=_rank_max(n), **dict(plan.params))
+        params = _params(
+            scope, qvec, n, query=query, rank_max=_rank_max(n), scope_kbs=kb_ids, **dict(plan.params)
+        )  # fmt: skip
         cursor.execute(_search_sql(scope, plan), params)
         rows = cursor.fetchall()
-        if plan.name != "exact" and rows and rows[0][1] < min(n, scope.available):
+        if plan.name != "exact" and rows and rows[0][3] < min(n, scope.available):
             plan = vector_plan(scope, n, exact=True)
             cursor.execute(_search_sql(scope, plan), params)
             rows = cursor.fetchall()
-    matched = rows[0][0] if rows else 0
+    ids, models, sizes = (rows[0][0] or [], rows[0][1] or [], rows[0][2] or []) if rows else ([], [], [])
+    now = [(kb_id, model, int(size)) for kb_id, model, size in zip(ids, models, sizes, strict=True)]
+    mine = set(scope.knowledge_base_ids)
+    matched = sum(1 for kb_id, model, _size in now if kb_id in mine and model == scope.model_name)
     scored: list[tuple[float, float, int, tuple]] = []
     for row in rows:
-        if row[2] is None:  # the LEFT JOIN's row when nothing matched
+        if row[4] is None:  # the LEFT JOIN's row when nothing matched
             continue
-        similarity = float(row[11])
+        similarity = float(row[13])
         if min_score is not None and similarity < min_score:
             continue
-        score = sum(1.0 / (RRF_K + rank) for rank in (row[12], row[13]) if rank is not None)
-        scored.append((score, similarity, row[2], row))
+        score = sum(1.0 / (RRF_K + rank) for rank in (row[14], row[15]) if rank is not None)
+        scored.append((score, similarity, row[4], row))
     scored.sort(key=lambda item: (-item[0], -item[1], item[2]))
     passages = [
         RetrievedPassage(
-            chunk_id=row[2],
-            document_id=row[3],
-            knowledge_base_id=row[4],
-            text=row[5],
+            chunk_id=row[4],
+            document_id=row[5],
+            knowledge_base_id=row[6],
+            text=row[7],
             score=score,
-            document_title=row[9],
-            page=row[6],
-            url=(row[8] or row[10] or None),
-            heading_path=list(json.loads(row[7]) if isinstance(row[7], str) else row[7] or []),
-            snippet=snippet_for(row[5], query),  # only for the k kept: it scans the chunk's text
+            document_title=row[11],
+            page=row[8],
+            url=(row[10] or row[12] or None),
+            heading_path=list(json.loads(row[9]) if isinstance(row[9], str) else row[9] or []),
+            snippet=snippet_for(row[7], query),  # only for the k kept: it scans the chunk's text
             similarity=similarity,
-            vector_rank=row[12],
-            text_rank=row[13],
+            vector_rank=row[14],
+            text_rank=row[15],
         )
         for score, similarity, _chunk_id, row in scored[:k]
     ]
-    return SearchResult(passages, matched == len(scope.knowledge_base_ids), plan.name)
+    return SearchResult(passages, matched == len(scope.knowledge_base_ids), plan.name, now)

@@ -100,32 +100,57 @@ def chunk_search(
     if k <= 0 or not knowledge_base_ids or not query.strip():
         return []
     # A re-index swap commits a knowledge base's new model together with its new visible chunks.
-    # Each search statement reads only chunks of the model read here and reports whether the
-    # knowledge bases still have it; when one changed in between, the scope is read again (and
-    # the query embedded with the new model) once. No transaction needed: one statement is one
-    # snapshot. A second change in a row keeps the second attempt's (consistent) results.
+    # Each search statement reads only chunks of the model of the scope it was planned with, and
+    # reports the knowledge bases' models and sizes as of its own snapshot; when they differ from
+    # that scope, the search runs again (the query embedded with the new model) with the scope
+    # the statement saw, once. No transaction needed: one statement is one snapshot. A second
+    # change in a row keeps the second attempt's results (each read only its model's chunks).
+    # The scope a search plans with is the one the last search of these knowledge bases saw
+    # (read once when there is none): a search is then one statement, and a stale one costs
+    # a second statement, never a wrong plan.
+    key = (tenant.pk, tuple(sorted({int(kb_id) for kb_id in knowledge_base_ids})))
+    kbs = _SCOPES.get(key)
+    if kbs is None or not any(available for _kb_id, _model, available in kbs):
+        # Nothing to search means no statement to check the remembered scope with: read it.
+        kbs = knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=key[1])
     for _attempt in range(2):
-        passages, consistent = _search_once(
-            tenant=tenant, knowledge_base_ids=knowledge_base_ids, query=query, k=k, min_score=min_score,
+        passages, seen = _search_once(
+            tenant=tenant, kb_ids=key[1], kbs=kbs, query=query, k=k, min_score=min_score,
             query_vector=query_vector, query_vectors=query_vectors,
         )  # fmt: skip
-        if consistent:
+        if seen is None or seen == kbs:
             break
+        kbs = seen
+    _remember_scope(key, kbs)
     passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
     return passages[:k]
+
+
+# (tenant id, knowledge base ids) -> knowledge_bases_for_search as the last search saw it. Only a
+# plan input: every search statement checks it in its own snapshot.
+_SCOPES: dict[tuple[int, tuple[int, ...]], list[tuple[int, str, int]]] = {}
+_SCOPES_MAX = 4096
+
+
+def _remember_scope(key: tuple[int, tuple[int, ...]], kbs: list[tuple[int, str, int]]) -> None:
+    if len(_SCOPES) >= _SCOPES_MAX and key not in _SCOPES:
+        _SCOPES.clear()
+    _SCOPES[key] = kbs
 
 
 def _search_once(
     *,
     tenant: Tenant,
-    knowledge_base_ids: list[int],
+    kb_ids: tuple[int, ...],
+    kbs: list[tuple[int, str, int]],
     query: str,
     k: int,
     min_score: float | None,
     query_vector: list[float] | None,
     query_vectors: Mapping[str, Sequence[float]] | None,
-) -> tuple[list[RetrievedPassage], bool]:
-    kbs = knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=knowledge_base_ids)
+) -> tuple[list[RetrievedPassage], list[tuple[int, str, int]] | None]:
+    """The search planned with `kbs`, and the knowledge bases as its statements saw them where
+    they differ from `kbs` (else `kbs`; None when no statement ran)."""
     by_model: dict[str, list[int]] = defaultdict(list)
     available_by_model: dict[str, int] = defaultdict(int)
     for kb_id, model_name, kb_available in kbs:
@@ -135,18 +160,20 @@ def _search_once(
     if query_vector is not None and len(by_model) == 1:
         given.setdefault(next(iter(by_model)), query_vector)
     passages: list[RetrievedPassage] = []
-    consistent = True
-    for model_name, kb_ids in sorted(by_model.items()):
+    seen: list[tuple[int, str, int]] | None = None
+    for model_name, model_kb_ids in sorted(by_model.items()):
         available = available_by_model[model_name]
         if available == 0:
             continue
-        scope = SearchScope(tenant.pk, kb_ids, EMBEDDING_DIMENSIONS[model_name], available, model_name)
+        scope = SearchScope(tenant.pk, model_kb_ids, EMBEDDING_DIMENSIONS[model_name], available, model_name)
         vector = given.get(model_name)  # a vector of another model's dimension is not this model's
         if vector is not None and len(vector) != scope.dimension:
             vector = None
         result = hybrid_search(
-            scope, query=query, query_vector=list(vector) if vector else None, k=k, min_score=min_score
-        )
+            scope, query=query, query_vector=list(vector) if vector else None, k=k, min_score=min_score,
+            scope_kb_ids=kb_ids,
+        )  # fmt: skip
         passages.extend(result.passages)
-        consistent = consistent and result.consistent
-    return passages, consistent
+        if seen is None or result.knowledge_bases != kbs:
+            seen = result.knowledge_bases
+    return passages, seen

@@ -290,3 +290,38 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
         settings.KNOWLEDGE_OPENAI_BASE_URL, settings.KNOWLEDGE_OPENAI_API_KEY = fake.base_url, fake.api_key
         after = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
     assert [hit.chunk_id for hit in after] == [new.pk]
+
+
+def test_a_search_planned_with_the_model_a_swap_replaced_searches_again_with_the_new_one(world, fake_embeddings):
+    """The scope a search remembers from the last one names the old model after a swap: the
+    statement planned with it reads only the old model's chunks (none are visible any more, and a
+    vector of the old dimension is never compared with the new ones), reports the new model, and
+    the search runs again with the query embedded by the new model."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.knowledge.factories import ChunkFactory, DocumentFactory, KnowledgeBaseFactory
+
+    kb = KnowledgeBaseFactory(tenant=world.tenant_a, reindex_to=OPENAI)
+    document = DocumentFactory(tenant=world.tenant_a, knowledge_base=kb, version=2, active_version=1, staged_version=2)
+    old = ChunkFactory(tenant=world.tenant_a, document=document, document_version=1, text="Refunds take five days.")
+    new = ChunkFactory(
+        tenant=world.tenant_a,
+        document=document,
+        document_version=2,
+        text="Refunds take five days.",
+        embedding_model=OPENAI,
+        embedding_dim=1536,
+        embedding=[1.0] + [0.0] * 1535,
+    )
+    Document.objects.unscoped().filter(pk=document.pk).update(chunk_count=1, staged_chunk_count=1)
+    with tenant_context(world.tenant_a):
+        assert [
+            h.chunk_id for h in chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
+        ] == [old.pk]
+        assert knowledge_base_reindex_finish(knowledge_base_id=kb.pk) == "swapped"
+        with CaptureQueriesContext(connection) as captured:
+            hits = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")
+    assert [hit.chunk_id for hit in hits] == [new.pk]
+    assert len(captured.captured_queries) == 2  # planned with the old model, then with the new one
+    assert query_requests(fake_embeddings, "refunds") == 1

@@ -349,20 +349,52 @@ def test_an_index_left_invalid_by_a_failed_build_is_rebuilt(world, crowded_table
     assert retrieval.kb_index_exists(kb.pk, 384) is True
 
 
-def test_a_search_is_the_scope_read_plus_one_statement_without_a_transaction(world, kb_a, handbook_a):
+def test_a_search_is_one_statement_without_a_transaction_once_its_scope_is_known(world, kb_a, handbook_a):
     from django.test.utils import CaptureQueriesContext
 
     from knowledge.embeddings import get_embedder
 
     vector = get_embedder().embed_query("how do I reset my password?")
+    statements = []
+    for _ in range(2):
+        with tenant_context(world.tenant_a), CaptureQueriesContext(connection) as captured:
+            hits = chunk_search(
+                tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="reset password", query_vector=vector
+            )
+        assert "Forgot password" in hits[0].text
+        statements.append([query["sql"] for query in captured.captured_queries])
+    # The first search of these knowledge bases in the process reads their models and sizes; the
+    # next one plans with what that saw and checks it inside its one statement.
+    assert [len(each) for each in statements] == [2, 1], statements
+    assert not any("ISOLATION" in sql or "SAVEPOINT" in sql for each in statements for sql in each)
+
+
+def test_a_search_planned_with_a_stale_scope_searches_again_with_the_current_one(world, kb_a, handbook_a, media):
+    """The remembered scope is only a plan input: the statement reports the knowledge bases as it
+    saw them, and a search planned with other sizes (or models) runs again with those."""
+    from django.test.utils import CaptureQueriesContext
+
+    with tenant_context(world.tenant_a):
+        before = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="invoice currency", k=10)
+    ingest_text(world.tenant_a, kb_a, "Billing", "Invoices are issued in euros; the invoice currency cannot change.")
     with tenant_context(world.tenant_a), CaptureQueriesContext(connection) as captured:
-        hits = chunk_search(
-            tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="reset password", query_vector=vector
-        )
-    assert "Forgot password" in hits[0].text
-    statements = [query["sql"] for query in captured.captured_queries]
-    assert len(statements) == 2, statements  # the knowledge bases' models and sizes, then the search
-    assert not any("ISOLATION" in sql or "SAVEPOINT" in sql for sql in statements)
+        after = chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="invoice currency", k=10)
+    assert len(captured.captured_queries) == 2  # planned with the old size, then with the one it saw
+    assert len(after) == len(before) + 1 == handbook_a.chunk_count + 1
+    assert after[0].document_title == "Billing"
+    with tenant_context(world.tenant_a), CaptureQueriesContext(connection) as captured:
+        assert chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="invoice currency", k=10)
+    assert len(captured.captured_queries) == 1
+
+
+def test_a_remembered_scope_is_per_tenant(world, kb_a, kb_b, handbook_a, media):
+    """Tenant B's search of tenant A's knowledge base ids never uses what tenant A's search saw."""
+    with tenant_context(world.tenant_a):
+        assert chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb_a.pk], query="password")
+    for _ in range(2):
+        with tenant_context(world.tenant_b):
+            assert chunk_search(tenant=world.tenant_b, knowledge_base_ids=[kb_a.pk], query="password") == []
+            assert chunk_search(tenant=world.tenant_b, knowledge_base_ids=[kb_a.pk, kb_b.pk], query="password") == []
 
 
 def test_the_index_plan_sets_ef_search_once_per_connection_outside_transactions(
@@ -390,7 +422,7 @@ def _ef_search_once(world, kb) -> None:  # noqa: ANN001
     with CaptureQueriesContext(connection) as captured:
         again = search()
     assert [hit.chunk_id for hit in again] == [hit.chunk_id for hit in first] and len(first) == 5
-    assert len(captured.captured_queries) == 2  # the value is on the connection already
+    assert len(captured.captured_queries) == 1  # the value is on the connection already, the scope remembered
     with connection.cursor() as cursor:
         cursor.execute("SHOW hnsw.ef_search")
         assert int(cursor.fetchone()[0]) == retrieval.kb_ef_search(n=20, available=10)
