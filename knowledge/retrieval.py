@@ -456,6 +456,8 @@ def _search_sql(scope: SearchScope, plan: VectorPlan) -> str:
     ones its chunks were read under: the caller compares them with the scope it planned with and
     searches again when they differ. One round trip instead of five.
     """
+    if plan.name == "exact" and scope.available <= settings.KNOWLEDGE_TEXT_RANK_MAX_CANDIDATES:
+        return _small_search_sql()
     text = _text_ctes(scope)
     ctes = [("kbs_now", _KBS_SQL), ("v", plan.sql), *text]
     with_ = ",\n".join(f"{name} AS MATERIALIZED ({sql})" for name, sql in ctes)
@@ -481,6 +483,39 @@ def _search_sql(scope: SearchScope, plan: VectorPlan) -> str:
         ) s
         LEFT JOIN (ids JOIN knowledge_chunk c ON c.id = ids.id AND c.tenant_id = %(tenant)s
                    JOIN knowledge_document d ON d.id = c.document_id) ON true
+    """  # noqa: S608 - only constant fragments are interpolated
+
+
+def _small_search_sql() -> str:
+    """_search_sql for a scope small enough to scan exactly and rank every full-text match of:
+    one pass over its chunks computes both halves (distance, and rank of the chunks holding any
+    query word) and carries the citation details, instead of two scans and a join back to the
+    chunks. Same ranks as the two-CTE form; the same columns."""
+    return f"""
+        WITH kbs_now AS MATERIALIZED ({_KBS_SQL}),
+        m AS MATERIALIZED (
+            SELECT c.id, c.document_id, c.knowledge_base_id, c.text, c.page, c.heading_path, c.source_url,
+                   d.title, d.url, c.embedding <=> %(qvec)s::vector AS dist,
+                   CASE WHEN c.search_vector @@ q.query THEN ts_rank_cd(c.search_vector, q.query) END AS t_score
+            FROM knowledge_chunk c {_VISIBLE_IN_KBS}, (SELECT {_LOOSE} AS query) q
+            WHERE {_CHUNK_SCOPE} AND c.knowledge_base_id = ANY(%(kbs)s) AND c.embedding_dim = %(dim)s
+        ),
+        r AS (
+            SELECT m.*, row_number() OVER (ORDER BY dist, id) AS v_rank,
+                   row_number() OVER (ORDER BY t_score DESC NULLS LAST, id) AS t_rank
+            FROM m
+        )
+        SELECT s.kb_ids, s.kb_models, s.kb_available, s.found,
+               r.id, r.document_id, r.knowledge_base_id, r.text, r.page, r.heading_path, r.source_url,
+               r.title, r.url, 1 - r.dist AS similarity,
+               CASE WHEN r.v_rank <= %(n)s THEN r.v_rank END,
+               CASE WHEN r.t_score IS NOT NULL AND r.t_rank <= %(n)s THEN r.t_rank END
+        FROM (
+            SELECT array_agg(id ORDER BY id) AS kb_ids, array_agg(embedding_model ORDER BY id) AS kb_models,
+                   array_agg(available ORDER BY id) AS kb_available, (SELECT count(*) FROM m) AS found
+            FROM kbs_now
+        ) s
+        LEFT JOIN r ON r.v_rank <= %(n)s OR (r.t_score IS NOT NULL AND r.t_rank <= %(n)s)
     """  # noqa: S608 - only constant fragments are interpolated
 
 

@@ -334,6 +334,24 @@ def test_the_text_half_puts_chunks_with_every_word_first(world, worded_kb, setti
     assert len(hits) == 12 and {hit.knowledge_base_id for hit in hits} == {kb.pk}
 
 
+def test_a_small_scope_is_searched_in_one_pass_with_the_ranks_each_half_gives_alone(world, worded_kb):
+    """Up to KNOWLEDGE_TEXT_RANK_MAX_CANDIDATES chunks, one scan computes both halves: each
+    passage's ranks and similarity are those the vector and full-text halves give on their own."""
+    kb, _chunks = worded_kb
+    scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 12)
+    vector, n = _unit(9003), 48  # hybrid_search asks each half for max(4k, 20)
+    distances = dict(retrieval.vector_candidates(scope, vector, n)[0])
+    vector_ids = list(distances)
+    text_ids = retrieval.text_candidates(scope, "lighthouse harbour", n)
+    result = retrieval.hybrid_search(scope, query="lighthouse harbour", query_vector=vector, k=12, min_score=None)
+    assert result.plan == "exact" and len(result.passages) == 12
+    for passage in result.passages:
+        assert passage.vector_rank == vector_ids.index(passage.chunk_id) + 1
+        assert passage.text_rank == (text_ids.index(passage.chunk_id) + 1 if passage.chunk_id in text_ids else None)
+        assert passage.similarity == pytest.approx(1 - distances[passage.chunk_id], abs=1e-6)
+    assert result.knowledge_bases == [(kb.pk, "all-MiniLM-L6-v2", 12)]
+
+
 def test_an_index_left_invalid_by_a_failed_build_is_rebuilt(world, crowded_table, settings):
     from knowledge.services import knowledge_base_index_ensure
 
