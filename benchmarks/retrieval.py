@@ -4,7 +4,9 @@
 - (b) the same table plus one knowledge base of N/2 chunks, which gets its own partial HNSW index
   exactly as production builds it (knowledge_base_index_ensure).
 Each row times `chunk_search` end to end with the query vector given (vector + full-text halves,
-fusion, citation details), then each half alone; query embedding is a row of its own. The
+fusion, citation details), then each half alone; query embedding is a row of its own. Each row's
+searches run once uncounted first (warm-up: pages in shared_buffers, scopes remembered as in a
+running process), then timed. The
 strategy column says which plan served the queries (exact / kb-hnsw with its ef_search).
 Chunk texts are real paragraphs and queries are 3-7 real words, so the full-text half is realistic.
 Vectors are real-like: ~1,500 paragraphs of real text are embedded once with the local model,

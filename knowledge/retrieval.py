@@ -10,8 +10,9 @@ query through the index can return fewer than k rows. We therefore:
   to how selective the filter is, filter them, and fall back to the exact scan in the rare case
   that leaves fewer than min(n, available) rows. Either way the caller gets min(k, available).
 Only chunks of a document's `active_version` are visible (see Document.version).
-hybrid_search runs the chosen vector plan, the full-text tiers, the fusion inputs and the citation
-details as one statement (see _search_sql); vector_candidates / text_candidates run each half alone.
+hybrid_search runs the scope read, the chosen vector plan, the full-text tiers, the fusion inputs and
+the citation details as one statement (see _search_sql; one scan for small scopes, _small_search_sql);
+vector_candidates / text_candidates run each half alone.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def scope_available(*, tenant_id: int, knowledge_base_ids: list[int]) -> int:
 
 # Every chunk a search reads is of the model the query vector was made with: a re-index swap that
 # commits between reading the scope and searching then hides the chunks instead of comparing
-# vectors of two dimensions (pgvector raises), and the caller retries (see SearchResult.consistent).
+# vectors of two dimensions (pgvector raises), and the caller retries (see SearchResult.knowledge_bases).
 _CHUNK_SCOPE = "c.tenant_id = %(tenant)s AND c.embedding_model = %(model)s"
 
 
