@@ -80,6 +80,7 @@ def chunk_search(
     min_score: float | None = None,
     query_vector: list[float] | None = None,
     query_vectors: Mapping[str, Sequence[float]] | None = None,
+    search_scope: Sequence[tuple[int, str, int]] | None = None,
 ) -> list[RetrievedPassage]:
     """Hybrid (vector + full-text, RRF-fused) search over `tenant`'s knowledge bases, best first.
 
@@ -93,6 +94,11 @@ def chunk_search(
     an entry are embedded here. `query_vector` is the same for callers that search knowledge
     bases of a single model (benchmarks, scripts): it is used only when every knowledge base
     searched shares one model of its dimension.
+
+    `search_scope` is what knowledge_bases_for_search would return for these ids, read by a
+    caller through the tenant scope (the answer pipeline reads it with the rest of its turn): it
+    saves that round trip. It is checked like a scope read here: a knowledge base whose model
+    changed since is read again.
     """
     current = get_current_tenant_or_none()
     if current is not None and current.pk != tenant.pk:
@@ -104,10 +110,11 @@ def chunk_search(
     # knowledge bases still have it; when one changed in between, the scope is read again (and
     # the query embedded with the new model) once. No transaction needed: one statement is one
     # snapshot. A second change in a row keeps the second attempt's (consistent) results.
-    for _attempt in range(2):
+    for attempt in range(2):
         passages, consistent = _search_once(
             tenant=tenant, knowledge_base_ids=knowledge_base_ids, query=query, k=k, min_score=min_score,
             query_vector=query_vector, query_vectors=query_vectors,
+            kbs=search_scope if attempt == 0 and search_scope is not None else None,
         )  # fmt: skip
         if consistent:
             break
@@ -124,8 +131,10 @@ def _search_once(
     min_score: float | None,
     query_vector: list[float] | None,
     query_vectors: Mapping[str, Sequence[float]] | None,
+    kbs: Sequence[tuple[int, str, int]] | None = None,
 ) -> tuple[list[RetrievedPassage], bool]:
-    kbs = knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=knowledge_base_ids)
+    if kbs is None:
+        kbs = knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=knowledge_base_ids)
     by_model: dict[str, list[int]] = defaultdict(list)
     available_by_model: dict[str, int] = defaultdict(int)
     for kb_id, model_name, kb_available in kbs:

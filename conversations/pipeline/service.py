@@ -175,6 +175,7 @@ class _Turn:
     setup: TurnSetup
     started: float
     knowledge_bases: list[tuple[int, str]] = field(default_factory=list)
+    search_scope: list[tuple[int, str, int]] = field(default_factory=list)
     query_vectors: Future | None = None  # {model: vector}, being computed since the turn started
     retrieved: bool = False  # passages searched (by turn_begin when the vectors were ready in time)
     blocked_topic: str | None = None  # the bot's blocked topic the message names, if any
@@ -293,7 +294,7 @@ async def _open(bot: Bot, conversation: Conversation, text: str, started: float)
         vectors = _start_query_embedding(text, models)  # the hint was wrong: embed under the right models
     turn = _Turn(
         bot=bot, tenant=begin.tenant, setup=begin.setup, started=started, knowledge_bases=begin.knowledge_bases,
-        query_vectors=vectors, breakers=breakers, blocked_topic=topic,
+        search_scope=begin.search_scope, query_vectors=vectors, breakers=breakers, blocked_topic=topic,
     )  # fmt: skip
     turn.latency["open_ms"] = _ms(started)
     if begin.passages is not None:
@@ -328,6 +329,7 @@ async def _retrieve(turn: _Turn, text: str) -> None:
         turn.passages = await _db(
             turn.tenant, passages_for, tenant=turn.tenant, bot=turn.bot, query=text,
             knowledge_base_ids=[kb_id for kb_id, _model in turn.knowledge_bases], query_vectors=vectors,
+            search_scope=turn.search_scope,
         )  # fmt: skip
     turn.latency["retrieval_ms"] = _ms(retrieval_started)
 

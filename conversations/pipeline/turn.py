@@ -15,8 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import DatabaseError, connection, connections, router, transaction
-from django.db.models import OuterRef, QuerySet, Subquery, sql
-from django.db.models.functions import JSONObject
+from django.db.models import OuterRef, QuerySet, Subquery, Sum, sql
+from django.db.models.functions import Coalesce, JSONObject
 from django.utils import timezone
 
 from billing.models import Plan, Subscription, UsageCounter
@@ -26,7 +26,7 @@ from bots.models import Bot, PromptVersion, ProviderCredential
 from bots.selectors import ProviderKey, provider_keys_from
 from conversations.llm.base import ChatMessage
 from conversations.models import Conversation, Message, Trace
-from knowledge.models import KnowledgeBase
+from knowledge.models import Document, KnowledgeBase
 from knowledge.types import RetrievedPassage
 from tenants.context import get_current_tenant, tenant_context
 from tenants.models import Tenant
@@ -80,6 +80,8 @@ class TurnBegin:
     refused: str = ""  # "tenant_suspended" or "bot_paused": nothing was stored
     setup: TurnSetup | None = None
     knowledge_bases: list[tuple[int, str]] = field(default_factory=list)  # (id, embedding model)
+    # (id, embedding model, visible chunks): chunk_search's scope, read with the turn.
+    search_scope: list[tuple[int, str, int]] = field(default_factory=list)
     # Retrieved in the same thread when the query vectors were ready by then (None: not yet).
     passages: list[RetrievedPassage] | None = None
     retrieval_ms: float = 0.0
@@ -103,14 +105,15 @@ def turn_begin(
         return TurnBegin(tenant, refused="bot_paused")
     with tenant_context(tenant):
         setup, knowledge_bases = _turn_open(tenant=tenant, bot=bot, conversation=conversation, text=text, inputs=inputs)
-        begin = TurnBegin(tenant, setup=setup, knowledge_bases=knowledge_bases)
+        scope = [(kb["id"], kb["model"], kb["available"]) for kb in inputs.conversation.get("knowledge_bases") or []]
+        begin = TurnBegin(tenant, setup=setup, knowledge_bases=knowledge_bases, search_scope=scope)
         vectors = _ready(query_vectors)
         wanted = {model for _kb_id, model in knowledge_bases}
         if retrieve and setup.quota_error is None and vectors is not None and wanted <= vectors.keys():
             started = time.perf_counter()
             begin.passages = passages_for(
                 tenant=tenant, bot=bot, query=text, knowledge_base_ids=[kb_id for kb_id, _model in knowledge_bases],
-                query_vectors=vectors,
+                query_vectors=vectors, search_scope=scope,
             )  # fmt: skip
             begin.retrieval_ms = round((time.perf_counter() - started) * 1000, 2)
     return begin
@@ -134,6 +137,14 @@ def _conversation_inputs(*, window: int, conversation_id: int) -> QuerySet:
     # Memory, the published prompt, the window and the knowledge bases in one row; each is a
     # subquery built through the tenant scope.
     published = PromptVersion.objects.filter(bot_id=OuterRef("bot_id"), is_published=True)
+    # The knowledge base's visible chunks, as knowledge_bases_for_search counts them for a search.
+    visible = Subquery(
+        Document.objects.filter(knowledge_base_id=OuterRef("pk"), active_version__isnull=False)
+        .order_by()
+        .values("knowledge_base_id")
+        .annotate(total=Sum("chunk_count"))
+        .values("total")
+    )
     return (
         Conversation.objects.filter(pk=conversation_id)
         .annotate(
@@ -143,7 +154,7 @@ def _conversation_inputs(*, window: int, conversation_id: int) -> QuerySet:
             knowledge_bases=ArraySubquery(
                 KnowledgeBase.objects.filter(bots=OuterRef("bot_id"))
                 .order_by("id")
-                .values(pair=JSONObject(id="id", model="embedding_model"))
+                .values(pair=JSONObject(id="id", model="embedding_model", available=Coalesce(visible, 0)))
             ),
         )
         .values("summary", "visitor_facts", "prompt_text", "prompt_number", "window", "knowledge_bases")[:1]

@@ -16,6 +16,7 @@ from conversations.pipeline.retrieval import passages_for
 from conversations.pipeline.turn import turn_begin
 from knowledge.embeddings import embed_query_by_model
 from knowledge.ingestion import document_ingest
+from knowledge.retrieval import knowledge_bases_for_search
 from knowledge.services import document_create_from_text, knowledge_base_create
 from tenants.context import tenant_context
 from tests.conversations.factories import ConversationFactory
@@ -83,6 +84,9 @@ def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(kno
 
     begin = turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=ready)
     assert begin.setup is not None and begin.knowledge_bases == [(kb.pk, kb.embedding_model)]
+    # The search scope read with the turn is the one chunk_search would read for itself.
+    assert begin.search_scope == knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=[kb.pk])
+    assert begin.search_scope[0][2] > 0
     with tenant_context(tenant):
         expected = passages_for(tenant=tenant, bot=bot, query=QUESTION)
     assert expected and _ids(begin.passages) == _ids(expected)
