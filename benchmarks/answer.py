@@ -169,7 +169,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     # the local default, DEBUG on).
     debug, settings.DEBUG = settings.DEBUG, False
     try:
-        with FakeOpenAI() as fake:
+        # Keep-alive, as the real API: the pipeline's shared HTTP pool reuses a warm connection.
+        with FakeOpenAI(keep_alive=True) as fake:
             settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = fake.api_key, fake.base_url
             fake.default = Behaviour(text="Open the login page and click Forgot password [1].", ttft=TTFT)
             _measure(bot, tenant, 5, TTFT)  # warm-up: model load, SDK imports, connections

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date
@@ -95,8 +96,9 @@ def turn_begin(
     (_read_inputs), then the INSERT of its messages. Needs no tenant context.
 
     `query_vectors` is the query being embedded meanwhile (a {model: vector} future): when it is
-    done by the time the messages are stored, and `retrieve` is set (no refusal is due), the
-    passages are searched here too, saving the pipeline another hop.
+    done by the time the messages are stored, or already being computed then (it is then waited
+    for, up to EMBEDDING_WAIT seconds), and `retrieve` is set (no refusal is due), the passages
+    are searched here too, saving the pipeline another hop.
     """
     tenant, inputs = _read_inputs(bot=bot, conversation=conversation)
     if not tenant.is_active:
@@ -107,7 +109,8 @@ def turn_begin(
         setup, knowledge_bases = _turn_open(tenant=tenant, bot=bot, conversation=conversation, text=text, inputs=inputs)
         scope = [(kb["id"], kb["model"], kb["available"]) for kb in inputs.conversation.get("knowledge_bases") or []]
         begin = TurnBegin(tenant, setup=setup, knowledge_bases=knowledge_bases, search_scope=scope)
-        vectors = _ready(query_vectors)
+        wait = retrieve and bool(knowledge_bases) and setup.quota_error is None
+        vectors = _ready(query_vectors, wait=wait)
         wanted = {model for _kb_id, model in knowledge_bases}
         if retrieve and setup.quota_error is None and vectors is not None and wanted <= vectors.keys():
             started = time.perf_counter()
@@ -119,7 +122,17 @@ def turn_begin(
     return begin
 
 
-def _ready(future: Future | None) -> dict[str, list[float]] | None:
+# How long turn_begin waits for a query embedding that is running when the messages are stored.
+# One takes ~12-20 ms; past this the pipeline awaits it instead, so a slow one does not hold a
+# database thread. A queued one (its pool busy with other turns) is never waited for here.
+EMBEDDING_WAIT = 0.1
+
+
+def _ready(future: Future | None, *, wait: bool = False) -> dict[str, list[float]] | None:
+    """The future's vectors when it is done; with `wait`, a running one is waited for first:
+    searching in this thread straight away beats handing the search back to the event loop."""
+    if future is not None and wait and future.running():
+        futures.wait([future], timeout=EMBEDDING_WAIT)
     if future is None or not future.done() or future.cancelled() or future.exception() is not None:
         return None
     return future.result()
