@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import DatabaseError, connection, connections, router, transaction
@@ -223,13 +224,7 @@ def _read_inputs(*, bot: Bot, conversation: Conversation) -> tuple[Tenant, _Inpu
         ]
         if providers:
             statements.append(CREDENTIALS.statement(shape={"providers": providers}))
-    results = []
-    with connections[db].cursor() as cursor:
-        # Only ORM-compiled SQL with its parameters goes into the statement.
-        cursor.execute(";\n".join(sql for sql, _params in statements), [p for _sql, ps in statements for p in ps])
-        results.append(cursor.fetchall())
-        while cursor.nextset():
-            results.append(cursor.fetchall())
+    results = _run_together(db, statements)
     if not results[0]:
         raise Tenant.DoesNotExist(f"Tenant {bot.tenant_id} does not exist.")
     tenant = Tenant.from_db(db, [f.attname for f in Tenant._meta.concrete_fields], results[0][0])
@@ -251,6 +246,24 @@ def _read_inputs(*, bot: Bot, conversation: Conversation) -> tuple[Tenant, _Inpu
         conversation=inputs[0] if inputs else {},
         credentials=credentials,
     )
+
+
+def _run_together(db: str, statements: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """Each statement's rows, the statements sent in one round trip. Only ORM-compiled SQL with
+    its parameters goes in. That takes Django's default client-side-binding cursor; with
+    server-side binding (OPTIONS server_side_binding) they are run one by one."""
+    results = []
+    with connections[db].cursor() as cursor:
+        if not isinstance(cursor.cursor, psycopg.ClientCursor):
+            for sql, params in statements:
+                cursor.execute(sql, params)
+                results.append(cursor.fetchall())
+            return results
+        cursor.execute(";\n".join(sql for sql, _params in statements), [p for _sql, ps in statements for p in ps])
+        results.append(cursor.fetchall())
+        while cursor.nextset():
+            results.append(cursor.fetchall())
+    return results
 
 
 def _turn_open(
