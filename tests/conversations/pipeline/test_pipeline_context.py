@@ -117,8 +117,9 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
     assert full.startswith("退款在五个工作日内到账。")
 
 
-# 3: before the first token one round trip of five reads (the tenant, the plan, the usage counter,
-# memory + prompt + window + knowledge bases, the provider keys) and one INSERT for both messages
+# 3: before the first token one round trip of the reads (the tenant, the plan, the usage counter,
+# memory + prompt + window + knowledge bases, and the provider keys when the chain has a provider
+# other than offline) and one INSERT for both messages
 # (was 5 round trips, before that 7: the knowledge bases and the window were queries of their own);
 # settling is one statement writing the message, the trace, the usage and last_active (was six: a
 # savepoint, those four and its release). Was 18, then 13, then 6.
