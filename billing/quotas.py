@@ -56,6 +56,11 @@ def effective_plan(*, tenant: Tenant) -> Plan:
     """The plan whose limits apply now. Lapsed subscriptions fall back to the free plan."""
     with tenant_context(tenant):
         subscription = Subscription.objects.select_related("plan").first()
+    return plan_of(subscription)
+
+
+def plan_of(subscription: Subscription | None) -> Plan:
+    """effective_plan for a subscription read already (with its plan), or None for none."""
     if subscription is None:
         return plan_default()
     if subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
@@ -87,13 +92,16 @@ def current_usage(*, tenant: Tenant, kind: str) -> int:
     raise ValueError(f"Unknown quota kind {kind!r}")
 
 
-def quota_check(*, tenant: Tenant, kind: str, amount: int = 1, plan: Plan | None = None) -> None:
+def quota_check(
+    *, tenant: Tenant, kind: str, amount: int = 1, plan: Plan | None = None, used: int | None = None
+) -> None:
     """Raise QuotaExceeded if using `amount` more of `kind` would pass the plan's limit.
 
     Reads only, except once per period per kind: the first check that reaches
     BILLING_WARN_PERCENT of a limit emails the owners (see usage_warn_owners). Messages on a
     plan that allows overage are never refused; the excess is reported to Stripe instead.
-    `plan` saves the look-up for a caller that read effective_plan(tenant=tenant) already.
+    `plan` saves the look-up for a caller that read effective_plan(tenant=tenant) already, and
+    `used` for one that read current_usage(tenant=tenant, kind=kind).
     """
     if kind not in LIMIT_FIELDS:
         raise ValueError(f"Unknown quota kind {kind!r}")
@@ -102,7 +110,8 @@ def quota_check(*, tenant: Tenant, kind: str, amount: int = 1, plan: Plan | None
     limit = getattr(plan, field)
     if limit is None:
         return
-    used = current_usage(tenant=tenant, kind=kind)
+    if used is None:
+        used = current_usage(tenant=tenant, kind=kind)
     if used + amount > limit and not (kind == "messages" and plan.allows_overage):
         raise QuotaExceeded(
             f"Your {plan.name} plan allows {limit} {label} and you have used {used}. "

@@ -85,6 +85,14 @@ def provider_keys(*, providers: Iterable[str]) -> dict[str, ProviderKey]:
     wanted = sorted(set(providers))
     if not wanted:
         return {}
+    return provider_keys_from(providers=wanted, credentials=ProviderCredential.objects.filter(provider__in=wanted))
+
+
+def provider_keys_from(
+    *, providers: Iterable[str], credentials: Iterable[ProviderCredential]
+) -> dict[str, ProviderKey]:
+    """provider_keys with the tenant's credentials read already (the answer pipeline reads them
+    together with the rest of its turn)."""
     # One credential per tenant and provider (uniq_credential_per_provider).
-    credentials = {c.provider: c for c in ProviderCredential.objects.filter(provider__in=wanted)}
-    return {p: _key_from(p, credentials.get(p)) for p in wanted}
+    by_provider = {c.provider: c for c in credentials}
+    return {p: _key_from(p, by_provider.get(p)) for p in sorted(set(providers))}

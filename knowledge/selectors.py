@@ -93,6 +93,7 @@ def chunk_search(
     an entry are embedded here. `query_vector` is the same for callers that search knowledge
     bases of a single model (benchmarks, scripts): it is used only when every knowledge base
     searched shares one model of its dimension.
+
     """
     current = get_current_tenant_or_none()
     if current is not None and current.pk != tenant.pk:

@@ -6,29 +6,33 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db import DatabaseError, connection, router, transaction
+from django.db import DatabaseError, connection, connections, router, transaction
 from django.db.models import OuterRef, QuerySet, Subquery, sql
 from django.db.models.functions import JSONObject
 from django.utils import timezone
 
-from billing.quotas import QuotaExceeded, effective_plan, quota_check
-from billing.services import usage_record, usage_update
-from bots.models import Bot, PromptVersion
-from bots.selectors import ProviderKey, provider_keys
+from billing.models import Plan, Subscription, UsageCounter
+from billing.quotas import QuotaExceeded, plan_of, quota_check
+from billing.services import current_period, usage_record, usage_update
+from bots.models import Bot, PromptVersion, ProviderCredential
+from bots.selectors import ProviderKey, provider_keys_from
 from conversations.llm.base import ChatMessage
 from conversations.models import Conversation, Message, Trace
 from knowledge.models import KnowledgeBase
 from knowledge.types import RetrievedPassage
 from tenants.context import get_current_tenant, tenant_context
 from tenants.models import Tenant
-from tenants.scoping import TenantScopedModel
+from tenants.scoping import ScopedQuery, TenantScopedModel
 
 from .memory import memory_window_subquery
 from .retrieval import passages_for
@@ -86,22 +90,25 @@ class TurnBegin:
 def turn_begin(
     *, bot: Bot, conversation: Conversation, text: str, query_vectors: Future | None = None, retrieve: bool = True
 ) -> TurnBegin:
-    """Everything the turn needs before its prompt, in one thread hop: the bot's tenant, read fresh
-    (a suspension applies to the next message), then _turn_open. Needs no tenant context.
+    """Everything the turn needs before its prompt, in one thread hop and two round trips: the
+    bot's tenant, read fresh (a suspension applies to the next message), with the turn's inputs
+    (_read_inputs), then the INSERT of its messages. Needs no tenant context.
 
     `query_vectors` is the query being embedded meanwhile (a {model: vector} future): when it is
-    done by the time the messages are stored, and `retrieve` is set (no refusal is due), the
-    passages are searched here too, saving the pipeline another hop.
+    done by the time the messages are stored, or already being computed then (it is then waited
+    for, up to EMBEDDING_WAIT seconds), and `retrieve` is set (no refusal is due), the passages
+    are searched here too, saving the pipeline another hop.
     """
-    tenant = Tenant.objects.get(pk=bot.tenant_id)
+    tenant, inputs = _read_inputs(bot=bot, conversation=conversation)
     if not tenant.is_active:
         return TurnBegin(tenant, refused="tenant_suspended")
     if bot.status != Bot.Status.ACTIVE:
         return TurnBegin(tenant, refused="bot_paused")
     with tenant_context(tenant):
-        setup, knowledge_bases = _turn_open(tenant=tenant, bot=bot, conversation=conversation, text=text)
+        setup, knowledge_bases = _turn_open(tenant=tenant, bot=bot, conversation=conversation, text=text, inputs=inputs)
         begin = TurnBegin(tenant, setup=setup, knowledge_bases=knowledge_bases)
-        vectors = _ready(query_vectors)
+        wait = retrieve and bool(knowledge_bases) and setup.quota_error is None
+        vectors = _ready(query_vectors, wait=wait)
         wanted = {model for _kb_id, model in knowledge_bases}
         if retrieve and setup.quota_error is None and vectors is not None and wanted <= vectors.keys():
             started = time.perf_counter()
@@ -113,7 +120,17 @@ def turn_begin(
     return begin
 
 
-def _ready(future: Future | None) -> dict[str, list[float]] | None:
+# How long turn_begin waits for a query embedding that is running when the messages are stored.
+# One takes ~12-20 ms; past this the pipeline awaits it instead, so a slow one does not hold a
+# database thread. A queued one (its pool busy with other turns) is never waited for here.
+EMBEDDING_WAIT = 0.1
+
+
+def _ready(future: Future | None, *, wait: bool = False) -> dict[str, list[float]] | None:
+    """The future's vectors when it is done; with `wait`, a running one is waited for first:
+    searching in this thread straight away beats handing the search back to the event loop."""
+    if future is not None and wait and future.running():
+        futures.wait([future], timeout=EMBEDDING_WAIT)
     if future is None or not future.done() or future.cancelled() or future.exception() is not None:
         return None
     return future.result()
@@ -125,44 +142,139 @@ def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
     return entry["model"] in allowed or f"{entry['provider']}:{entry['model']}" in allowed
 
 
-def _turn_open(
-    *, tenant: Tenant, bot: Bot, conversation: Conversation, text: str
-) -> tuple[TurnSetup, list[tuple[int, str]]]:
-    """Load the turn's inputs, then store the visitor's message and a `streaming` assistant message.
-
-    Tenant scope required. Four queries whatever the history (five on a plan with a message limit):
-    the plan, the conversation's memory with the published prompt, the memory window and the
-    bot's knowledge bases (one query), the provider keys, and one INSERT for both messages. That INSERT comes last and commits on its own, so a
-    failed read stores nothing, and when this returns the visitor's message is committed (before
-    any model is called). The quota is checked here too; an exceeded quota is returned (not
-    raised) so the caller can settle the turn and report it. `last_active` is written by
-    turn_settle, after the answer.
-    """
-    plan = effective_plan(tenant=tenant)
-    quota_error = None
-    try:
-        quota_check(tenant=tenant, kind="messages", amount=1, plan=plan)
-    except QuotaExceeded as exc:
-        quota_error = exc
-    # Memory, the published prompt, the window and the knowledge bases in one query; each is a
-    # subquery built through the tenant scope. The window is read before the INSERT below, so it
-    # is the history without this turn's messages.
+# The turn's reads, each compiled by the ORM once per process (ScopedQuery), through the tenant
+# scope. Compiling them every turn cost ~10 ms of CPU, more than Postgres took to run them.
+def _conversation_inputs(*, window: int, conversation_id: int) -> QuerySet:
+    # Memory, the published prompt, the window and the knowledge bases in one row; each is a
+    # subquery built through the tenant scope.
     published = PromptVersion.objects.filter(bot_id=OuterRef("bot_id"), is_published=True)
-    fresh = (
-        Conversation.objects.filter(pk=conversation.pk)
+    return (
+        Conversation.objects.filter(pk=conversation_id)
         .annotate(
             prompt_text=Subquery(published.values("text")[:1]),
             prompt_number=Subquery(published.values("number")[:1]),
-            window=memory_window_subquery(size=settings.BOT_MEMORY_WINDOW_MESSAGES),
+            window=memory_window_subquery(size=window),
             knowledge_bases=ArraySubquery(
                 KnowledgeBase.objects.filter(bots=OuterRef("bot_id"))
                 .order_by("id")
                 .values(pair=JSONObject(id="id", model="embedding_model"))
             ),
         )
-        .values("summary", "visitor_facts", "prompt_text", "prompt_number", "window", "knowledge_bases")
-        .first()
-    ) or {}
+        .values("summary", "visitor_facts", "prompt_text", "prompt_number", "window", "knowledge_bases")[:1]
+    )
+
+
+_SUBSCRIPTION_FIELDS = tuple(f.attname for f in Subscription._meta.concrete_fields)
+_PLAN_FIELDS = tuple(f.attname for f in Plan._meta.concrete_fields)
+
+CONVERSATION_INPUTS = ScopedQuery(_conversation_inputs, conversation_id=int)
+SUBSCRIPTION = ScopedQuery(
+    lambda: Subscription.objects.order_by("pk").values(*_SUBSCRIPTION_FIELDS, *(f"plan__{f}" for f in _PLAN_FIELDS))[:1]
+)
+MESSAGES_USED = ScopedQuery(
+    lambda *, period: UsageCounter.objects.filter(period=period).order_by("pk").values("messages")[:1], period=date
+)
+CREDENTIALS = ScopedQuery(
+    lambda *, providers: ProviderCredential.objects.filter(provider__in=providers).values(
+        "provider", "encrypted_key", "base_url"
+    )
+)
+
+
+@dataclass
+class _Inputs:
+    subscription: Subscription | None
+    messages_used: int
+    conversation: dict[str, Any]
+    credentials: list[ProviderCredential]
+
+
+def _read_inputs(*, bot: Bot, conversation: Conversation) -> tuple[Tenant, _Inputs]:
+    """The bot's tenant, its subscription and plan, the period's message count, the conversation's
+    memory, prompt, window and knowledge bases, and the provider credentials: five statements
+    sent in one round trip (a client-side-bound cursor sends them as one simple query).
+
+    The tenant-owned rows are read through the tenant scope, for the bot's tenant: the scope's
+    tenant stands in for the row read in the same round trip, which then decides whether the
+    turn may go on and becomes the context of everything after."""
+    db = router.db_for_read(Tenant)
+    tenant_query = Tenant.objects.filter(pk=bot.tenant_id).values_list(
+        *(f.attname for f in Tenant._meta.concrete_fields)
+    )
+    tenant_sql, tenant_params = tenant_query.query.get_compiler(db).as_sql()
+    providers = tuple(sorted({e["provider"] for e in bot.model_chain or [] if e["provider"] != "offline"}))
+    window = {"window": settings.BOT_MEMORY_WINDOW_MESSAGES}
+    with tenant_context(Tenant(pk=bot.tenant_id)):
+        statements = [
+            (tenant_sql, list(tenant_params)),
+            SUBSCRIPTION.statement(),
+            MESSAGES_USED.statement(period=current_period()),
+            CONVERSATION_INPUTS.statement(shape=window, conversation_id=conversation.pk),
+        ]
+        if providers:
+            statements.append(CREDENTIALS.statement(shape={"providers": providers}))
+    results = _run_together(db, statements)
+    if not results[0]:
+        raise Tenant.DoesNotExist(f"Tenant {bot.tenant_id} does not exist.")
+    tenant = Tenant.from_db(db, [f.attname for f in Tenant._meta.concrete_fields], results[0][0])
+    subscription = None
+    for row in SUBSCRIPTION.rows(results[1]):
+        subscription = Subscription.from_db(db, _SUBSCRIPTION_FIELDS, [row[f] for f in _SUBSCRIPTION_FIELDS])
+        subscription.plan = Plan.from_db(db, _PLAN_FIELDS, [row[f"plan__{f}"] for f in _PLAN_FIELDS])
+    used = MESSAGES_USED.rows(results[2])
+    inputs = CONVERSATION_INPUTS.rows(results[3], shape=window)
+    credentials = []
+    if providers:
+        shape = {"providers": providers}
+        credentials = [
+            ProviderCredential(tenant_id=tenant.pk, **row) for row in CREDENTIALS.rows(results[4], shape=shape)
+        ]
+    return tenant, _Inputs(
+        subscription=subscription,
+        messages_used=used[0]["messages"] if used else 0,
+        conversation=inputs[0] if inputs else {},
+        credentials=credentials,
+    )
+
+
+def _run_together(db: str, statements: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """Each statement's rows, the statements sent in one round trip. Only ORM-compiled SQL with
+    its parameters goes in. That takes Django's default client-side-binding cursor; with
+    server-side binding (OPTIONS server_side_binding) they are run one by one."""
+    results = []
+    with connections[db].cursor() as cursor:
+        if not isinstance(cursor.cursor, psycopg.ClientCursor):
+            for sql, params in statements:
+                cursor.execute(sql, params)
+                results.append(cursor.fetchall())
+            return results
+        cursor.execute(";\n".join(sql for sql, _params in statements), [p for _sql, ps in statements for p in ps])
+        results.append(cursor.fetchall())
+        while cursor.nextset():
+            results.append(cursor.fetchall())
+    return results
+
+
+def _turn_open(
+    *, tenant: Tenant, bot: Bot, conversation: Conversation, text: str, inputs: _Inputs
+) -> tuple[TurnSetup, list[tuple[int, str]]]:
+    """With the turn's inputs read (_read_inputs), check the quota, then store the visitor's
+    message and a `streaming` assistant message.
+
+    Tenant scope required. One statement: the INSERT of both messages, which commits on its own
+    (no BEGIN/COMMIT round trips), so a failed read stores nothing, and when this returns the
+    visitor's message is committed (before any model is called). The window was read before
+    the INSERT, so it is the history without this turn's messages. An exceeded quota is returned
+    (not raised) so the caller can settle the turn and report it. `last_active` is written by
+    turn_settle, after the answer.
+    """
+    plan = plan_of(inputs.subscription)
+    quota_error = None
+    try:
+        quota_check(tenant=tenant, kind="messages", amount=1, plan=plan, used=inputs.messages_used)
+    except QuotaExceeded as exc:
+        quota_error = exc
+    fresh = inputs.conversation
     if fresh.get("prompt_text") is None:  # bots are created with a published prompt; this only guards hand-made rows
         log.warning("bot %s has no published prompt; using the default", bot.pk)
     allowed = list(plan.allowed_models or [])
@@ -173,12 +285,14 @@ def _turn_open(
         if not _allowed(e, allowed)
     ]
     keys: dict[str, ProviderKey | None] = dict(
-        provider_keys(providers=[e["provider"] for e in chain if e["provider"] != "offline"])
+        provider_keys_from(
+            providers=[e["provider"] for e in chain if e["provider"] != "offline"], credentials=inputs.credentials
+        )
     )
     window = [ChatMessage(m["role"], m["content"]) for m in reversed(fresh.get("window") or [])]
     knowledge_bases = [(kb["id"], kb["model"]) for kb in fresh.get("knowledge_bases") or []]
     now = timezone.now()
-    user_message, assistant = Message.objects.bulk_create(
+    user_message, assistant = _insert_messages(
         [
             Message(
                 tenant=tenant, conversation=conversation, role=Message.Role.USER, content=text,
@@ -205,6 +319,23 @@ def _turn_open(
         quota_error=quota_error,
     )
     return setup, knowledge_bases
+
+
+def _insert_messages(messages: list[Message]) -> list[Message]:
+    """bulk_create(messages) as one INSERT ... RETURNING id, after save()'s tenant check: in
+    autocommit it commits on its own, where bulk_create wraps it in BEGIN and COMMIT (two more
+    round trips). Tenant scope required."""
+    get_current_tenant()
+    meta = Message._meta
+    for message in messages:
+        message.claim_for_current_tenant()
+    db = router.db_for_write(Message)
+    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
+    rows = Message.objects._insert(messages, fields=fields, returning_fields=[meta.pk], using=db)
+    for message, (pk,) in zip(messages, rows, strict=True):
+        message.pk = pk
+        message._state.adding, message._state.db = False, db
+    return messages
 
 
 def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> None:

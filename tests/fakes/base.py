@@ -54,8 +54,12 @@ class FakeLLMServer(ABC):
 
     api_prefix = ""
 
-    def __init__(self, *, api_key: str = "test-key") -> None:
+    def __init__(self, *, api_key: str = "test-key", keep_alive: bool = False) -> None:
         self.api_key = api_key
+        # Off: every response closes its connection, so each request is a fresh one (what the
+        # tests of drops and disconnects expect). On: a stream that ends normally keeps it, as
+        # the real APIs do, so a benchmark's client reuses warm connections as in production.
+        self.keep_alive = keep_alive
         self.script: deque[Behaviour] = deque()
         self.default = Behaviour()
         self.requests: list[Received] = []
@@ -134,7 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.on_request is not None:
             fake.on_request(received)
         behaviour = fake.next_behaviour()
-        self.close_connection = True
+        keep = fake.keep_alive and behaviour.fault is None and fake.json_response(self.path, body) is None
+        self.close_connection = not keep
         if not fake.authorised(headers):
             return self._json(*fake.error_response("auth", behaviour))
         if behaviour.fault == "hang":
@@ -179,7 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
-        self.send_header("connection", "close")
+        if self.close_connection:
+            self.send_header("connection", "close")
         self.end_headers()
         gap = 1 / behaviour.tokens_per_second if behaviour.tokens_per_second else 0
         sent_tokens = 0

@@ -4,13 +4,14 @@ ready in time; the knowledge-base models the query embedding starts under before
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 
 import pytest
 
 from bots.services import bot_attach_knowledge_bases
 from conversations.models import Conversation, Message
-from conversations.pipeline import service
+from conversations.pipeline import service, turn
 from conversations.pipeline.memory import memory_window, memory_window_subquery
 from conversations.pipeline.retrieval import passages_for
 from conversations.pipeline.turn import turn_begin
@@ -75,7 +76,7 @@ def test_the_window_read_with_the_turn_is_the_memory_window(world):
         assert [m.content for m in memory_window(conversation=conversation, size=3)] == ["three", "four", "five"]
 
 
-def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(knowledge):
+def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(knowledge, monkeypatch):
     conversation, kb = knowledge
     bot, tenant = conversation.bot, conversation.tenant
     ready: Future = Future()
@@ -88,12 +89,21 @@ def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(kno
     assert expected and _ids(begin.passages) == _ids(expected)
     assert "Forgot password" in begin.passages[0].text
 
-    pending: Future = Future()  # still being embedded: retrieval is left to the pipeline
+    running: Future = Future()  # being embedded when the messages are stored: waited for
+    monkeypatch.setattr(turn, "EMBEDDING_WAIT", 30)  # however loaded the machine running the test
+    assert running.set_running_or_notify_cancel()
+    timer = threading.Timer(0.02, running.set_result, args=[ready.result()])
+    timer.start()
+    waited = turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=running)
+    timer.join()
+    assert _ids(waited.passages) == _ids(expected)
+
+    pending: Future = Future()  # queued behind other embeddings: retrieval is left to the pipeline
     assert turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=pending).passages is None
     refusing = turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=ready, retrieve=False)
     assert refusing.passages is None and refusing.setup is not None
     with tenant_context(tenant):  # every call stored its two messages
-        assert Message.objects.filter(conversation=conversation).count() == 6
+        assert Message.objects.filter(conversation=conversation).count() == 8
 
 
 def test_a_suspended_tenant_or_paused_bot_stores_nothing(knowledge):

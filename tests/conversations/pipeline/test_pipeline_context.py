@@ -117,12 +117,13 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
     assert full.startswith("退款在五个工作日内到账。")
 
 
-# 6: before the first token the tenant, the plan, the usage counter, one query for memory +
-# prompt + window + knowledge bases, and one INSERT for both messages (was 7: the knowledge bases
-# and the window were queries of their own); settling is one statement writing the message, the
-# trace, the usage and last_active (was six: a savepoint, those four and its release).
-# Was 18, then 13.
-EXPECTED_TURN_QUERIES = 6
+# 3: before the first token one round trip of the reads (the tenant, the plan, the usage counter,
+# memory + prompt + window + knowledge bases, and the provider keys when the chain has a provider
+# other than offline) and one INSERT for both messages
+# (was 5 round trips, before that 7: the knowledge bases and the window were queries of their own);
+# settling is one statement writing the message, the trace, the usage and last_active (was six: a
+# savepoint, those four and its release). Was 18, then 13, then 6.
+EXPECTED_TURN_QUERIES = 3
 
 
 def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(conversation_a, django_assert_num_queries):
