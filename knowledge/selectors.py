@@ -25,6 +25,16 @@ def document_list_for_kb(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]
     return Document.objects.filter(knowledge_base=knowledge_base).order_by("-created", "-id")
 
 
+def documents_unfinished_count(*, knowledge_base_ids: Sequence[int]) -> int:
+    """Documents of these knowledge bases still on their way to `ready` (queued, parsing, chunking,
+    embedding): retrieval cannot use them yet. Tenant scope required."""
+    return (
+        Document.objects.filter(knowledge_base_id__in=list(knowledge_base_ids))
+        .exclude(status__in=Document.FINAL_STATUSES)
+        .count()
+    )
+
+
 def knowledge_base_reindex_progress(*, knowledge_base: KnowledgeBase) -> dict | None:
     """A re-index under way, for the dashboard: target model, documents re-embedded of total, error."""
     if not knowledge_base.is_reindexing:

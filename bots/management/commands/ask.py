@@ -17,6 +17,7 @@ from bots.models import Bot
 from conversations.models import Conversation, Message
 from conversations.pipeline.events import Citations, Delta, Done, Error, Reset, Start
 from conversations.pipeline.service import answer_stream
+from knowledge.selectors import documents_unfinished_count
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -44,6 +45,16 @@ class Command(BaseCommand):
                     raise CommandError(f"No conversation {opts['conversation']} for this bot.")
             else:
                 conversation = Conversation.objects.create(bot=bot, channel=Conversation.Channel.CLI, visitor_id="cli")
+            # Right after `make run` the worker may still be embedding the demo documents: say so,
+            # rather than let an "I don't know" look like the bot's final word.
+            unfinished = documents_unfinished_count(
+                knowledge_base_ids=list(bot.knowledge_bases.values_list("id", flat=True))
+            )
+        if unfinished:
+            self.stderr.write(
+                f"Note: {unfinished} document(s) of this bot's knowledge bases are still being ingested; "
+                "this answer cannot use them yet."
+            )
         # async_to_sync keeps the pipeline's ORM calls on this thread and its connection.
         failed = async_to_sync(self._stream)(bot, conversation, opts["question"])
         message_id = self._message_id
