@@ -35,3 +35,20 @@ class TraceFactory(ScopedFactory):
 
 
 SCOPED_FACTORIES.update({Conversation: ConversationFactory, Message: MessageFactory, Trace: TraceFactory})
+
+
+def conversation_with_document(tenant, *, text: str, **bot_fields):  # noqa: ANN001, ANN003, ANN201
+    """A conversation whose bot (`bot_fields` passed to its factory) has one knowledge base
+    "Handbook" holding `text`, ingested in-process: (conversation, knowledge base)."""
+    from bots.services import bot_attach_knowledge_bases
+    from knowledge.ingestion import document_ingest
+    from knowledge.services import document_create_from_text, knowledge_base_create
+    from tenants.context import tenant_context
+
+    with tenant_context(tenant):
+        kb = knowledge_base_create(tenant=tenant, name="Handbook")
+        document = document_create_from_text(knowledge_base=kb, title="Handbook", text=text)
+        document_ingest(document_id=document.pk)
+        conversation = ConversationFactory(tenant=tenant, **{f"bot__{k}": v for k, v in bot_fields.items()})
+        bot_attach_knowledge_bases(bot=conversation.bot, knowledge_base_ids=[kb.pk])
+    return conversation, kb

@@ -230,18 +230,9 @@ def test_the_dashboard_starts_shows_and_cancels_a_reindex(world, kb_a, handbook,
     assert client.get(reverse("kb_status", args=["acme", kb_a.pk])).json()["reindex"] is None
 
 
-def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
-    transactional_db, world, monkeypatch, settings
-):
-    """The swap commits between the search reading the knowledge base's model and its search
-    statement: the statement reads only chunks of the model the query vector was made with, sees
-    the model changed, and the search starts again with the new model. Vectors of two dimensions
-    are never compared (pgvector would raise), and no transaction is needed for it."""
-    import threading
-
-    from django.db import connection
-
-    from knowledge import retrieval
+def _knowledge_base_staged_for_swap(world):  # noqa: ANN001, ANN202
+    """A knowledge base re-indexing to OpenAI with both versions of one chunk written: (kb, the
+    visible MiniLM chunk, the staged OpenAI chunk). The swap is left to the test."""
     from tests.knowledge.factories import ChunkFactory, DocumentFactory, KnowledgeBaseFactory
 
     kb = KnowledgeBaseFactory(tenant=world.tenant_a, reindex_to=OPENAI)
@@ -257,6 +248,23 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
         embedding=[1.0] + [0.0] * 1535,
     )
     Document.objects.unscoped().filter(pk=document.pk).update(chunk_count=1, staged_chunk_count=1)
+    return kb, old, new
+
+
+def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
+    transactional_db, world, monkeypatch, settings
+):
+    """The swap commits between the search reading the knowledge base's model and its search
+    statement: the statement reads only chunks of the model the query vector was made with, sees
+    the model changed, and the search starts again with the new model. Vectors of two dimensions
+    are never compared (pgvector would raise), and no transaction is needed for it."""
+    import threading
+
+    from django.db import connection
+
+    from knowledge import retrieval
+
+    kb, old, new = _knowledge_base_staged_for_swap(world)
     real_get_embedder = retrieval.get_embedder
     outcome: list[str] = []
 
@@ -300,21 +308,7 @@ def test_a_search_planned_with_the_model_a_swap_replaced_searches_again_with_the
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from tests.knowledge.factories import ChunkFactory, DocumentFactory, KnowledgeBaseFactory
-
-    kb = KnowledgeBaseFactory(tenant=world.tenant_a, reindex_to=OPENAI)
-    document = DocumentFactory(tenant=world.tenant_a, knowledge_base=kb, version=2, active_version=1, staged_version=2)
-    old = ChunkFactory(tenant=world.tenant_a, document=document, document_version=1, text="Refunds take five days.")
-    new = ChunkFactory(
-        tenant=world.tenant_a,
-        document=document,
-        document_version=2,
-        text="Refunds take five days.",
-        embedding_model=OPENAI,
-        embedding_dim=1536,
-        embedding=[1.0] + [0.0] * 1535,
-    )
-    Document.objects.unscoped().filter(pk=document.pk).update(chunk_count=1, staged_chunk_count=1)
+    kb, old, new = _knowledge_base_staged_for_swap(world)
     with tenant_context(world.tenant_a):
         assert [
             h.chunk_id for h in chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query="refunds")

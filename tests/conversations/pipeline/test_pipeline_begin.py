@@ -16,10 +16,8 @@ from conversations.pipeline.memory import memory_window, memory_window_subquery
 from conversations.pipeline.retrieval import passages_for
 from conversations.pipeline.turn import turn_begin
 from knowledge.embeddings import embed_query_by_model
-from knowledge.ingestion import document_ingest
-from knowledge.services import document_create_from_text, knowledge_base_create
 from tenants.context import tenant_context
-from tests.conversations.factories import ConversationFactory
+from tests.conversations.factories import ConversationFactory, conversation_with_document
 from tests.fakes.fixtures import ask
 
 HANDBOOK = """# Handbook
@@ -37,13 +35,7 @@ QUESTION = "How do I reset my password?"
 @pytest.fixture
 def knowledge(world, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-    with tenant_context(world.tenant_a):
-        kb = knowledge_base_create(tenant=world.tenant_a, name="Handbook")
-        document = document_create_from_text(knowledge_base=kb, title="Handbook", text=HANDBOOK)
-        document_ingest(document_id=document.pk)
-        conversation = ConversationFactory(tenant=world.tenant_a, bot__name="Support", bot__answer_policy="general")
-        bot_attach_knowledge_bases(bot=conversation.bot, knowledge_base_ids=[kb.pk])
-    return conversation, kb
+    return conversation_with_document(world.tenant_a, text=HANDBOOK, name="Support", answer_policy="general")
 
 
 def _ids(passages) -> list[tuple[int, float]]:
