@@ -523,9 +523,9 @@ def _small_search_sql() -> str:
 @dataclass
 class SearchResult:
     passages: list[RetrievedPassage]
-    consistent: bool  # False: a knowledge base's model changed (or it went) since the scope was read
     plan: str = ""
-    # knowledge_bases_for_search(scope_kb_ids) as of the statement's snapshot
+    # knowledge_bases_for_search(scope_kb_ids) as of the statement's snapshot: the caller compares
+    # it with the scope it planned with (a model changed, a knowledge base went or grew)
     knowledge_bases: list[tuple[int, str, int]] = field(default_factory=list)
 
 
@@ -579,8 +579,6 @@ def hybrid_search(
             rows = cursor.fetchall()
     ids, models, sizes = (rows[0][0] or [], rows[0][1] or [], rows[0][2] or []) if rows else ([], [], [])
     now = [(kb_id, model, int(size)) for kb_id, model, size in zip(ids, models, sizes, strict=True)]
-    mine = set(scope.knowledge_base_ids)
-    matched = sum(1 for kb_id, model, _size in now if kb_id in mine and model == scope.model_name)
     scored: list[tuple[float, float, int, tuple]] = []
     for row in rows:
         if row[4] is None:  # the LEFT JOIN's row when nothing matched
@@ -609,4 +607,4 @@ def hybrid_search(
         )
         for score, similarity, _chunk_id, row in scored[:k]
     ]
-    return SearchResult(passages, matched == len(scope.knowledge_base_ids), plan.name, now)
+    return SearchResult(passages, plan.name, now)
