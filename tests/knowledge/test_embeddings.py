@@ -117,10 +117,3 @@ def test_a_query_embeds_exactly_as_the_model_encodes_it():
         expected = model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
         got = np.array(embedder.embed_query(text), dtype=np.float32)
         assert got.shape == (384,) and np.abs(got - expected).max() < 1e-5, text[:40]
-
-
-def test_a_query_uses_two_threads_only_when_it_is_the_only_embedding_in_flight():
-    from knowledge.embeddings import query_threads
-
-    assert query_threads(others_in_flight=1) == 1
-    assert query_threads(others_in_flight=0) in (1, 2)  # 2 only when the machine has a core to spare
