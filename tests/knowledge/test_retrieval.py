@@ -525,11 +525,20 @@ def test_only_one_worker_builds_a_knowledge_base_index_at_a_time(transactional_d
 
 
 @pytest.mark.django_db
-def test_chunk_vectors_stay_in_the_heap_row_so_an_exact_scan_reads_no_toast():
-    # pgvector's default (EXTERNAL) moved a 384-float vector out of a ~2.6 kB row: an exact scan
-    # then fetched each vector through the TOAST index (5x the time at 5,000 chunks).
+def test_a_chunk_row_stays_whole_in_the_heap_so_a_search_reads_no_toast(world, kb_a, handbook_a):
+    # pgvector's default (EXTERNAL) moved a 384-float vector out of a ~2.6 kB row, and TOAST's
+    # ~2 kB threshold then moved the text and tsvector out: a search fetched them through the
+    # TOAST index (an exact scan of 5,000 chunks took 5x the time).
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT attstorage FROM pg_attribute WHERE attrelid = 'knowledge_chunk'::regclass AND attname = 'embedding'"
         )
         assert cursor.fetchone()[0] == "m"
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = 'knowledge_chunk'::regclass")
+        assert "toast_tuple_target=4080" in cursor.fetchone()[0]
+        # The handbook's chunks were just written: none of their values went to the TOAST table.
+        cursor.execute("SELECT count(*) FROM knowledge_chunk WHERE knowledge_base_id = %s", [kb_a.pk])
+        assert cursor.fetchone()[0] > 0
+        cursor.execute("SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = 'knowledge_chunk'::regclass")
+        cursor.execute(f"SELECT count(*) FROM {cursor.fetchone()[0]}")  # noqa: S608 - a relation name from pg_class
+        assert cursor.fetchone()[0] == 0
