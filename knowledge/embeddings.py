@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -205,7 +205,7 @@ def query_graph_path() -> Path:
     return Path(settings.VAR_DIR) / "models" / name
 
 
-def load_query_encoder(model_loader: Any) -> QueryEncoder:
+def load_query_encoder(model_loader: Callable[[], Any]) -> QueryEncoder:
     """The QueryEncoder over the exported graph; the graph is exported first when it is missing or
     does not match its recorded hash (`model_loader()` loads the verified model for that)."""
     _verified_weights()

@@ -41,7 +41,8 @@ IN_CHILD_ENV = "KNOWLEDGE_QUERY_EMBEDDING_PROCESS"
 class QueryEmbeddingProcess:
     """A handle on one child that embeds queries with the local model. Thread-safe: requests
     are sent one at a time (the child computes one at a time anyway). A child that died, hung or
-    answered garbage is killed and replaced, and the request is sent once more to the new one."""
+    answered garbage is killed; when it had been serving, a new one is started and gets the
+    request once more."""
 
     def __init__(
         self,
@@ -77,13 +78,17 @@ class QueryEmbeddingProcess:
 
         request = orjson.dumps({"text": text}) + b"\n"
         with self._lock:
-            for attempt in (1, 2):
+            for _attempt in (1, 2):
+                new_child = self.pid is None  # none yet, or it exited while idle: this query starts one
                 try:
                     self._ensure_started()
                     reply = self._exchange(request)
                 except _ChildFailed as exc:
                     self._kill()
-                    if attempt == 2 or exc.final:
+                    # A child that was running may have died of something else (killed for memory,
+                    # a crash): a new one gets the query. A new one that fails is reported, so a
+                    # query waits for at most one start.
+                    if new_child or exc.final:
                         raise EmbeddingError(str(exc), code=exc.code, retryable=not exc.final) from None
                     logger.warning("query embedding process failed (%s); starting a new one", exc)
                     continue
@@ -124,6 +129,13 @@ class QueryEmbeddingProcess:
     def _ensure_started(self) -> None:
         if self._proc is not None and self._owner_pid != os.getpid():
             self._proc = None  # inherited across a fork: that child belongs to the parent process
+        if self._proc is not None and self._proc.poll() is not None:
+            logger.warning(
+                "query embedding process %s exited (status %s); starting a new one",
+                self._proc.pid,
+                self._proc.returncode,
+            )
+            self._kill()
         if self._proc is not None:
             return
         env = {**os.environ, IN_CHILD_ENV: "false"}

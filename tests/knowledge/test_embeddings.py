@@ -108,7 +108,8 @@ QUERIES = [
 
 
 def test_a_query_embeds_exactly_as_the_model_encodes_it():
-    """The traced one-query path (QueryEncoder) is a speed-up, never a different vector."""
+    """The one-query path (the ONNX export run by ONNX Runtime, in the query embedding process) is a
+    speed-up, never a different vector."""
     import numpy as np
 
     embedder = get_embedder("all-MiniLM-L6-v2")

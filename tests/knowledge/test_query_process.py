@@ -73,6 +73,17 @@ def test_a_killed_child_is_replaced_and_the_query_still_answered(child, caplog):
     assert "starting a new one" in caplog.text
 
 
+def test_a_child_that_died_while_idle_is_replaced_before_the_next_query(child, caplog):
+    first = child.embed(QUESTION)
+    pid = child.pid
+    os.kill(pid, signal.SIGKILL)
+    assert _wait_until_gone(pid)
+    assert child.embed(QUESTION) == first
+    assert child.pid not in (None, pid)
+    # Seen exited before the query is sent, or when writing to it fails: either way a new one answers.
+    assert "starting a new one" in caplog.text
+
+
 @pytest.mark.parametrize(
     "script",
     [
