@@ -5,8 +5,8 @@ What is inside the measured overhead: input checks, storing the visitor's and th
 messages, the quota check, loading prompt/chain/keys/memory, retrieval (query embedding, in the
 query embedding process, + hybrid search over a real knowledge base), context assembly, the
 breaker check in Redis, the SDK's request to the fake OpenAI server over loopback, SSE parsing
-and the output filter. Runs on the
-`make run` database in a throw-away tenant that is deleted afterwards.
+and the output filter. Runs on the `make run` database in a throw-away tenant that is deleted
+afterwards.
 """
 
 from __future__ import annotations

@@ -449,6 +449,16 @@ def text_candidates(scope: SearchScope, query: str, n: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _scope_seen(candidates: str) -> str:
+    """The one row every search statement starts with: the scope as its snapshot saw it (kbs_now,
+    as arrays by id) and how many vector candidates `candidates` holds."""
+    return f"""
+        SELECT array_agg(id ORDER BY id) AS kb_ids, array_agg(embedding_model ORDER BY id) AS kb_models,
+               array_agg(available ORDER BY id) AS kb_available, (SELECT count(*) FROM {candidates}) AS found
+        FROM kbs_now
+    """  # noqa: S608 - a CTE name of ours
+
+
 def _search_sql(scope: SearchScope, plan: VectorPlan) -> str:
     """Both halves, the fusion inputs, the citation details and the scope read in one statement.
 
@@ -477,11 +487,7 @@ def _search_sql(scope: SearchScope, plan: VectorPlan) -> str:
                c.id, c.document_id, c.knowledge_base_id, c.text, c.page, c.heading_path,
                c.source_url, d.title, d.url, 1 - coalesce(ids.dist, c.embedding <=> %(qvec)s::vector) AS similarity,
                ids.v_rank, ids.t_rank
-        FROM (
-            SELECT array_agg(id ORDER BY id) AS kb_ids, array_agg(embedding_model ORDER BY id) AS kb_models,
-                   array_agg(available ORDER BY id) AS kb_available, (SELECT count(*) FROM v) AS found
-            FROM kbs_now
-        ) s
+        FROM ({_scope_seen("v")}) s
         LEFT JOIN (ids JOIN knowledge_chunk c ON c.id = ids.id AND c.tenant_id = %(tenant)s
                    JOIN knowledge_document d ON d.id = c.document_id) ON true
     """  # noqa: S608 - only constant fragments are interpolated
@@ -511,11 +517,7 @@ def _small_search_sql() -> str:
                r.title, r.url, 1 - r.dist AS similarity,
                CASE WHEN r.v_rank <= %(n)s THEN r.v_rank END,
                CASE WHEN r.t_score IS NOT NULL AND r.t_rank <= %(n)s THEN r.t_rank END
-        FROM (
-            SELECT array_agg(id ORDER BY id) AS kb_ids, array_agg(embedding_model ORDER BY id) AS kb_models,
-                   array_agg(available ORDER BY id) AS kb_available, (SELECT count(*) FROM m) AS found
-            FROM kbs_now
-        ) s
+        FROM ({_scope_seen("m")}) s
         LEFT JOIN r ON r.v_rank <= %(n)s OR (r.t_score IS NOT NULL AND r.t_rank <= %(n)s)
     """  # noqa: S608 - only constant fragments are interpolated
 
