@@ -33,6 +33,7 @@ test: setup browsers
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

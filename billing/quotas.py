@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.conf import settings
-from django.db.models import Sum
 
 from chatbot_saas.errors import AppError
 from tenants.context import tenant_context
@@ -16,6 +14,7 @@ from tenants.models import Tenant
 
 from .models import Plan, Subscription, UsageCounter
 from .services import current_period, plan_default, usage_warn_owners
+from .usage_sources import usage_source
 
 LIMIT_FIELDS = {
     "messages": ("max_messages_per_month", "messages this month"),
@@ -26,25 +25,13 @@ LIMIT_FIELDS = {
 }
 
 
-# The model each kind is counted from, when it is not the usage counter or the members table.
-_COUNTED_FROM = {
-    "bots": ("bots", "Bot"),
-    "documents": ("knowledge", "Document"),
-    "storage_bytes": ("knowledge", "Document"),
-}
+# Kinds billing counts itself: the usage counter, and the members table (tenants is below billing).
+_OWN_KINDS = ("messages", "members")
 
 
 def countable_kinds() -> list[str]:
-    """The kinds whose source model is installed (knowledge.Document arrives with issue 3)."""
-    installed = []
-    for kind in LIMIT_FIELDS:
-        app_label, model = _COUNTED_FROM.get(kind, ("billing", "UsageCounter"))
-        try:
-            apps.get_model(app_label, model)
-        except LookupError:
-            continue
-        installed.append(kind)
-    return installed
+    """The kinds that can be counted now: billing's own, and those whose app registered a counter."""
+    return [kind for kind in LIMIT_FIELDS if kind in _OWN_KINDS or usage_source(kind) is not None]
 
 
 class QuotaExceeded(AppError):
@@ -82,13 +69,9 @@ def current_usage(*, tenant: Tenant, kind: str) -> int:
 
             pending = sum(1 for i in Invitation.objects.filter(accepted=None, revoked=None) if i.is_pending)
             return Membership.objects.count() + pending
-        if kind == "bots":
-            return apps.get_model("bots", "Bot").objects.count()
-        if kind == "documents":
-            return apps.get_model("knowledge", "Document").objects.count()
-        if kind == "storage_bytes":
-            total = apps.get_model("knowledge", "Document").objects.aggregate(total=Sum("size"))["total"]
-            return int(total or 0)
+        count = usage_source(kind)
+        if count is not None:
+            return count(tenant=tenant)
     raise ValueError(f"Unknown quota kind {kind!r}")
 
 

@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import QuerySet
 
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
 from .crypto import decrypt
 from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
 
 
 def bot_list() -> QuerySet[Bot]:
     return Bot.objects.all().order_by("name")
+
+
+def bot_count_for_tenant(*, tenant: Tenant) -> int:
+    """The tenant's bots: billing's `bots` quota counts these."""
+    with tenant_context(tenant):
+        return Bot.objects.count()
 
 
 def prompt_published(*, bot: Bot) -> PromptVersion | None:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from conversations.llm.catalog import PROVIDERS
+from bots.catalog import PROVIDERS
 
 MAX_CHAIN = 5
 # Parameters a chain entry may carry, with their type and allowed range.

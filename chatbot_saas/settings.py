@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "knowledge",
     "conversations",
     "billing",
+    # Above the apps: cross-app flows and their management commands (bootstrap_demo).
+    "chatbot_saas",
 ]
 
 MIDDLEWARE = [
@@ -135,7 +137,7 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = envstr("ACCOUNT_EMAIL_VERIFICATION", "optional")
-ACCOUNT_SIGNUP_FORM_CLASS = "tenants.forms.SignupForm"
+ACCOUNT_SIGNUP_FORM_CLASS = "chatbot_saas.signup.SignupForm"
 ACCOUNT_LOGOUT_ON_GET = False
 # Login is rate-limited by allauth through the Redis cache, so every process shares counts.
 ACCOUNT_RATE_LIMITS = {

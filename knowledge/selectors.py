@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from tenants.context import get_current_tenant_or_none
+from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
 
 from .models import EMBEDDING_DIMENSIONS, Document, KnowledgeBase
@@ -23,6 +23,19 @@ def knowledge_base_list() -> QuerySet[KnowledgeBase]:
 def document_list_for_kb(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:
     """The knowledge base's documents, newest first, through the tenant scope."""
     return Document.objects.filter(knowledge_base=knowledge_base).order_by("-created", "-id")
+
+
+def document_count_for_tenant(*, tenant: Tenant) -> int:
+    """The tenant's documents in every state: billing's `documents` quota counts these."""
+    with tenant_context(tenant):
+        return Document.objects.count()
+
+
+def document_bytes_for_tenant(*, tenant: Tenant) -> int:
+    """The total size of the tenant's documents: billing's `storage_bytes` quota counts these."""
+    with tenant_context(tenant):
+        total = Document.objects.aggregate(total=Sum("size"))["total"]
+    return int(total or 0)
 
 
 def documents_unfinished_count(*, knowledge_base_ids: Sequence[int]) -> int:

@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from chatbot_saas.errors import AppError, PermissionDenied
 
 from .context import tenant_context
+from .limits import member_limits_check
 from .models import ApiKey, Invitation, Membership, Role, Tenant
 
 API_KEY_PREFIX = "cbk_"
@@ -36,17 +37,15 @@ def _unique_slug(name: str) -> str:
 
 @transaction.atomic
 def tenant_create_with_owner(*, name: str, owner: AbstractBaseUser, slug: str | None = None) -> Tenant:
-    """Create a tenant and make `owner` its owner. Used by signup and the demo bootstrap.
+    """Create a tenant and make `owner` its owner.
 
-    The tenant starts on the default (free) plan.
+    Tenants only: signup and the demo bootstrap go through chatbot_saas.signup.workspace_signup,
+    which also starts the free plan.
     """
     name = name.strip()[:120] or "My workspace"
     tenant = Tenant.objects.create(name=name, slug=slug or _unique_slug(name))
     with tenant_context(tenant):
         Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
-    from billing.services import subscription_start_free
-
-    subscription_start_free(tenant=tenant)
     return tenant
 
 
@@ -63,16 +62,15 @@ def tenant_reactivate(*, tenant: Tenant) -> None:
 def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: AbstractBaseUser) -> tuple[Invitation, str]:
     """Create a single-use invitation and email its link. Returns (invitation, token).
 
-    Requires the tenant in context. Refuses an email that is already a member.
+    Requires the tenant in context. Refuses an email that is already a member, and an invitation
+    that a registered member limit refuses (billing's plan quota, see tenants/limits.py).
     """
     email = email.strip().lower()
     if role not in (Role.ADMIN, Role.MEMBER):
         raise AppError("Invitations can be for admins or members only.", code="invalid_role")
     if Membership.objects.filter(user__email__iexact=email).exists():
         raise AppError(f"{email} is already a member of this workspace.", code="already_member")
-    from billing.quotas import quota_check
-
-    quota_check(tenant=tenant, kind="members", amount=1)
+    member_limits_check(tenant=tenant, amount=1)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         tenant=tenant,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from bots.catalog import model_info
 from conversations.llm.base import ChatMessage
-from conversations.llm.catalog import model_info
 from conversations.llm.tokens import estimate_tokens
 from knowledge.types import RetrievedPassage
 

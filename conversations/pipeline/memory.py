@@ -21,9 +21,9 @@ from django.db import transaction
 from django.db.models import OuterRef
 from django.db.models.functions import JSONObject
 
+from bots.catalog import cheapest
 from bots.selectors import provider_key
 from conversations.llm.base import ChatMessage, ChatRequest, TextDelta, Timeouts
-from conversations.llm.catalog import cheapest
 from conversations.llm.http import close_shared_http_client
 from conversations.llm.registry import build_provider
 from conversations.models import Conversation, Message

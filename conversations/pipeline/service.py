@@ -34,9 +34,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
+from bots.catalog import model_info, turn_cost
 from bots.models import Bot
 from conversations.llm.base import ChatRequest, TextDelta, Timeouts
-from conversations.llm.catalog import model_info, turn_cost
 from conversations.llm.tokens import estimate_tokens
 from conversations.models import Conversation, Message
 from knowledge.embeddings import embed_query_by_model

@@ -2,6 +2,9 @@
 
 Prices are list prices, used to estimate each turn's cost; unknown models cost 0 and get a
 conservative 8k context window.
+
+It lives in bots, the lowest app that reads it: bots checks a model chain's providers, and
+conversations (above bots) sizes and prices each turn with it.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from chatbot_saas.signup import workspace_signup
 from tenants.models import Tenant
-from tenants.services import tenant_create_with_owner
 
 DEMO_EMAIL = "owner@demo.local"
 # Run in this order: the demo knowledge base first, then the demo bot attached to it.
@@ -36,7 +36,7 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
             if tenant is None:
-                tenant = tenant_create_with_owner(name="Demo", owner=user, slug=settings.DEMO_TENANT_SLUG)
+                tenant = workspace_signup(name="Demo", owner=user, slug=settings.DEMO_TENANT_SLUG)
             self._verify_email(user)
             settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
             creds_file.write_text(json.dumps({"email": DEMO_EMAIL, "password": password}))
