@@ -17,6 +17,11 @@ def bot_list() -> QuerySet[Bot]:
     return Bot.objects.all().order_by("name")
 
 
+def bot_get(*, bot_id: int) -> Bot | None:
+    """A bot of the tenant in context, or None (another tenant's id included)."""
+    return Bot.objects.filter(pk=bot_id).first()
+
+
 def prompt_published(*, bot: Bot) -> PromptVersion | None:
     return PromptVersion.objects.filter(bot=bot, is_published=True).first()
 

@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "chatbot_saas.api_errors.api_error_shape",
 ]
 
 ROOT_URLCONF = "chatbot_saas.urls"
