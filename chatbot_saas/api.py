@@ -74,10 +74,12 @@ class ApiKeyAuth(AuthBase):
         return self.authenticate(request)
 
     async def authenticate(self, request: HttpRequest) -> ApiKey | None:
-        token = bearer_token(request)
-        if token is None:
-            return None  # no header: the session cookie may still authenticate
-        return await api_key_admit(request, token=token)
+        scheme = request.headers.get("Authorization", "").strip().partition(" ")[0]
+        if scheme.lower() != "bearer":
+            # No header, or another scheme (say a proxy's Basic auth in front of a staging site):
+            # the session cookie may still authenticate; without one the answer is invalid_api_key.
+            return None
+        return await api_key_admit(request, token=bearer_token(request))
 
 
 class MemberSessionAuth(APIKeyCookie):

@@ -81,3 +81,10 @@ def test_a_429_names_the_workspace_when_the_workspace_is_over_its_limit(world, r
     assert Client(HTTP_AUTHORIZATION=f"Bearer {second_key}").get("/api/v1/bots").status_code == 200
     error = _error_of(Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}").get("/api/v1/bots"), 429)
     assert error["scope"] == "tenant" and error["message"].startswith("This workspace has made too many requests.")
+
+
+def test_a_member_behind_a_proxys_basic_auth_still_uses_the_api_with_the_session(world):
+    BotFactory(tenant=world.tenant_a, name="Ours")
+    browser = world.client_for(world.alice)
+    response = browser.get("/api/v1/bots", HTTP_AUTHORIZATION="Basic c3RhZ2luZzpzdGFnaW5n")
+    assert response.status_code == 200 and [b["name"] for b in response.json()] == ["Ours"]
