@@ -110,28 +110,47 @@ def quota_check(
 FEATURES = {"api_access": "API access", "webhooks": "webhooks", "custom_branding": "custom branding"}
 
 
-class PlanFeatureMissing(AppError):
-    code = "plan_feature_missing"
+class PlanFeatureRequired(AppError):
+    code = "plan_feature_required"
     status = 402
 
 
-def feature_check(*, tenant: Tenant, feature: str) -> None:
-    """Raise PlanFeatureMissing unless the tenant's effective plan has `feature` (see FEATURES)."""
+def plan_cheapest_with(*, feature: str) -> Plan | None:
+    """The cheapest public plan that includes `feature` (the one an upgrade message names)."""
+    return Plan.objects.filter(is_public=True, **{feature: True}).order_by("price_monthly_cents", "sort_order").first()
+
+
+def feature_enabled(*, tenant: Tenant, feature: str, plan: Plan | None = None) -> bool:
+    """Whether the tenant's effective plan includes `feature` (see FEATURES). Reads only."""
     if feature not in FEATURES:
         raise ValueError(f"Unknown plan feature {feature!r}")
-    plan = effective_plan(tenant=tenant)
-    if not getattr(plan, feature):
-        raise PlanFeatureMissing(
-            f"Your {plan.name} plan does not include {FEATURES[feature]}. Upgrade on the Billing page to use it.",
-            feature=feature,
-        )
+    plan = plan or effective_plan(tenant=tenant)
+    return bool(getattr(plan, feature))
+
+
+def feature_check(*, tenant: Tenant, feature: str, plan: Plan | None = None) -> None:
+    """Raise PlanFeatureRequired (402) unless the tenant's effective plan has `feature`.
+
+    The message names the cheapest public plan that has it. `plan` saves the look-up for a
+    caller that read effective_plan(tenant=tenant) already.
+    """
+    plan = plan or effective_plan(tenant=tenant)
+    if feature_enabled(tenant=tenant, feature=feature, plan=plan):
+        return
+    upgrade = plan_cheapest_with(feature=feature)
+    advice = f"Upgrade to {upgrade.name} on the Billing page to use it." if upgrade else "Contact us to enable it."
+    raise PlanFeatureRequired(
+        f"Your {plan.name} plan does not include {FEATURES[feature]}. {advice}",
+        feature=feature,
+        plan_required=upgrade.slug if upgrade else None,
+    )
 
 
 def model_check(*, tenant: Tenant, model: str) -> None:
-    """Raise PlanFeatureMissing unless the plan allows the LLM `model` (an empty list allows all)."""
+    """Raise PlanFeatureRequired unless the plan allows the LLM `model` (an empty list allows all)."""
     plan = effective_plan(tenant=tenant)
     if plan.allowed_models and model not in plan.allowed_models:
-        raise PlanFeatureMissing(
+        raise PlanFeatureRequired(
             f"Your {plan.name} plan does not include the model {model[:100]}. "
             f"It allows: {', '.join(plan.allowed_models)}. Upgrade on the Billing page for more models.",
             feature="model",

@@ -79,6 +79,32 @@ def subscription_start_free(*, tenant: Tenant) -> Subscription:
     return subscription
 
 
+def subscription_comp(*, tenant: Tenant, plan_slug: str) -> Subscription:
+    """Put the tenant on `plan_slug` without Stripe: the local demo workspace, or an operator's gift.
+
+    Idempotent. Seeds the public plans first when they are missing. Refuses (AppError
+    `subscription_billed`) a workspace with a Stripe customer: Stripe decides that one's plan,
+    and the next re-sync would undo the change anyway.
+    """
+    plans_seed()
+    plan = Plan.objects.get(slug=plan_slug)
+    with tenant_context(tenant), transaction.atomic():
+        subscription, created = Subscription.objects.select_for_update().get_or_create(
+            tenant=tenant, defaults={"plan": plan, "status": Subscription.Status.ACTIVE}
+        )
+        if created:
+            return subscription
+        if subscription.stripe_customer_id:
+            raise AppError(
+                "This workspace is billed through Stripe; change its plan there.", code="subscription_billed"
+            )
+        subscription.plan = plan
+        subscription.status = Subscription.Status.ACTIVE
+        subscription.updated = timezone.now()
+        subscription.save(update_fields=["plan", "status", "updated"])
+    return subscription
+
+
 def _customer_ensure(*, tenant: Tenant, user: AbstractBaseUser) -> str:
     """The tenant's Stripe customer id, created once.
 

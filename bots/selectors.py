@@ -5,15 +5,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 
+from billing.quotas import feature_enabled
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from .crypto import decrypt
-from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
+from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion, ProviderCredential
 
 
 def bot_list() -> QuerySet[Bot]:
@@ -24,6 +26,23 @@ def bot_count_for_tenant(*, tenant: Tenant) -> int:
     """The tenant's bots: billing's `bots` quota counts these."""
     with tenant_context(tenant):
         return Bot.objects.count()
+
+
+def bot_get(*, bot_id: int) -> Bot | None:
+    """A bot of the tenant in context, or None (another tenant's id included)."""
+    return Bot.objects.filter(pk=bot_id).first()
+
+
+def bot_widget_look(*, bot: Bot) -> dict[str, Any]:
+    """The widget settings a visitor's widget may show: the branding keys (colour, avatar) only
+    while the tenant's plan includes custom_branding. One plan read; no tenant context needed."""
+    look = dict(bot.widget or {})
+    if any(look.get(k) for k in WIDGET_BRANDING_KEYS) and not feature_enabled(
+        tenant=bot.tenant, feature="custom_branding"
+    ):
+        for key in WIDGET_BRANDING_KEYS:
+            look.pop(key, None)
+    return look
 
 
 def prompt_published(*, bot: Bot) -> PromptVersion | None:

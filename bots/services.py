@@ -14,12 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.quotas import quota_check
+from billing.quotas import PlanFeatureRequired, feature_check, quota_check
 from tenants.models import Tenant
 
 from . import validation
 from .crypto import encrypt
-from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
+from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion, ProviderCredential
 
 # Fields bot_update may change, with the check each needs.
 EDITABLE_FIELDS = {
@@ -53,7 +53,24 @@ def default_model_chain() -> list[dict[str, Any]]:
     return chain
 
 
-def _check_bot_fields(values: dict[str, Any]) -> dict[str, Any]:
+def _branding_error(*, tenant: Tenant, widget: Any, current: dict[str, Any]) -> ValidationError | None:
+    """plan_feature_required when the widget sets a new branding value on a plan without
+    custom_branding. Values already saved are let through, so a downgraded workspace can still
+    save its other settings; the widget stops showing them (bots.selectors.bot_widget_look)."""
+    if not isinstance(widget, dict):
+        return None
+    if not any(widget.get(k) and widget.get(k) != current.get(k) for k in WIDGET_BRANDING_KEYS):
+        return None
+    try:
+        feature_check(tenant=tenant, feature="custom_branding")
+    except PlanFeatureRequired as exc:
+        return ValidationError(f"{exc.message} Leave colour and avatar empty instead.", code=exc.code)
+    return None
+
+
+def _check_bot_fields(
+    values: dict[str, Any], *, tenant: Tenant, current_widget: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Validate the fields being set; raise one ValidationError holding every field's error."""
     errors: dict[str, list[str]] = {}
     checks = {
@@ -79,6 +96,8 @@ def _check_bot_fields(values: dict[str, Any]) -> dict[str, Any]:
         widget = values["widget"]
         if not isinstance(widget, dict) or set(widget) - WIDGET_KEYS:
             errors["widget"] = [f"Widget settings may only hold {', '.join(sorted(WIDGET_KEYS))}."]
+        elif branding := _branding_error(tenant=tenant, widget=widget, current=current_widget or {}):
+            errors["widget"] = [branding]
     if "name" in values and (not isinstance(values["name"], str) or not values["name"].strip()):
         errors["name"] = ["A bot needs a name."]
     if errors:
@@ -97,7 +116,7 @@ def bot_create(*, tenant: Tenant, name: str, system_prompt: str, author: Any = N
     if unknown:
         raise ValidationError({field: "This field cannot be set." for field in unknown})
     fields.setdefault("model_chain", default_model_chain())
-    values = _check_bot_fields({"name": name, **fields})
+    values = _check_bot_fields({"name": name, **fields}, tenant=tenant)
     text = validation.check_prompt_text(system_prompt)
     if Bot.objects.filter(name=values["name"].strip()).exists():
         raise ValidationError({"name": "A bot with this name already exists in this workspace."})
@@ -114,7 +133,7 @@ def bot_update(*, bot: Bot, **fields: Any) -> Bot:
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
         raise ValidationError({field: "This field cannot be changed." for field in unknown})
-    values = _check_bot_fields(fields)
+    values = _check_bot_fields(fields, tenant=bot.tenant, current_widget=bot.widget or {})
     if "name" in values:
         values["name"] = values["name"].strip()
         if Bot.objects.filter(name=values["name"]).exclude(pk=bot.pk).exists():

@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("knowledge.urls")),
     path("", include("bots.urls")),
     path("", include("conversations.urls")),
+    path("", include("chatbot_saas.api")),
     path("", include("billing.urls")),
 ]

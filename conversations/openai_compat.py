@@ -5,6 +5,10 @@ message is the question and earlier user/assistant turns become the conversation
 the bot's own memory sees them. System messages are ignored: the bot's published prompt rules.
 The answer goes through the full pipeline. Citations ride in an extra top-level `citations`
 field (on the response, or on the final chunk when streaming) that standard clients ignore.
+
+The handlers here take the caller's key already admitted: chatbot_saas/api.py mounts them behind
+the same authentication, plan check and rate limit as the REST API, and answers a refusal with
+`openai_error`.
 """
 
 from __future__ import annotations
@@ -17,27 +21,28 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from bots.models import Bot
 from chatbot_saas.errors import AppError, NotFound
+from tenants.apiauth import scope_require
+from tenants.models import ApiKey
 
 from . import selectors, services
-from .apiauth import api_key_request_authenticate, scope_require
 from .models import Conversation, Message
 from .relay import ERROR_STATUS, AnswerRelay, QueuedTurn
 
 MAX_HISTORY_MESSAGES = 50
 OPENAI_ERROR_TYPES = {
     401: "authentication_error",
+    402: "permission_error",
     403: "permission_error",
     404: "not_found_error",
     429: "rate_limit_error",
 }
 
 
-def _error(exc: AppError) -> JsonResponse:
+def openai_error(exc: AppError) -> JsonResponse:
+    """An AppError in the OpenAI error shape ({"error": {"message", "type", "code", ...}})."""
     body = exc.as_dict()
     body["error"]["type"] = OPENAI_ERROR_TYPES.get(exc.status, "invalid_request_error")
     response = JsonResponse(body, status=exc.status)
@@ -151,11 +156,8 @@ async def _chain(head: list[dict[str, Any]], tail: Any) -> Any:
         yield frame
 
 
-@csrf_exempt
-@require_POST
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+async def chat_completions(request: HttpRequest, *, api_key: ApiKey) -> HttpResponse:
     try:
-        api_key = await api_key_request_authenticate(request)
         scope_require(api_key, "chat")
         model, text, history, stream, include_usage = _parse(request)
         services.chat_text_check(text)
@@ -176,11 +178,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             )
         await relay.run_detached()
     except AppError as exc:
-        return _error(exc)
+        return openai_error(exc)
     if relay.message_id is None or relay.status == Message.Status.FAILED:
         error = relay.error or {"code": "internal_error", "message": "The answer could not be produced."}
         status = ERROR_STATUS.get(error["code"], 400 if relay.message_id is None else 502)
-        return _error(AppError(error["message"], code=error["code"], status=status))
+        return openai_error(AppError(error["message"], code=error["code"], status=status))
     return JsonResponse(
         {
             "id": f"chatcmpl-{relay.message_id}",
@@ -200,13 +202,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
-async def models_list(request: HttpRequest) -> HttpResponse:
+async def models_list(request: HttpRequest, *, api_key: ApiKey) -> HttpResponse:
     try:
-        api_key = await api_key_request_authenticate(request)
         scope_require(api_key, "chat")
     except AppError as exc:
-        return _error(exc)
+        return openai_error(exc)
     bots = await sync_to_async(selectors.bot_list)()
     data = [
         {"id": b.public_id, "object": "model", "created": int(b.created.timestamp()), "owned_by": api_key.tenant.slug}

@@ -94,14 +94,27 @@ class Decision:
     retry_after: float = 0.0
 
 
+# What each bucket limits, as the 429 message says it: the caller should know whether to slow
+# down one key, one visitor or the whole workspace.
+LIMITED = {
+    "visitor": "You have sent too many messages",
+    "ip": "Too many messages came from your network",
+    "bot": "This bot is receiving too many messages",
+    "tenant": "This workspace has made too many requests",
+    "api_key": "This API key has made too many requests",
+    "widget_session": "Too many chat sessions were opened from your network",
+}
+
+
 class RateLimited(AppError):
     code = "rate_limited"
     status = 429
 
     def __init__(self, decision: Decision) -> None:
         retry = round(decision.retry_after, 1)
+        what = LIMITED.get(decision.refused_by or "", "Too many requests")
         super().__init__(
-            f"Too many messages. Please wait {max(1, round(retry))} seconds and try again.",
+            f"{what}. Please wait {max(1, round(retry))} seconds and try again.",
             retry_after=retry,
             scope=decision.refused_by,
         )

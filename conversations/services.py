@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from bots.models import Bot
+from bots.selectors import bot_widget_look
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
 from tenants.models import ApiKey
@@ -75,7 +76,7 @@ def widget_session_open(
     return {
         "token": session_token_issue(claims=claims),
         "expires_in": settings.WIDGET_SESSION_TTL_SECONDS,
-        "bot": {"name": bot.name, "welcome_message": bot.welcome_message, "widget": bot.widget or {}},
+        "bot": {"name": bot.name, "welcome_message": bot.welcome_message, "widget": bot_widget_look(bot=bot)},
         "conversation_id": conversation.pk if conversation else None,
         "history": history,
     }

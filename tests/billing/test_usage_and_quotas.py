@@ -180,30 +180,30 @@ def test_a_plan_without_overage_reports_nothing(world, stripe_fake):
 
 
 def test_plan_features_are_checked_against_the_effective_plan(world, plans, stripe_fake):
-    from billing.quotas import PlanFeatureMissing, feature_check
+    from billing.quotas import PlanFeatureRequired, feature_check
 
-    with pytest.raises(PlanFeatureMissing) as refused:
+    with pytest.raises(PlanFeatureRequired) as refused:
         feature_check(tenant=world.tenant_a, feature="api_access")
-    assert refused.value.code == "plan_feature_missing" and "Free plan does not include API access" in str(
-        refused.value
-    )
+    assert refused.value.code == "plan_feature_required" and refused.value.status == 402
+    assert "Free plan does not include API access. Upgrade to Starter" in str(refused.value)
     _make_pro(world.tenant_a, stripe_fake)
     for feature in ["api_access", "webhooks", "custom_branding"]:
         feature_check(tenant=world.tenant_a, feature=feature)
-    with pytest.raises(PlanFeatureMissing):
+    with pytest.raises(PlanFeatureRequired) as refused:
         feature_check(tenant=world.tenant_b, feature="webhooks")
+    assert "Upgrade to Pro" in str(refused.value) and refused.value.extra["plan_required"] == "pro"
     with pytest.raises(ValueError):
         feature_check(tenant=world.tenant_a, feature="is_default")
 
 
 def test_a_plan_can_restrict_the_models_a_tenant_may_use(world, plans):
-    from billing.quotas import PlanFeatureMissing, model_check
+    from billing.quotas import PlanFeatureRequired, model_check
 
     model_check(tenant=world.tenant_a, model="any-model")  # an empty list allows every model
     plans["free"].allowed_models = ["gpt-4o-mini", "claude-haiku"]
     plans["free"].save()
     model_check(tenant=world.tenant_a, model="gpt-4o-mini")
-    with pytest.raises(PlanFeatureMissing) as refused:
+    with pytest.raises(PlanFeatureRequired) as refused:
         model_check(tenant=world.tenant_a, model="gpt-5" + "x" * 1000)
     assert "It allows: gpt-4o-mini, claude-haiku" in refused.value.message
     assert len(refused.value.message) < 300

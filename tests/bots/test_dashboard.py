@@ -28,7 +28,7 @@ def settings_post(bot: Bot, **overrides: object) -> dict:
         "answer_policy": "general", "max_answer_tokens": 400, "temperature": 0.3, "retrieval_k": 4,
         "model_chain": json.dumps([{"provider": "offline", "model": "extractive"}]),
         "allowed_origins": "https://www.acme.test", "blocked_topics": "crypto\nre:\\bstocks?\\b",
-        "redact_output": "on", "widget_title": "Acme help", "widget_primary_color": "#112233", "widget_position": "left",
+        "redact_output": "on", "widget_title": "Acme help", "widget_position": "left",
     }  # fmt: skip
     data.update(overrides)
     return data

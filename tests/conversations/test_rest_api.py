@@ -8,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from billing.services import subscription_comp
 from conversations.models import Message
 from tenants.context import tenant_context
 from tenants.services import api_key_create, api_key_revoke, tenant_suspend
@@ -19,6 +20,7 @@ ALL_SCOPES = ["chat", "bots:read", "knowledge:read", "knowledge:write"]
 
 
 def _key(tenant, scopes=None):  # noqa: ANN001, ANN202
+    subscription_comp(tenant=tenant, plan_slug="starter")  # a plan with API access
     with tenant_context(tenant):
         key, raw = api_key_create(tenant=tenant, name="test", scopes=scopes or ALL_SCOPES)
     return key, raw

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from billing.models import Plan, Subscription
+from billing.services import subscription_comp
 from conversations.models import Conversation, Message
 from conversations.services import dangerously_settle_stale_streaming
 from conversations.tasks import settle_stale_streaming
@@ -40,6 +41,7 @@ To reset your password, open the login page and click "Forgot password".
 
 
 def _key(tenant, scopes=("chat", "bots:read")) -> str:  # noqa: ANN001
+    subscription_comp(tenant=tenant, plan_slug="starter")  # a plan with API access
     with tenant_context(tenant):
         return api_key_create(tenant=tenant, name="sdk", scopes=list(scopes))[1]
 
@@ -158,8 +160,8 @@ def test_the_openai_sdk_works_without_streaming_and_sees_models_and_errors(world
 def test_a_tenant_over_its_message_quota_is_refused_everywhere_until_it_upgrades(world, chat):
     bot = llm_bot(world.tenant_a)
     raw = _key(world.tenant_a)
-    tiny = Plan.objects.create(name="Tiny", slug="tiny", max_messages_per_month=3)
-    pro = Plan.objects.create(name="Pro", slug="pro", max_messages_per_month=10_000)
+    tiny = Plan.objects.create(name="Tiny", slug="tiny", max_messages_per_month=3, api_access=True)
+    pro = Plan.objects.create(name="Roomy", slug="roomy", max_messages_per_month=10_000, api_access=True)
     Subscription.objects.unscoped().filter(tenant=world.tenant_a).update(plan=tiny)
     UsageCounterFactory(tenant=world.tenant_a, messages=3)
     client = _sdk(chat, raw)

@@ -17,3 +17,18 @@ def test_bootstrap_demo_creates_the_tenant_once_and_prints_credentials(db, setti
     assert first == second and "owner@demo.local" in first
     password = first.strip().rsplit(" / ", 1)[1]
     assert owner.user.check_password(password)
+
+
+def test_the_demo_tenant_gets_a_comped_plan_with_every_feature(db, settings, tmp_path):
+    from billing.models import Subscription
+    from billing.quotas import FEATURES, feature_check
+
+    settings.VAR_DIR = tmp_path
+    call_command("bootstrap_demo")
+    call_command("bootstrap_demo")  # idempotent: still one subscription, still comped
+    demo = Tenant.objects.get(slug="demo")
+    subscription = Subscription.objects.unscoped().get(tenant=demo)
+    assert subscription.plan.slug == "pro" and subscription.stripe_customer_id == ""
+    assert all(getattr(subscription.plan, feature) for feature in FEATURES)
+    for feature in FEATURES:
+        feature_check(tenant=demo, feature=feature)  # the effective plan too: raises if one is missing

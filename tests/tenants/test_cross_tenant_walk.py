@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from billing.services import subscription_comp
 from tenants.context import tenant_context
 from tenants.services import api_key_create
 from tests.factories import SCOPED_FACTORIES
@@ -17,6 +18,7 @@ def objects_a(world):
 
 @pytest.fixture
 def api_key_b(world):
+    subscription_comp(tenant=world.tenant_b, plan_slug="starter")  # a plan with API access
     with tenant_context(world.tenant_b):
         _, raw = api_key_create(
             tenant=world.tenant_b, name="walker", scopes=["chat", "bots:read", "knowledge:read", "knowledge:write"]

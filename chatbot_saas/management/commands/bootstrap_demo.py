@@ -15,8 +15,9 @@ from chatbot_saas.signup import workspace_signup
 from tenants.models import Tenant
 
 DEMO_EMAIL = "owner@demo.local"
-# Run in this order: the demo knowledge base first, then the demo bot attached to it.
-DEMO_CONTENT_COMMANDS = ["bootstrap_demo_knowledge", "bootstrap_demo_bot"]
+# Run in this order: the demo's plan first (Pro, comped, so every feature shows), then the demo
+# knowledge base, then the demo bot attached to it.
+DEMO_CONTENT_COMMANDS = ["bootstrap_demo_billing", "bootstrap_demo_knowledge", "bootstrap_demo_bot"]
 
 
 class Command(BaseCommand):

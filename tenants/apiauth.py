@@ -1,8 +1,11 @@
-"""API-key authentication for the REST API and the OpenAI-compatible endpoint.
+"""Who is calling the API: a tenant API key (`Authorization: Bearer cbk_…`) or a logged-in member.
 
-`api_key_request_authenticate` resolves `Authorization: Bearer cbk_…`, puts the key's tenant in
-context for the rest of the request (the scoped managers read it), and takes one token from the
-key's and the tenant's rate-limit buckets.
+Both put the caller's tenant in context for the rest of the request (the scoped managers read
+it). What a caller may then do (plan features, rate limits) is decided above this app, where
+the API is mounted (chatbot_saas/api.py): tenants imports no other app.
+
+Nothing here logs or echoes the Authorization header: a malformed one may still hold a whole
+secret (`Basic cbk_…`, a key without its scheme), so errors name the expected form instead.
 """
 
 from __future__ import annotations
@@ -14,34 +17,43 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
 from chatbot_saas.errors import PermissionDenied
-from tenants.context import set_current_tenant
-from tenants.middleware import SESSION_TENANT_KEY
-from tenants.models import ApiKey, Membership, Tenant
-from tenants.selectors import ApiKeyError, api_key_authenticate, memberships_for_user
 
-from .ratelimit import RateLimited, api_key_buckets, rate_limit_take
+from .context import set_current_tenant
+from .middleware import SESSION_TENANT_KEY
+from .models import ApiKey, Membership, Tenant
+from .selectors import ApiKeyError, api_key_authenticate, memberships_for_user
+
+AUTH_HINT = "Send your API key as 'Authorization: Bearer cbk_...'."
 
 
-def bearer_token(request: HttpRequest) -> str:
+def bearer_token(request: HttpRequest) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (any case), None without a header.
+
+    Raises ApiKeyError (invalid_api_key) for any other form, without repeating what was sent.
+    """
     value = request.headers.get("Authorization", "")
-    scheme, _, token = value.partition(" ")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiKeyError("Send your API key as 'Authorization: Bearer cbk_...'.", code="invalid_api_key")
+        raise ApiKeyError(AUTH_HINT, code="invalid_api_key")
     return token.strip()
 
 
 async def api_key_request_authenticate(request: HttpRequest, *, token: str | None = None) -> ApiKey:
-    """Authenticate the request's API key and set its tenant for this request. Raises AppError
-    (invalid_api_key, api_key_revoked, tenant_suspended, rate_limited)."""
+    """Authenticate the request's API key and set its tenant for this request.
+
+    Raises AppError: invalid_api_key (no or a malformed header, unknown key), api_key_revoked,
+    tenant_suspended.
+    """
     raw = token if token is not None else bearer_token(request)
+    if raw is None:
+        raise ApiKeyError(AUTH_HINT, code="invalid_api_key")
     api_key = await sync_to_async(api_key_authenticate)(raw_key=raw)
     # The request runs in its own task/context, so this does not leak to other requests.
     set_current_tenant(api_key.tenant)
     request.api_key = api_key  # type: ignore[attr-defined]
     request.tenant = api_key.tenant  # type: ignore[attr-defined]
-    decision = await rate_limit_take(api_key_buckets(tenant_id=api_key.tenant_id, api_key_id=api_key.pk))
-    if not decision.allowed:
-        raise RateLimited(decision)
     return api_key
 
 
@@ -82,9 +94,4 @@ async def session_member_authenticate(request: HttpRequest) -> MemberPrincipal |
         return None
     set_current_tenant(membership.tenant)
     request.tenant = membership.tenant  # type: ignore[attr-defined]
-    decision = await rate_limit_take(
-        [b for b in api_key_buckets(tenant_id=membership.tenant_id, api_key_id=0) if b.scope == "tenant"]
-    )
-    if not decision.allowed:
-        raise RateLimited(decision)
     return MemberPrincipal(membership.tenant, user)

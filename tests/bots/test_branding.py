@@ -1,0 +1,77 @@
+"""Custom branding (the widget's own colour and avatar) is a plan feature: refused when saved on a
+plan without it, and not shown by the widget once a workspace no longer has it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+
+from billing.services import subscription_comp
+from bots import services
+from tenants.context import tenant_context
+from tests.bots.factories import BotFactory
+
+ORIGIN = "http://127.0.0.1:8001"
+BRANDED = {"title": "Acme help", "primary_color": "#112233", "avatar_url": "https://acme.test/a.png"}
+
+
+def _widget_look(bot) -> dict:  # noqa: ANN001
+    response = Client().post(
+        f"/widget/{bot.public_id}/session",
+        data=json.dumps({"visitor_id": "visitor-0001"}),
+        content_type="application/json",
+        HTTP_ORIGIN=ORIGIN,
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["bot"]["widget"]
+
+
+def test_a_free_workspace_cannot_save_a_colour_or_avatar_and_is_told_which_plan_has_them(world):
+    subscription_comp(tenant=world.tenant_a, plan_slug="free")
+    bot = BotFactory(tenant=world.tenant_a)
+    with tenant_context(world.tenant_a), pytest.raises(ValidationError) as refused:
+        services.bot_update(bot=bot, widget={"title": "Acme help", "primary_color": "#112233"})
+    error = refused.value.error_dict["widget"][0]
+    assert error.code == "plan_feature_required"
+    assert "does not include custom branding. Upgrade to Pro" in error.message
+    bot.refresh_from_db()
+    assert bot.widget == {}
+    with tenant_context(world.tenant_a):
+        services.bot_update(bot=bot, widget={"title": "Acme help", "position": "left"})  # basic look: every plan
+    bot.refresh_from_db()
+    assert bot.widget == {"title": "Acme help", "position": "left"}
+
+
+def test_the_dashboard_shows_the_branding_refusal_on_the_settings_form(world):
+    subscription_comp(tenant=world.tenant_a, plan_slug="starter")
+    bot = BotFactory(tenant=world.tenant_a, name="Help")
+    response = world.client_for(world.alice).post(
+        f"/t/acme/bots/{bot.pk}/",
+        {
+            "name": "Help", "status": "active", "welcome_message": "Hi", "fallback_message": "Sorry",
+            "answer_policy": "general", "max_answer_tokens": 400, "temperature": 0.3, "retrieval_k": 4,
+            "model_chain": json.dumps([{"provider": "offline", "model": "extractive"}]),
+            "allowed_origins": ORIGIN, "widget_position": "right", "widget_primary_color": "#112233",
+        },
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "does not include custom branding. Upgrade to Pro" in response.content.decode()
+
+
+def test_a_pro_workspace_brands_its_widget_and_loses_the_branding_when_it_downgrades(world):
+    subscription_comp(tenant=world.tenant_a, plan_slug="pro")
+    bot = BotFactory(tenant=world.tenant_a)
+    with tenant_context(world.tenant_a):
+        services.bot_update(bot=bot, widget=BRANDED)
+    assert _widget_look(bot) == BRANDED
+
+    subscription_comp(tenant=world.tenant_a, plan_slug="starter")
+    assert _widget_look(bot) == {"title": "Acme help"}
+    # The saved branding does not block saving anything else, and comes back with an upgrade.
+    with tenant_context(world.tenant_a):
+        services.bot_update(bot=bot, widget={**BRANDED, "position": "left"}, name="Renamed")
+    subscription_comp(tenant=world.tenant_a, plan_slug="pro")
+    assert _widget_look(bot) == {**BRANDED, "position": "left"}
