@@ -57,6 +57,9 @@ class BotSettingsForm(forms.Form):
     widget_primary_color = forms.RegexField(regex=r"^#[0-9a-fA-F]{6}$", required=False)
     widget_position = forms.ChoiceField(choices=[("right", "Right"), ("left", "Left")])
     widget_avatar_url = forms.URLField(required=False)
+    widget_hide_powered_by = forms.BooleanField(
+        required=False, label="Hide the “Powered by” line", help_text="White label: included in the Pro plan."
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,6 +81,7 @@ class BotSettingsForm(forms.Form):
             "widget_primary_color": widget.get("primary_color", ""),
             "widget_position": widget.get("position", "right"),
             "widget_avatar_url": widget.get("avatar_url", ""),
+            "widget_hide_powered_by": bool(widget.get("hide_powered_by")),
         }
 
     def clean_model_chain(self) -> Any:
@@ -90,10 +94,10 @@ class BotSettingsForm(forms.Form):
         data = dict(self.cleaned_data)
         widget = {
             key: data.pop(f"widget_{key}")
-            for key in ("title", "primary_color", "position", "avatar_url")
+            for key in ("title", "primary_color", "position", "avatar_url", "hide_powered_by")
             if data.get(f"widget_{key}")
         }
-        for key in ("title", "primary_color", "position", "avatar_url"):
+        for key in ("title", "primary_color", "position", "avatar_url", "hide_powered_by"):
             data.pop(f"widget_{key}", None)
         data.pop("knowledge_bases")
         data["widget"] = widget

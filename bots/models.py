@@ -19,9 +19,10 @@ def new_identity_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-# What a plan's custom_branding buys: the widget in the bot's own colour, with its own avatar.
+# What a plan's custom_branding buys: the widget without our "Powered by" line (white label).
+# Colour, avatar, title, side and scheme are the bot's own look on every plan.
 # Title, side and light/dark scheme are basic settings every plan has.
-WIDGET_BRANDING_KEYS = ("primary_color", "avatar_url")
+WIDGET_BRANDING_KEYS = ("hide_powered_by",)
 
 
 class Bot(TenantScopedModel):
@@ -48,7 +49,7 @@ class Bot(TenantScopedModel):
     # Ordered list of {"provider": "openai|anthropic|openai_compatible|offline", "model": "...", "params": {...}}
     model_chain = models.JSONField(default=list, blank=True)
     # Widget look: {"primary_color", "position": "right|left", "title", "avatar_url", "scheme": "auto|light|dark"}
-    # primary_color and avatar_url are branding (WIDGET_BRANDING_KEYS), shown only on plans with custom_branding.
+    # hide_powered_by is branding (WIDGET_BRANDING_KEYS): honoured only on plans with custom_branding.
     widget = models.JSONField(default=dict, blank=True)
     allowed_origins = models.JSONField(default=list, blank=True)
     allow_any_origin = models.BooleanField(default=False)

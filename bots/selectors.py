@@ -34,8 +34,8 @@ def bot_get(*, bot_id: int) -> Bot | None:
 
 
 def bot_widget_look(*, bot: Bot) -> dict[str, Any]:
-    """The widget settings a visitor's widget may show: the branding keys (colour, avatar) only
-    while the tenant's plan includes custom_branding. One plan read; no tenant context needed."""
+    """The widget settings a visitor's widget may show: the branding keys (hiding the "Powered by"
+    line) only while the tenant's plan includes custom_branding. One plan read; no tenant context needed."""
     look = dict(bot.widget or {})
     if any(look.get(k) for k in WIDGET_BRANDING_KEYS) and not feature_enabled(
         tenant=bot.tenant, feature="custom_branding"

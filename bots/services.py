@@ -39,7 +39,7 @@ EDITABLE_FIELDS = {
     "retrieval_k",
     "min_passage_score",
 }
-WIDGET_KEYS = {"primary_color", "position", "title", "avatar_url", "scheme"}
+WIDGET_KEYS = {"primary_color", "position", "title", "avatar_url", "scheme", "hide_powered_by"}
 
 
 def default_model_chain() -> list[dict[str, Any]]:
@@ -64,7 +64,7 @@ def _branding_error(*, tenant: Tenant, widget: Any, current: dict[str, Any]) -> 
     try:
         feature_check(tenant=tenant, feature="custom_branding")
     except PlanFeatureRequired as exc:
-        return ValidationError(f"{exc.message} Leave colour and avatar empty instead.", code=exc.code)
+        return ValidationError(f"{exc.message} Keep the “Powered by” line instead.", code=exc.code)
     return None
 
 
@@ -96,6 +96,8 @@ def _check_bot_fields(
         widget = values["widget"]
         if not isinstance(widget, dict) or set(widget) - WIDGET_KEYS:
             errors["widget"] = [f"Widget settings may only hold {', '.join(sorted(WIDGET_KEYS))}."]
+        elif not isinstance(widget.get("hide_powered_by", False), bool):
+            errors["widget"] = ["hide_powered_by must be true or false."]
         elif branding := _branding_error(tenant=tenant, widget=widget, current=current_widget or {}):
             errors["widget"] = [branding]
     if "name" in values and (not isinstance(values["name"], str) or not values["name"].strip()):

@@ -1,5 +1,6 @@
-"""Custom branding (the widget's own colour and avatar) is a plan feature: refused when saved on a
-plan without it, and not shown by the widget once a workspace no longer has it."""
+"""Custom branding (a widget without the "Powered by" line) is a plan feature: refused when saved on a
+plan without it, and not honoured by the widget once a workspace no longer has it. The bot's own
+colour and avatar are its look on every plan."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from tenants.context import tenant_context
 from tests.bots.factories import BotFactory
 
 ORIGIN = "http://127.0.0.1:8001"
-BRANDED = {"title": "Acme help", "primary_color": "#112233", "avatar_url": "https://acme.test/a.png"}
+LOOK = {"title": "Acme help", "primary_color": "#112233", "avatar_url": "https://acme.test/a.png"}
+BRANDED = {**LOOK, "hide_powered_by": True}
 
 
 def _widget_look(bot) -> dict:  # noqa: ANN001
@@ -29,20 +31,29 @@ def _widget_look(bot) -> dict:  # noqa: ANN001
     return response.json()["bot"]["widget"]
 
 
-def test_a_free_workspace_cannot_save_a_colour_or_avatar_and_is_told_which_plan_has_them(world):
+def test_a_free_workspace_cannot_hide_the_powered_by_line_and_is_told_which_plan_can(world):
     subscription_comp(tenant=world.tenant_a, plan_slug="free")
     bot = BotFactory(tenant=world.tenant_a)
     with tenant_context(world.tenant_a), pytest.raises(ValidationError) as refused:
-        services.bot_update(bot=bot, widget={"title": "Acme help", "primary_color": "#112233"})
+        services.bot_update(bot=bot, widget={"title": "Acme help", "hide_powered_by": True})
     error = refused.value.error_dict["widget"][0]
     assert error.code == "plan_feature_required"
     assert "does not include custom branding. Upgrade to Pro" in error.message
     bot.refresh_from_db()
     assert bot.widget == {}
     with tenant_context(world.tenant_a):
-        services.bot_update(bot=bot, widget={"title": "Acme help", "position": "left"})  # basic look: every plan
+        services.bot_update(bot=bot, widget={**LOOK, "position": "left"})  # the bot's own look: every plan
     bot.refresh_from_db()
-    assert bot.widget == {"title": "Acme help", "position": "left"}
+    assert bot.widget == {**LOOK, "position": "left"}
+    assert _widget_look(bot) == {**LOOK, "position": "left"}
+
+
+def test_hide_powered_by_must_be_true_or_false(world):
+    subscription_comp(tenant=world.tenant_a, plan_slug="pro")
+    bot = BotFactory(tenant=world.tenant_a)
+    with tenant_context(world.tenant_a), pytest.raises(ValidationError) as refused:
+        services.bot_update(bot=bot, widget={"hide_powered_by": "yes"})
+    assert "true or false" in refused.value.error_dict["widget"][0].message
 
 
 def test_the_dashboard_shows_the_branding_refusal_on_the_settings_form(world):
@@ -54,7 +65,7 @@ def test_the_dashboard_shows_the_branding_refusal_on_the_settings_form(world):
             "name": "Help", "status": "active", "welcome_message": "Hi", "fallback_message": "Sorry",
             "answer_policy": "general", "max_answer_tokens": 400, "temperature": 0.3, "retrieval_k": 4,
             "model_chain": json.dumps([{"provider": "offline", "model": "extractive"}]),
-            "allowed_origins": ORIGIN, "widget_position": "right", "widget_primary_color": "#112233",
+            "allowed_origins": ORIGIN, "widget_position": "right", "widget_hide_powered_by": "on",
         },
     )  # fmt: skip
     assert response.status_code == 400
@@ -69,7 +80,7 @@ def test_a_pro_workspace_brands_its_widget_and_loses_the_branding_when_it_downgr
     assert _widget_look(bot) == BRANDED
 
     subscription_comp(tenant=world.tenant_a, plan_slug="starter")
-    assert _widget_look(bot) == {"title": "Acme help"}
+    assert _widget_look(bot) == LOOK
     # The saved branding does not block saving anything else, and comes back with an upgrade.
     with tenant_context(world.tenant_a):
         services.bot_update(bot=bot, widget={**BRANDED, "position": "left"}, name="Renamed")

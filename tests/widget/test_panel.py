@@ -238,3 +238,14 @@ def test_keyboard_users_can_open_send_and_close_with_focus_returned(visit, host_
     assert (
         page.evaluate("() => document.querySelector('chat-widget').shadowRoot.activeElement.className") == "cw-launch"
     )
+
+
+def test_the_powered_by_line_shows_unless_the_session_says_to_hide_it(visit, host_site, widget_origin):
+    plain = embed(visit, host_site, widget_origin, FakeChat())
+    open_chat(plain.page)
+    assert plain.page.locator("chat-widget .cw-powered").inner_text().strip() == "Powered by Chatbot SaaS"
+
+    white_label = embed(visit, host_site, widget_origin, FakeChat(widget={"title": "Acme", "hide_powered_by": True}))
+    open_chat(white_label.page)
+    white_label.page.locator("chat-widget .cw-foot").wait_for()
+    assert white_label.page.locator("chat-widget .cw-powered").count() == 0
