@@ -2,7 +2,7 @@
 the web process (Procfile, Dockerfile, compose; benchmarks/streaming.py `--server`/`--workers`,
 tests/support/servers.py).
 
-daphne is the server. uvicorn was measured against it (README, "Server") and is a setting,
+daphne is the server. uvicorn was measured against it (docs/benchmarks.md, streaming) and is a setting,
 WEB_SERVER=uvicorn. Both get the WebSocket message cap WS_MAX_FRAME_BYTES, so an oversized visitor
 frame is closed with 1009 by either server:
 - `daphne` (the default): `--websocket-max-message-size` (conversations/daphne_compat.py makes

@@ -17,6 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PageFn = Callable[[], str]
 
+# Questions the demo bot answers from Acme Gadgets' help centre (demo/helpcentre/, ingested by
+# `bootstrap_demo_knowledge`); tests/project/test_demo_bootstrap.py checks that each one retrieves
+# its article. The widget has no suggestion chips, so the page lists them as text.
+SUGGESTED_QUESTIONS = (
+    "How long does standard delivery take?",
+    "Can I return a product I have already opened?",
+    "How do I reset my Acme Glow bulb?",
+)
+
 PAGE = """<!doctype html>
 <html lang="en">
 <head>
@@ -73,13 +82,19 @@ def render_page(*, origin: str, widget_base: str, public_id: str | None, body: s
         shown = widget_snippet(widget_base=widget_base, public_id="PUBLIC_ID")
     else:
         snippet = shown = widget_snippet(widget_base=widget_base, public_id=public_id)
+    if not body:
+        questions = "".join(f"<li>{html.escape(question)}</li>" for question in SUGGESTED_QUESTIONS)
+        body = (
+            "<p>Open the chat and ask about delivery, returns, warranty, troubleshooting, Acme Care+ or "
+            f'your account. Try one of these:</p><ul class="suggested">{questions}</ul>'
+            "<p>Reload the page: the conversation is still there.</p>"
+        )
     return PAGE.format(
         origin=html.escape(origin),
         widget_base=html.escape(widget_base),
         snippet_text=html.escape(shown),
         snippet=snippet,
-        body=body
-        or "<p>Ask it something about the demo documents. Reload the page: the conversation is still there.</p>",
+        body=body,
     )
 
 

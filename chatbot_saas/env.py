@@ -1,6 +1,6 @@
 """The one place settings read the environment.
 
-Every variable is documented in README.md and .env.example. A bad value raises
+Every variable is documented in docs/configuration.md and .env.example. A bad value raises
 ImproperlyConfigured naming the variable, so a misconfigured deploy fails at start-up
 instead of at the first request.
 """

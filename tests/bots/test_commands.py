@@ -10,7 +10,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 
-def test_bootstrap_demo_bot_creates_the_offline_demo_bot_once_and_attaches_demo_docs(db, settings, tmp_path):
+def test_bootstrap_demo_bot_creates_the_offline_demo_bot_once_and_attaches_the_help_centre(db, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     settings.OPENAI_API_KEY = settings.ANTHROPIC_API_KEY = ""
     call_command("bootstrap_demo")  # runs bootstrap_demo_knowledge, then bootstrap_demo_bot
@@ -21,7 +21,7 @@ def test_bootstrap_demo_bot_creates_the_offline_demo_bot_once_and_attaches_demo_
         assert Bot.objects.count() == 1
         assert bot.model_chain == [{"provider": "offline", "model": "extractive", "params": {}}]
         assert bot.allowed_origins == DEMO_ORIGINS
-        assert list(bot.knowledge_bases.values_list("name", flat=True)) == ["Demo docs"]
+        assert list(bot.knowledge_bases.values_list("name", flat=True)) == ["Acme help centre"]
         assert bot.prompt_versions.get(is_published=True).number == 1
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from knowledge.models import Document, KnowledgeBase
+from knowledge.services import document_create_from_text, knowledge_base_create
 from tenants.context import tenant_context
 from tests.factories import TenantFactory
 
@@ -52,13 +53,15 @@ def test_kb_search_prints_passages_as_json(world, kb_a, media, tmp_path, capsys)
     assert "nine" in output["results"][0]["text"] and output["results"][0]["score"] > 0
 
 
-def test_bootstrap_demo_knowledge_queues_the_docs_once_and_requeues_only_changed_files(
+def test_bootstrap_demo_knowledge_queues_the_help_centre_once_and_requeues_only_changed_files(
     db, settings, tmp_path, media, django_capture_on_commit_callbacks, capsys
 ):
     settings.BASE_DIR = tmp_path
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "README.md").write_text("# Product\n\nThe readme.\n")
-    (tmp_path / "docs" / "protocol.md").write_text("# Protocol\n\nFrames.\n")
+    helpcentre = tmp_path / "demo" / "helpcentre"
+    helpcentre.mkdir(parents=True)
+    (helpcentre / "shipping.md").write_text("# Shipping\n\nTwo to four working days.\n")
+    (helpcentre / "contact.html").write_text("<html><body><p>Call us.</p></body></html>")
+    (helpcentre / "notes.txt").write_text("Not part of the help centre: only .md, .pdf and .html are.")
     demo = TenantFactory(slug="demo", name="Demo")
 
     def run() -> str:
@@ -71,9 +74,29 @@ def test_bootstrap_demo_knowledge_queues_the_docs_once_and_requeues_only_changed
     assert "2 document(s) queued" in run()
     Document.objects.unscoped().filter(tenant=demo).update(status="ready")
     assert "0 document(s) queued" in run()
-    (tmp_path / "docs" / "protocol.md").write_text("# Protocol\n\nFrames, changed.\n")
+    (helpcentre / "shipping.md").write_text("# Shipping\n\nOne to three working days.\n")
     assert "1 document(s) queued" in run()
     with tenant_context(demo):
-        kb = KnowledgeBase.objects.get(name="Demo docs")
+        kb = KnowledgeBase.objects.get(name="Acme help centre")
         titles = sorted(Document.objects.filter(knowledge_base=kb).values_list("title", flat=True))
-    assert titles == ["README.md", "docs/protocol.md"]
+    assert titles == ["contact.html", "shipping.md"]
+
+
+def test_bootstrap_demo_knowledge_replaces_the_readme_of_earlier_runs_with_the_help_centre(
+    db, settings, tmp_path, media, django_capture_on_commit_callbacks, capsys
+):
+    settings.BASE_DIR = tmp_path
+    helpcentre = tmp_path / "demo" / "helpcentre"
+    helpcentre.mkdir(parents=True)
+    (helpcentre / "returns.md").write_text("# Returns\n\nThirty days.\n")
+    demo = TenantFactory(slug="demo", name="Demo")
+    with tenant_context(demo), django_capture_on_commit_callbacks(execute=False):
+        legacy = knowledge_base_create(tenant=demo, name="Demo docs")
+        document_create_from_text(knowledge_base=legacy, title="README.md", text="# Product\n\nBenchmarks.\n")
+    with django_capture_on_commit_callbacks(execute=False):
+        call_command("bootstrap_demo_knowledge")
+    assert "1 document(s) queued for ingestion, 1 removed" in capsys.readouterr().err
+    with tenant_context(demo):
+        kb = KnowledgeBase.objects.get()
+        assert kb.pk == legacy.pk and kb.name == "Acme help centre"
+        assert list(Document.objects.values_list("title", flat=True)) == ["returns.md"]

@@ -1,8 +1,9 @@
-"""Create (once) the demo tenant's bot `demo`, attached to the "Demo docs" knowledge base.
+"""Create (once) the demo tenant's bot `demo`, attached to the "Acme help centre" knowledge base.
 
 Run by `bootstrap_demo` after `bootstrap_demo_knowledge` on every `make run`. Idempotent: an
 existing bot is left as its owner configured it; only a missing knowledge-base link is added.
-With no provider key set, its chain is the offline extractive answerer.
+With no provider key set, its chain is the offline extractive answerer. The bot plays the
+assistant of Acme Gadgets, the made-up shop of the demo host page (chatbot_saas/demo_host.py).
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 DEMO_BOT_NAME = "demo"
-DEMO_KB_NAME = "Demo docs"
+DEMO_KB_NAME = "Acme help centre"  # created by knowledge's bootstrap_demo_knowledge
 DEMO_ORIGINS = ["http://127.0.0.1:8001", "http://localhost:8001"]
 DEMO_PROMPT = (
-    "You are the assistant of Chatbot SaaS, an open-source multi-tenant chatbot product. Answer questions "
-    "about installing, configuring and running it, briefly and precisely, citing the documentation."
+    "You are the customer service assistant of Acme Gadgets, an online shop for smart home and audio "
+    "gadgets. Answer questions about orders, shipping, returns, refunds, warranty, troubleshooting, "
+    "Acme Care+ and accounts, briefly and precisely, citing the help centre. When the help centre does "
+    "not answer a question, say so and point to support@acme-gadgets.example."
 )
 
 
 class Command(BaseCommand):
-    help = "Create the demo tenant's bot 'demo' (idempotent) and attach the 'Demo docs' knowledge base."
+    help = "Create the demo tenant's bot 'demo' (idempotent) and attach the 'Acme help centre' knowledge base."
 
     @transaction.atomic
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -47,8 +50,12 @@ class Command(BaseCommand):
                     system_prompt=DEMO_PROMPT,
                     model_chain=services.default_model_chain(),
                     allowed_origins=DEMO_ORIGINS,
-                    welcome_message="Hi! Ask me anything about Chatbot SaaS.",
-                    widget={"title": "Chatbot SaaS demo", "position": "right"},
+                    welcome_message="Hi! I can help with orders, delivery, returns, warranty and your Acme devices.",
+                    fallback_message=(
+                        "Sorry, I can't answer right now. Our team can help at support@acme-gadgets.example "
+                        "or on +31 10 555 0100 (Monday to Friday, 9:00 to 18:00 CET)."
+                    ),
+                    widget={"title": "Acme Gadgets help", "position": "right"},
                 )
             kb = KnowledgeBase.objects.filter(name=DEMO_KB_NAME).first()
             if kb is not None and not bot.knowledge_bases.filter(pk=kb.pk).exists():
