@@ -367,8 +367,9 @@ for _rate_name in (
         raise ImproperlyConfigured(f"{_rate_name} must look like '<requests>/<seconds>', e.g. '20/60'.")
 # Take the client IP from the first X-Forwarded-For entry (only behind a trusted proxy).
 RATE_LIMIT_TRUST_FORWARDED_FOR = envbool("RATE_LIMIT_TRUST_FORWARDED_FOR", False)
-# Bearer token that /metrics requires; empty serves it to anyone who can reach it (keep it internal).
-METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+# Bearer token that /metrics requires. Production refuses to start without one (the metrics name
+# tenants' traffic); local runs may leave it empty, which serves /metrics to anyone who can reach it.
+METRICS_TOKEN = required("METRICS_TOKEN", production=PRODUCTION, dev_default="")
 CELERY_BEAT_SCHEDULE["conversations-settle-stale-streaming"] = {
     "task": "conversations.tasks.settle_stale_streaming",
     "schedule": 60.0,

@@ -15,6 +15,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "chat.example.com",
     "DATABASE_URL": "postgres://u:p@db.example.com:5432/chat",
     "REDIS_URL": "redis://cache.example.com:6379/0",
+    "METRICS_TOKEN": "m" * 32,
 }
 
 
@@ -27,7 +28,7 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN"])
 def test_production_refuses_to_start_without(missing):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
     result = _load_settings(env)
@@ -44,3 +45,8 @@ def test_production_settings_are_secure():
 def test_a_bad_boolean_names_its_variable():
     result = _load_settings({"DJANGO_DEBUG": "maybe"})
     assert result.returncode != 0 and "DJANGO_DEBUG" in result.stderr
+
+
+def test_local_runs_start_without_a_metrics_token():
+    result = _load_settings({"DJANGO_DEBUG": "true", "METRICS_TOKEN": ""})
+    assert result.returncode == 0, result.stderr
