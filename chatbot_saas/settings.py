@@ -279,6 +279,10 @@ KNOWLEDGE_SITEMAP_MAX_DECOMPRESSED_BYTES = envint("KNOWLEDGE_SITEMAP_MAX_DECOMPR
 # Only for tests and local crawling of a server on this machine: allows 127.0.0.0/8 and ::1.
 # Every other check (scheme, private, link-local, metadata, redirects) stays on.
 KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = envbool("KNOWLEDGE_EGRESS_ALLOW_LOOPBACK", False)
+# Private hosts or networks (CIDR) that URLs set by tenants may reach, e.g. an Ollama on the LAN:
+# "ollama.lan,10.0.5.0/24". Empty: tenants reach public internet addresses only. URLs set here in
+# the environment (OPENAI_BASE_URL, OPENAI_COMPATIBLE_BASE_URL, ...) are trusted and need no entry.
+TENANT_URL_ALLOWLIST = envlist("TENANT_URL_ALLOWLIST", [])
 KNOWLEDGE_RESYNC_HOURS = envint("KNOWLEDGE_RESYNC_HOURS", 24)
 # Loading torch takes 4-9 s; the embedder is preloaded in worker_process_init, which Celery
 # otherwise gives only 4 s before it declares the child dead.
