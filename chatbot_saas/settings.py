@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .env import env, envbool, envint, envlist, envstr, read_dotenv, required
+from .env import env, envbool, envhosts, envint, envlist, envstr, read_dotenv, required
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 read_dotenv(str(BASE_DIR / ".env"))
@@ -282,7 +282,7 @@ KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = envbool("KNOWLEDGE_EGRESS_ALLOW_LOOPBACK", Fal
 # Private hosts or networks (CIDR) that URLs set by tenants may reach, e.g. an Ollama on the LAN:
 # "ollama.lan,10.0.5.0/24". Empty: tenants reach public internet addresses only. URLs set here in
 # the environment (OPENAI_BASE_URL, OPENAI_COMPATIBLE_BASE_URL, ...) are trusted and need no entry.
-TENANT_URL_ALLOWLIST = envlist("TENANT_URL_ALLOWLIST", [])
+TENANT_URL_ALLOWLIST = envhosts("TENANT_URL_ALLOWLIST")
 KNOWLEDGE_RESYNC_HOURS = envint("KNOWLEDGE_RESYNC_HOURS", 24)
 # Loading torch takes 4-9 s; the embedder is preloaded in worker_process_init, which Celery
 # otherwise gives only 4 s before it declares the child dead.

@@ -50,3 +50,14 @@ def test_a_bad_boolean_names_its_variable():
 def test_local_runs_start_without_a_metrics_token():
     result = _load_settings({"DJANGO_DEBUG": "true", "METRICS_TOKEN": ""})
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.0/33", "ollama.lan:11434", "http://ollama.lan", "10.0.0.0/x"])
+def test_a_malformed_tenant_url_allowlist_entry_names_its_variable(entry):
+    result = _load_settings({"TENANT_URL_ALLOWLIST": f"ollama.lan,{entry}"})
+    assert result.returncode != 0 and "TENANT_URL_ALLOWLIST" in result.stderr
+
+
+def test_tenant_url_allowlist_takes_hosts_addresses_and_networks():
+    result = _load_settings({"TENANT_URL_ALLOWLIST": "ollama.lan, 10.0.5.0/24,192.168.1.7,fd00::/8"})
+    assert result.returncode == 0, result.stderr

@@ -56,7 +56,7 @@ def test_a_stored_chain_pointing_at_loopback_in_any_form_makes_no_connection_and
 def test_a_stored_provider_key_base_url_pointing_at_loopback_makes_no_connection(world, conversation_a, fake_openai):
     bot = conversation_a.bot
     with loopback_listener() as listener:
-        for provider in ("openai", "openai_compatible"):
+        for provider in ("openai", "anthropic", "openai_compatible"):
             ProviderCredential.objects.unscoped().update_or_create(
                 tenant=world.tenant_a, provider=provider,
                 defaults={"encrypted_key": encrypt("sk-tenant"), "base_url": f"http://127.0.0.1:{listener.port}/v1"},
