@@ -113,11 +113,28 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if not allowed.allows(host, address):
-            check_address(address)
+            try:
+                check_address(address)
+            except EgressRefused as exc:
+                if _is_literal(host):
+                    raise
+                # The message reaches the tenant (a field error, a trace): never tell it what an
+                # internal name resolves to.
+                raise EgressRefused(
+                    f"The host {host!r} resolves to something that is not a public internet address."
+                ) from exc
         addresses.append(address)
     if not addresses:
         raise EgressRefused(f"The host {host!r} has no addresses.", code="url_unresolvable")
     return addresses
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def check_url(url: str) -> tuple[str, str, int, IPAddress]:
