@@ -25,6 +25,9 @@ def build_provider(entry: dict[str, Any], key: ProviderKey | None, timeouts: Tim
         return OfflineProvider()
     if provider == "openai_compatible":
         entry_url = entry.get("params", {}).get("base_url")
+        if entry_url and key is not None and key.source == "platform":
+            # The operator's key is for the operator's server, never for a URL a tenant chose.
+            key = None
         base_url = entry_url or (key.base_url if key else None)
         guarded = bool(entry_url) or bool(key and key.tenant_base_url)
         if guarded:

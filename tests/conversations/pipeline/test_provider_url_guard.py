@@ -102,7 +102,7 @@ def test_an_allowlisted_server_is_called_at_the_address_the_guard_checked_under_
     # proves the request went to the checked address, and the Host header keeps the name.
     point_name_at(monkeypatch, "ollama.lan", "127.0.0.1")
     settings.TENANT_URL_ALLOWLIST = ["ollama.lan"]
-    settings.OPENAI_COMPATIBLE_API_KEY = fake_openai.api_key
+    fake_openai.api_key = "not-needed"
     port = fake_openai.base_url.split(":")[2].split("/")[0]
     bot = conversation_a.bot
     _write_chain_unchecked(
@@ -152,3 +152,16 @@ def test_the_memory_refresh_a_worker_runs_makes_no_connection_to_a_stored_loopba
         assert listener.connections == 0
     conversation.refresh_from_db()
     assert "Visitor asked: Hi, my name is Ana." in conversation.summary  # the extractive fallback
+
+
+def test_the_operators_key_is_never_sent_to_a_base_url_a_tenant_chose(conversation_a, fake_openai, settings):
+    settings.TENANT_URL_ALLOWLIST = ["127.0.0.1"]
+    settings.OPENAI_COMPATIBLE_API_KEY = "sk-operator-secret"
+    bot = conversation_a.bot
+    _write_chain_unchecked(
+        bot, [{"provider": "openai_compatible", "model": "m", "params": {"base_url": fake_openai.base_url}}, OFFLINE]
+    )
+    ask(bot, conversation_a, "Hi")
+    assert fake_openai.requests and all(
+        "sk-operator-secret" not in r.headers.get("authorization", "") for r in fake_openai.requests
+    )
