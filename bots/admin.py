@@ -5,12 +5,17 @@ Provider keys are listed by provider and hint only; the encrypted value is never
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from tenants.admin import UnscopedAdmin
 
+from . import validation
 from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
 
 
@@ -29,8 +34,25 @@ class PromptVersionInline(admin.TabularInline):
         return False
 
 
+class BotAdminForm(forms.ModelForm):
+    """The admin edits the model directly, so it runs the services' checks on what it can change."""
+
+    class Meta:
+        model = Bot
+        # The admin's own exclude: the form is built at import, where the scoped knowledge base
+        # manager has no tenant; the admin shows what it did before this form.
+        exclude = ["identity_secret", "knowledge_bases"]  # noqa: DJ006
+
+    def clean_model_chain(self) -> Any:
+        try:
+            return validation.check_model_chain(self.cleaned_data["model_chain"])
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["model_chain"]) from None
+
+
 @admin.register(Bot)
 class BotAdmin(UnscopedAdmin):
+    form = BotAdminForm
     list_display = ["name", "tenant", "status", "answer_policy", "public_id", "created"]
     list_filter = ["status", "answer_policy"]
     search_fields = ["name", "public_id", "tenant__slug"]

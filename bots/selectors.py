@@ -80,6 +80,8 @@ class ProviderKey:
     base_url: str | None
     source: str  # "tenant", "platform" or "none"
     problem: str = ""  # why there is no usable key, for the trace
+    # base_url was set by the tenant (not the operator): conversations.llm checks it at every call.
+    tenant_base_url: bool = False
 
 
 def _platform_key(provider: str) -> tuple[str, str]:
@@ -97,7 +99,9 @@ def _key_from(provider: str, credential: ProviderCredential | None) -> ProviderK
         if key is None:
             return ProviderKey(None, None, "tenant", "The stored key cannot be decrypted; enter it again.")
         # Without its own base URL a tenant key goes where the platform's would (e.g. a proxy).
-        return ProviderKey(key, credential.base_url or platform[1] or None, "tenant")
+        if credential.base_url:
+            return ProviderKey(key, credential.base_url, "tenant", tenant_base_url=True)
+        return ProviderKey(key, platform[1] or None, "tenant")
     if platform[0]:
         return ProviderKey(platform[0], platform[1] or None, "platform")
     return ProviderKey(None, None, "none", f"No {provider} API key is configured for this workspace or the platform.")

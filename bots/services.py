@@ -216,9 +216,7 @@ def provider_credential_set(*, tenant: Tenant, provider: str, api_key: str, base
     if not api_key or len(api_key) > 400 or any(c.isspace() for c in api_key):
         raise ValidationError({"api_key": "Paste the provider's API key (no spaces, at most 400 characters)."})
     if base_url:
-        validation.check_model_chain(
-            [{"provider": "openai_compatible", "model": "x", "params": {"base_url": base_url}}]
-        )
+        base_url = validation.check_base_url(base_url)
     credential, _ = ProviderCredential.objects.update_or_create(
         provider=provider,
         defaults={

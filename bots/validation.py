@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 
 from bots.catalog import PROVIDERS
+from knowledge.egress import EgressRefused, check_url
 
 MAX_CHAIN = 5
 # Parameters a chain entry may carry, with their type and allowed range.
@@ -68,10 +69,7 @@ def _check_params(provider: str, params: dict[str, Any]) -> dict[str, Any]:
         if name == "base_url":
             if provider != "openai_compatible":
                 raise ValueError("base_url is only for openai_compatible providers.")
-            parts = urlsplit(str(value))
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError("base_url must be an http(s) URL.")
-            clean[name] = str(value)
+            clean[name] = _checked_base_url(value)
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} must be a number.")
@@ -81,6 +79,29 @@ def _check_params(provider: str, params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name} must be between {low:g} and {high:g}.")
         clean[name] = kind(value)
     return clean
+
+
+def check_base_url(url: Any) -> str:
+    """A model server URL a tenant sets (a provider key's base URL): ValidationError({"base_url": ...})."""
+    try:
+        return _checked_base_url(url)
+    except ValueError as exc:
+        raise ValidationError({"base_url": str(exc)}) from None
+
+
+def _checked_base_url(url: Any) -> str:
+    # The egress guard, as for every tenant-set URL; conversations.llm checks it again at each call
+    # (DNS can change after saving, and chains saved before this check exist).
+    if not isinstance(url, str):
+        raise ValueError("base_url must be an http(s) URL.")
+    try:
+        check_url(url)
+    except EgressRefused as exc:
+        raise ValueError(
+            f"base_url {url!r} is refused: {exc} Use a model server on the public internet, or ask the "
+            "operator to add it to TENANT_URL_ALLOWLIST."
+        ) from None
+    return url.strip()
 
 
 def check_prompt_text(text: Any) -> str:

@@ -7,7 +7,9 @@ instead of at the first request.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -52,6 +54,21 @@ def envlist(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None or raw.strip() == "":
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def envhosts(name: str) -> list[str]:
+    """Comma-separated host names, addresses or CIDR networks (e.g. "ollama.lan,10.0.5.0/24")."""
+    entries = envlist(name)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+            continue
+        except ValueError:
+            pass
+        # Not a network: it must look like a host name, or a mistyped CIDR would silently match nothing.
+        if "/" in entry or ":" in entry or not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", entry):
+            raise ImproperlyConfigured(f"{name}: {entry!r} is neither a host name nor an address or CIDR network.")
+    return entries
 
 
 def required(name: str, *, production: bool, dev_default: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .env import env, envbool, envint, envlist, envstr, read_dotenv, required
+from .env import env, envbool, envhosts, envint, envlist, envstr, read_dotenv, required
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 read_dotenv(str(BASE_DIR / ".env"))
@@ -290,6 +290,10 @@ KNOWLEDGE_SITEMAP_MAX_DECOMPRESSED_BYTES = envint("KNOWLEDGE_SITEMAP_MAX_DECOMPR
 # Only for tests and local crawling of a server on this machine: allows 127.0.0.0/8 and ::1.
 # Every other check (scheme, private, link-local, metadata, redirects) stays on.
 KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = envbool("KNOWLEDGE_EGRESS_ALLOW_LOOPBACK", False)
+# Private hosts or networks (CIDR) that URLs set by tenants may reach, e.g. an Ollama on the LAN:
+# "ollama.lan,10.0.5.0/24". Empty: tenants reach public internet addresses only. URLs set here in
+# the environment (OPENAI_BASE_URL, OPENAI_COMPATIBLE_BASE_URL, ...) are trusted and need no entry.
+TENANT_URL_ALLOWLIST = envhosts("TENANT_URL_ALLOWLIST")
 KNOWLEDGE_RESYNC_HOURS = envint("KNOWLEDGE_RESYNC_HOURS", 24)
 # Loading torch takes 4-9 s; the embedder is preloaded in worker_process_init, which Celery
 # otherwise gives only 4 s before it declares the child dead.
@@ -378,8 +382,9 @@ for _rate_name in (
         raise ImproperlyConfigured(f"{_rate_name} must look like '<requests>/<seconds>', e.g. '20/60'.")
 # Take the client IP from the first X-Forwarded-For entry (only behind a trusted proxy).
 RATE_LIMIT_TRUST_FORWARDED_FOR = envbool("RATE_LIMIT_TRUST_FORWARDED_FOR", False)
-# Bearer token that /metrics requires; empty serves it to anyone who can reach it (keep it internal).
-METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+# Bearer token that /metrics requires. Production refuses to start without one (the metrics name
+# tenants' traffic); local runs may leave it empty, which serves /metrics to anyone who can reach it.
+METRICS_TOKEN = required("METRICS_TOKEN", production=PRODUCTION, dev_default="")
 CELERY_BEAT_SCHEDULE["conversations-settle-stale-streaming"] = {
     "task": "conversations.tasks.settle_stale_streaming",
     "schedule": 60.0,

@@ -75,6 +75,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self.bot = None
         self.relays: dict[int, AnswerRelay] = {}
         self.followers: set[asyncio.Task] = set()
+        # Per answer, on this socket: its resume follower, the highest `seq` sent, and whether its
+        # `end` was sent. A repeated `resume` uses them to replay nothing twice (docs/protocol.md).
+        self.resumes: dict[int, asyncio.Task] = {}
+        self.sent_seq: dict[int, int] = {}
+        self.sent_end: set[int] = set()
         self.conversation_id: int | None = None
         self._budget = float(FRAME_BURST)
         self._budget_at = time.monotonic()
@@ -188,10 +193,19 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         last_seq = frame.get("last_seq", 0)
         if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
             raise AppError("last_seq must be the last sequence number you received (0 for none).", code="bad_frame")
+        previous = self.resumes.get(message.pk)
+        if previous is not None:
+            # Resumed on this socket already: its follower sends (or sent) everything after the
+            # first resume's last_seq, up to `end`. A second follower would send it all again.
+            if not previous.done() or message.pk in self.sent_end:
+                return
+            # The follower stopped early (Redis failed): go on after what this socket was sent.
+            last_seq = max(last_seq, self.sent_seq.get(message.pk, 0))
         for relay in self.relays.values():
             if relay.message_id == message.pk:
                 relay.detach()  # this socket now reads the buffer, so it must not also get live frames
         task = asyncio.get_running_loop().create_task(self._follow(message, last_seq))
+        self.resumes[message.pk] = task
         self.followers.add(task)
         task.add_done_callback(self.followers.discard)
 
@@ -266,6 +280,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         # orjson: a tenth of json.dumps' CPU, for every frame of every answer (same compact JSON).
         await self.send(text_data=orjson.dumps(frame).decode())
+        message_id, seq = frame.get("message_id"), frame.get("seq")
+        if isinstance(seq, int):
+            self.sent_seq[message_id] = max(seq, self.sent_seq.get(message_id, 0))
+        if frame["type"] == "end":
+            self.sent_end.add(message_id)
 
     async def _send_error(self, code: str, message: str, **extra: Any) -> None:
         frame = {"type": "error", "code": code, "message": message}

@@ -80,10 +80,11 @@ def widget_session(request: HttpRequest, bot_public_id: str) -> HttpResponse:
 
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics of this process. With METRICS_TOKEN set, a matching bearer token is required."""
-    if settings.METRICS_TOKEN:
+    """Prometheus metrics of this process. A matching bearer token is required when METRICS_TOKEN is
+    set, and always in production (DJANGO_DEBUG=false), where an empty token matches nothing."""
+    if settings.METRICS_TOKEN or settings.PRODUCTION:
         supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(supplied.encode(), settings.METRICS_TOKEN.encode()):
+        if not settings.METRICS_TOKEN or not hmac.compare_digest(supplied.encode(), settings.METRICS_TOKEN.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 

@@ -13,6 +13,11 @@ Guarantees, checked before any connection and again on every redirect:
   KNOWLEDGE_FETCH_TIMEOUT_SECONDS.
 KNOWLEDGE_EGRESS_ALLOW_LOOPBACK (off by default) lets tests reach a server on 127.0.0.1/::1;
 it relaxes the loopback rule only.
+
+Every URL a tenant sets (pages and sitemaps here, model server base URLs in bots.validation and
+conversations.llm.http) goes through check_url / resolve. TENANT_URL_ALLOWLIST (hosts or
+networks, set by the operator) exempts a private server the operator wants tenants to reach,
+such as an Ollama on the LAN; every other rule still applies to it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,27 @@ def _loopback_allowed() -> bool:
     return bool(getattr(settings, "KNOWLEDGE_EGRESS_ALLOW_LOOPBACK", False))
 
 
+@dataclass(frozen=True)
+class Allowlist:
+    hosts: frozenset[str]
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+    def allows(self, host: str, address: IPAddress) -> bool:
+        return host.lower() in self.hosts or any(address in network for network in self.networks)
+
+
+def allowlist() -> Allowlist:
+    """TENANT_URL_ALLOWLIST parsed: an entry is a CIDR or address (a network) or else a host name."""
+    hosts: set[str] = set()
+    networks = []
+    for entry in getattr(settings, "TENANT_URL_ALLOWLIST", ()):
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            hosts.add(entry.strip().lower().rstrip("."))
+    return Allowlist(frozenset(hosts), tuple(networks))
+
+
 def check_address(address: IPAddress) -> None:
     """Refuse any address that is not on the public internet."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -76,23 +102,50 @@ def check_address(address: IPAddress) -> None:
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address `host` resolves to; all must pass check_address."""
+    """Every address `host` resolves to (resolved once, here); all must pass check_address
+    unless TENANT_URL_ALLOWLIST names the host or the address's network. Connect only to these."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise EgressRefused(f"The host {host!r} could not be resolved.", code="url_unresolvable") from exc
+    allowed = allowlist()
     addresses: list[IPAddress] = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        check_address(address)
+        if not allowed.allows(host, address):
+            try:
+                check_address(address)
+            except EgressRefused as exc:
+                if _is_literal(host):
+                    raise
+                # The message reaches the tenant (a field error, a trace): never tell it what an
+                # internal name resolves to.
+                raise EgressRefused(
+                    f"The host {host!r} resolves to something that is not a public internet address."
+                ) from exc
         addresses.append(address)
     if not addresses:
         raise EgressRefused(f"The host {host!r} has no addresses.", code="url_unresolvable")
     return addresses
 
 
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def check_url(url: str) -> tuple[str, str, int, IPAddress]:
     """Validate `url`; return (scheme, host, port, vetted address)."""
+    scheme, host, port = parse_url(url)
+    addresses = resolve(host, port)
+    return scheme, host, port, addresses[0]
+
+
+def parse_url(url: str) -> tuple[str, str, int]:
+    """The checks that need no DNS: http(s), a host, no credentials. Return (scheme, host, port)."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -106,9 +159,7 @@ def check_url(url: str) -> tuple[str, str, int, IPAddress]:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise EgressRefused("The URL has no host.", code="url_invalid")
-    port = port or (443 if scheme == "https" else 80)
-    addresses = resolve(host, port)
-    return scheme, host, port, addresses[0]
+    return scheme, host, port or (443 if scheme == "https" else 80)
 
 
 def _pinned_url(url: str, address: IPAddress, port: int) -> str:

@@ -78,12 +78,14 @@ def live_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[ob
     from chatbot_saas.celery import app
 
     app.control.purge()
-    with celery_worker("session") as worker:
+    # The fake model servers run on 127.0.0.1; tests that set a bot's base_url to one need the
+    # operator's allowlist (tenants cannot reach loopback by default).
+    with celery_worker("session", TENANT_URL_ALLOWLIST="127.0.0.1") as worker:
         yield worker
 
 
 @pytest.fixture(scope="session")
 def live_daphne(django_db_setup: None) -> Iterator[str]:
     """A real daphne on the test database; yields its base URL. Use with transactional_db."""
-    with daphne_server() as (base_url, _process):
+    with daphne_server(TENANT_URL_ALLOWLIST="127.0.0.1") as (base_url, _process):  # as live_worker says
         yield base_url

@@ -35,7 +35,8 @@ def anthropic_messages(messages: list[ChatMessage]) -> list[dict[str, str]]:
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, *, api_key: str, base_url: str | None, timeouts: Timeouts) -> None:
+    def __init__(self, *, api_key: str, base_url: str | None, timeouts: Timeouts, guarded: bool = False) -> None:
+        """`guarded`: base_url was set by a tenant, so requests go through the egress guard (llm.http)."""
         self.client = cached_sdk_client(
             (anthropic.AsyncAnthropic, api_key, base_url or None, timeouts),
             lambda http: anthropic.AsyncAnthropic(
@@ -50,6 +51,7 @@ class AnthropicProvider:
                 ),
                 http_client=http,
             ),
+            guarded=guarded,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:

@@ -16,6 +16,8 @@ import anthropic
 import httpx2
 import openai
 
+from knowledge.egress import EgressRefused
+
 from .base import ProviderError
 
 # Error types/codes in a body that mean "your account cannot do this": never retried.
@@ -72,10 +74,33 @@ def retry_after_seconds(headers: Any) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
+def url_refused(provider: str, exc: EgressRefused) -> ProviderError:
+    """A tenant-set base URL the egress guard refused: a configuration problem, never retried."""
+    return ProviderError(
+        f"The {provider} base URL was refused and not called: {exc} Set a model server on the public internet "
+        "in the bot's model chain or provider key (or ask the operator to add it to TENANT_URL_ALLOWLIST).",
+        code="provider_url_refused",
+        retryable=False,
+    )
+
+
+def _refusal_in(exc: BaseException) -> EgressRefused | None:
+    # The SDKs wrap what the transport raises in APIConnectionError; the refusal is its cause.
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None or isinstance(seen, EgressRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def classify(exc: BaseException, *, provider: str) -> ProviderError:
     """Map any SDK or transport exception to a ProviderError (never raises)."""
     if isinstance(exc, ProviderError):
         return exc
+    refusal = _refusal_in(exc)
+    if refusal is not None:
+        return url_refused(provider, refusal)
     if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError | httpx2.TimeoutException):
         return ProviderError(f"{provider} timed out.", code="timeout", retryable=True)
     if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError | httpx2.TransportError):

@@ -49,13 +49,15 @@ class OpenAIProvider:
     # Ollama, vLLM and LM Studio know max_tokens; OpenAI's newer models want max_completion_tokens.
     max_tokens_param = "max_completion_tokens"
 
-    def __init__(self, *, api_key: str, base_url: str | None, timeouts: Timeouts) -> None:
+    def __init__(self, *, api_key: str, base_url: str | None, timeouts: Timeouts, guarded: bool = False) -> None:
+        """`guarded`: base_url was set by a tenant, so requests go through the egress guard (llm.http)."""
         self.client = cached_sdk_client(
             (openai.AsyncOpenAI, api_key, base_url or None, timeouts),
             lambda http: openai.AsyncOpenAI(
                 api_key=api_key, base_url=base_url or None, max_retries=0, timeout=sdk_timeout(timeouts),
                 http_client=http,
             ),
+            guarded=guarded,
         )  # fmt: skip
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:

@@ -208,6 +208,20 @@ def test_metrics_count_turns_and_refusals(world, chat):
     assert "chat_rate_limit_refusals_total" in body and "chat_breaker_open" in body
 
 
+def test_metrics_require_a_token_in_production_even_when_none_is_configured(db, client, settings):
+    settings.PRODUCTION, settings.METRICS_TOKEN = True, ""
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+    settings.METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+def test_metrics_stay_open_in_local_runs_without_a_token(db, client, settings):
+    settings.PRODUCTION, settings.METRICS_TOKEN = False, ""
+    assert client.get("/metrics").status_code == 200
+
+
 def test_metrics_require_the_token_when_one_is_set(db, client, settings):
     settings.METRICS_TOKEN = "s3cret"
     assert client.get("/metrics").status_code == 401

@@ -225,6 +225,42 @@ def test_resuming_a_finished_answer_replays_its_tail(world, chat):
     assert [f["seq"] for f in replay] == [f["seq"] for f in frames[3:]]
 
 
+async def _nothing_within(ws, seconds: float) -> list[dict]:
+    """Frames that arrive within `seconds` (the test expects none)."""
+    frames = []
+    try:
+        while True:
+            frames.append(await recv(ws, timeout=seconds))
+    except TimeoutError:
+        return frames
+
+
+def test_a_repeated_resume_on_one_socket_replays_nothing_twice(world, chat):
+    bot = llm_bot(world.tenant_a)
+    chat.llm.default = Behaviour(text=LONG_ANSWER, tokens_per_second=100)
+
+    async def scenario() -> tuple[list[dict], list[dict], list[dict]]:
+        async with await visitor_socket(chat, bot, "visitor-live-0016") as ws:
+            await ws.send(json.dumps({"type": "message", "text": "tell me everything"}))
+            start = await recv(ws)
+            seen = [await recv(ws) for _ in range(2)]
+        resume = {"type": "resume", "message_id": start["message_id"], "last_seq": seen[-1]["seq"]}
+        async with await visitor_socket(chat, bot, "visitor-live-0016") as ws:
+            await ws.send(json.dumps(resume))
+            await ws.send(json.dumps(resume))  # the widget retrying, or a second tab's code path
+            rest = await recv_until(ws, "end")
+            await ws.send(json.dumps({**resume, "last_seq": 0}))  # and once more after the end
+            # Longer than the follower's quiet period, after which a settled answer would be re-sent.
+            late = await _nothing_within(ws, 7)
+        return seen, rest, late
+
+    seen, rest, late = asyncio.run(scenario())
+    seqs = [f["seq"] for f in seen + rest]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    assert text_of(seen + rest) == LONG_ANSWER and rest[-1]["status"] == "complete"
+    assert late == []
+
+
 def test_another_visitor_cannot_resume_stop_or_rate_someone_elses_answer(world, chat):
     bot = llm_bot(world.tenant_a)
     other_bot = llm_bot(world.tenant_b)

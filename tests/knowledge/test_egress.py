@@ -6,6 +6,7 @@ import pytest
 
 from knowledge.egress import EgressRefused, fetch
 from tests.knowledge.httpserver import serve
+from tests.support.tenant_urls import point_name_at
 
 PAGE = b"<html><head><title>Hi</title></head><body><p>Hello from the test server.</p></body></html>"
 
@@ -60,6 +61,20 @@ def test_loopback_is_refused_by_default_even_when_a_server_listens(settings):
     settings.KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = False
     with serve({"/": (200, {"Content-Type": "text/html"}, PAGE)}) as base, pytest.raises(EgressRefused):
         fetch(base + "/")
+
+
+def test_the_operators_allowlist_opens_exactly_the_hosts_and_networks_it_names(settings, monkeypatch):
+    settings.KNOWLEDGE_EGRESS_ALLOW_LOOPBACK = False
+    point_name_at(monkeypatch, "intranet.test", "127.0.0.1")
+    with serve({"/page": (200, {"Content-Type": "text/html"}, PAGE)}) as base:
+        port = base.rsplit(":", 1)[1]
+        for entry in (["127.0.0.1"], ["127.0.0.0/8"], ["intranet.test"]):
+            settings.TENANT_URL_ALLOWLIST = entry
+            host = "intranet.test" if entry == ["intranet.test"] else "127.0.0.1"
+            assert fetch(f"http://{host}:{port}/page").content == PAGE
+        settings.TENANT_URL_ALLOWLIST = ["10.0.0.0/8", "ollama.lan"]
+        with pytest.raises(EgressRefused):
+            fetch(base + "/page")
 
 
 def test_a_page_is_fetched_when_loopback_is_explicitly_allowed(settings):

@@ -15,6 +15,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "chat.example.com",
     "DATABASE_URL": "postgres://u:p@db.example.com:5432/chat",
     "REDIS_URL": "redis://cache.example.com:6379/0",
+    "METRICS_TOKEN": "m" * 32,
 }
 
 
@@ -27,7 +28,7 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN"])
 def test_production_refuses_to_start_without(missing):
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
     result = _load_settings(env)
@@ -44,3 +45,19 @@ def test_production_settings_are_secure():
 def test_a_bad_boolean_names_its_variable():
     result = _load_settings({"DJANGO_DEBUG": "maybe"})
     assert result.returncode != 0 and "DJANGO_DEBUG" in result.stderr
+
+
+def test_local_runs_start_without_a_metrics_token():
+    result = _load_settings({"DJANGO_DEBUG": "true", "METRICS_TOKEN": ""})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.0/33", "ollama.lan:11434", "http://ollama.lan", "10.0.0.0/x"])
+def test_a_malformed_tenant_url_allowlist_entry_names_its_variable(entry):
+    result = _load_settings({"TENANT_URL_ALLOWLIST": f"ollama.lan,{entry}"})
+    assert result.returncode != 0 and "TENANT_URL_ALLOWLIST" in result.stderr
+
+
+def test_tenant_url_allowlist_takes_hosts_addresses_and_networks():
+    result = _load_settings({"TENANT_URL_ALLOWLIST": "ollama.lan, 10.0.5.0/24,192.168.1.7,fd00::/8"})
+    assert result.returncode == 0, result.stderr

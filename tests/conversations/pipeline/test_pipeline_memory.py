@@ -78,7 +78,8 @@ def test_a_real_celery_worker_summarises_with_the_cheapest_model_after_the_turn(
         bot.save()
         from django.test import override_settings
 
-        with override_settings(OPENAI_COMPATIBLE_API_KEY="not-needed"):
+        # The fake is on loopback: allowlisted here and in live_worker, as an operator would.
+        with override_settings(OPENAI_COMPATIBLE_API_KEY="not-needed", TENANT_URL_ALLOWLIST=["127.0.0.1"]):
             ask(bot, conversation, "Hi, my name is Ana Lima.")
             for question in ("How do refunds work?", "And for annual plans?", "Thanks, anything else?"):
                 ask(bot, conversation, question)
