@@ -32,7 +32,8 @@ if PRODUCTION and not ALLOWED_HOSTS:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("ALLOWED_HOSTS is not set. It is required when DJANGO_DEBUG=false.")
-SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The launcher's web process listens on WEB_PORT (Procfile), so links and the demo embed follow it.
+SITE_URL = envstr("SITE_URL", f"http://127.0.0.1:{envint('WEB_PORT', 8000)}").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",

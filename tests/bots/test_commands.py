@@ -7,7 +7,6 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from bots.management.commands.bootstrap_demo_bot import DEMO_ORIGINS
 from bots.models import Bot
 from knowledge.ingestion import document_ingest
 from knowledge.models import KnowledgeBase
@@ -20,6 +19,7 @@ from tests.bots.factories import BotFactory
 def test_bootstrap_demo_bot_creates_the_offline_demo_bot_once_and_attaches_demo_docs(db, settings, tmp_path):
     settings.VAR_DIR = tmp_path
     settings.OPENAI_API_KEY = settings.ANTHROPIC_API_KEY = ""
+    settings.WIDGET_DEMO_PORT = 8001
     call_command("bootstrap_demo")  # runs bootstrap_demo_knowledge, then bootstrap_demo_bot
     call_command("bootstrap_demo_bot")
     tenant = Tenant.objects.get(slug="demo")
@@ -27,9 +27,27 @@ def test_bootstrap_demo_bot_creates_the_offline_demo_bot_once_and_attaches_demo_
         bot = Bot.objects.get(name="demo")
         assert Bot.objects.count() == 1
         assert bot.model_chain == [{"provider": "offline", "model": "extractive", "params": {}}]
-        assert bot.allowed_origins == DEMO_ORIGINS
+        assert bot.allowed_origins == ["http://127.0.0.1:8001", "http://localhost:8001"]
         assert list(bot.knowledge_bases.values_list("name", flat=True)) == ["Demo docs"]
         assert bot.prompt_versions.get(is_published=True).number == 1
+
+
+def test_the_demo_bot_allows_the_demo_page_on_widget_demo_port_and_keeps_it_when_the_port_changes(
+    db, settings, tmp_path
+):
+    settings.VAR_DIR = tmp_path
+    settings.WIDGET_DEMO_PORT = 18601
+    call_command("bootstrap_demo")
+    settings.WIDGET_DEMO_PORT = 18602  # a later `make run` with another WIDGET_DEMO_PORT
+    call_command("bootstrap_demo_bot")
+    call_command("bootstrap_demo_bot")
+    with tenant_context(Tenant.objects.get(slug="demo")):
+        assert Bot.objects.get(name="demo").allowed_origins == [
+            "http://127.0.0.1:18601",
+            "http://localhost:18601",
+            "http://127.0.0.1:18602",
+            "http://localhost:18602",
+        ]
 
 
 def test_bootstrap_demo_bot_without_the_demo_tenant_does_nothing(db, capsys):

@@ -1,8 +1,10 @@
 """Create (once) the demo tenant's bot `demo`, attached to the "Demo docs" knowledge base.
 
 Run by `bootstrap_demo` after `bootstrap_demo_knowledge` on every `make run`. Idempotent: an
-existing bot is left as its owner configured it; only a missing knowledge-base link is added.
-With no provider key set, its chain is the offline extractive answerer.
+existing bot is left as its owner configured it; only a missing knowledge-base link and the demo
+host page's origins (http://127.0.0.1:$WIDGET_DEMO_PORT, chatbot_saas/demo_host.py) are added, so
+the demo page can chat whatever port it runs on. With no provider key set, its chain is the
+offline extractive answerer.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ from tenants.models import Tenant
 
 DEMO_BOT_NAME = "demo"
 DEMO_KB_NAME = "Demo docs"
-DEMO_ORIGINS = ["http://127.0.0.1:8001", "http://localhost:8001"]
 DEMO_PROMPT = (
     "You are the assistant of Chatbot SaaS, an open-source multi-tenant chatbot product. Answer questions "
     "about installing, configuring and running it, briefly and precisely, citing the documentation."
 )
+
+
+def demo_origins() -> list[str]:
+    """The origins of the demo host page, which `make run` serves on WIDGET_DEMO_PORT."""
+    port = settings.WIDGET_DEMO_PORT
+    return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
 class Command(BaseCommand):
@@ -46,10 +53,13 @@ class Command(BaseCommand):
                     name=DEMO_BOT_NAME,
                     system_prompt=DEMO_PROMPT,
                     model_chain=services.default_model_chain(),
-                    allowed_origins=DEMO_ORIGINS,
+                    allowed_origins=demo_origins(),
                     welcome_message="Hi! Ask me anything about Chatbot SaaS.",
                     widget={"title": "Chatbot SaaS demo", "position": "right"},
                 )
+            missing = [origin for origin in demo_origins() if origin not in bot.allowed_origins]
+            if missing and not bot.allow_any_origin:
+                bot = services.bot_update(bot=bot, allowed_origins=[*bot.allowed_origins, *missing])
             kb = KnowledgeBase.objects.filter(name=DEMO_KB_NAME).first()
             if kb is not None and not bot.knowledge_bases.filter(pk=kb.pk).exists():
                 bot.knowledge_bases.add(kb)
