@@ -115,9 +115,10 @@ def redis_start(data_dir: Path, log: Callable[[str], None]) -> tuple[str, subpro
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = lock_data_dir(data_dir / REDIS_LOCK_FILE)
     port = _free_port()
+    # "--save", "60", "1" as two words: one quoted "60 1" left Redis with no save point at all.
     args = [
         str(binary), "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
-        "--dir", str(data_dir), "--dbfilename", "dump.rdb", "--save", "60 1",
+        "--dir", str(data_dir), "--dbfilename", "dump.rdb", "--save", "60", "1",
         "--appendonly", "yes", "--appendfsync", "everysec", "--loglevel", "warning", "--logfile", str(data_dir / "redis.log"),
         "--maxclients", "4000",
     ]  # fmt: skip
