@@ -24,6 +24,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +72,7 @@ class StopSignals:
         self.at = 0.0
         self.child: subprocess.Popen | None = None
         self.child_in_our_group = False
+        self.child_sigint = signal.SIGINT  # what the child is sent for our SIGINT
 
     def install(self) -> None:
         for signum in STOP_SIGNALS:
@@ -90,7 +92,7 @@ class StopSignals:
             return  # Ctrl-C: the terminal sent it to the child as well; a second one would interrupt its clean-up
         # honcho knows SIGINT and SIGTERM; SIGHUP means the same as SIGTERM here.
         with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+            child.send_signal(self.child_sigint if signum == signal.SIGINT else signal.SIGTERM)
 
 
 def _in_terminal_foreground() -> bool:
@@ -223,17 +225,24 @@ def _kill_tree(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _run_foreground(cmd: list[str], env: dict[str, str], signals: StopSignals, *, own_session: bool = False) -> int:
+def _run_foreground(
+    cmd: list[str],
+    env: dict[str, str],
+    signals: StopSignals,
+    *,
+    own_session: bool = False,
+    sigint_as: int = signal.SIGINT,
+) -> int:
     """Run the child until it exits; after a stop signal, kill it if it takes too long.
 
-    own_session (honcho): the terminal's Ctrl-C and a signal to our process group reach only us, and
-    we pass it on once. Otherwise (exec, test, migrate) the child stays in the foreground group, so
-    an interactive command reads the terminal and handles its own Ctrl-C."""
+    own_session (honcho, migrate): the terminal's Ctrl-C and a signal to our process group reach only
+    us, and we pass it on once, as `sigint_as` for a SIGINT. Otherwise (exec, test) the child stays
+    in the foreground group, so an interactive command reads the terminal and handles its own Ctrl-C."""
     process = subprocess.Popen(  # noqa: S603 - our own command line, or the one the user asked for
         cmd, env=env, cwd=BASE_DIR, start_new_session=own_session,
         preexec_fn=_die_with_parent if own_session and sys.platform == "linux" else None,
     )  # fmt: skip
-    signals.child, signals.child_in_our_group = process, not own_session
+    signals.child, signals.child_in_our_group, signals.child_sigint = process, not own_session, sigint_as
     if signals.received is not None:  # arrived while it was being started
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
@@ -249,7 +258,8 @@ def _run_foreground(cmd: list[str], env: dict[str, str], signals: StopSignals, *
 
 
 def manage(env: dict[str, str], signals: StopSignals, *args: str) -> None:
-    code = _run_foreground([PYTHON, "manage.py", *args], env, signals)
+    # SIGTERM, not SIGINT, on Ctrl-C: a KeyboardInterrupt would print migrate's traceback.
+    code = _run_foreground([PYTHON, "manage.py", *args], env, signals, own_session=True, sigint_as=signal.SIGTERM)
     signals.check()
     if code != 0:
         raise SystemExit(f"[devservices] manage.py {' '.join(args)} failed (exit code {code})")
@@ -266,7 +276,23 @@ def app_urls(env: dict[str, str]) -> tuple[str, str]:
     return f"http://127.0.0.1:{ports[0]}/", f"http://127.0.0.1:{ports[1]}/"
 
 
+def _check_ports_free(env: dict[str, str]) -> None:
+    """A second `make run` on the same ports would only fail later, in daphne; say it at once."""
+    for name, url in zip(("WEB_PORT", "WIDGET_DEMO_PORT"), app_urls(env), strict=True):
+        port = int(url.rsplit(":", 1)[1].rstrip("/"))
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise SystemExit(
+                    f"[devservices] port {port} ({name}) is in use, by another `make run`? To run a second app "
+                    "on the same services, set WEB_PORT and WIDGET_DEMO_PORT to free ports."
+                ) from None
+
+
 def cmd_run(extra: list[str], signals: StopSignals) -> int:
+    _check_ports_free(dict(os.environ))
     with services("run", signals) as env:
         web_url, demo_url = app_urls(env)
         started = time.perf_counter()
