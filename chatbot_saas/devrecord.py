@@ -188,31 +188,32 @@ def lock_data_dir(path: Path) -> int:
 
 
 # --- Read by settings --------------------------------------------------------------------
-#: Where this process's DATABASE_URL / REDIS_URL came from: "environment", "record" or "none".
-source = "environment"
+#: The service variables that neither the environment nor a live record provided in this process.
+unresolved: tuple[str, ...] = ()
 _var_dir: Path | None = None
 
 
 def adopt_recorded_services(var_dir: Path) -> str:
     """Fill the unset DATABASE_URL / REDIS_URL from a live record in `var_dir`; never override one.
 
-    Returns (and remembers in `source`) "environment" when both were set, "record" when the record
-    supplied at least one, and "none" when one is unset and no launcher is running."""
-    global source, _var_dir
+    Returns "environment" when both were set, "record" when the record supplied at least one, and
+    "none" otherwise (no launcher is running for `var_dir`). What is still unset is kept in
+    `unresolved`, for the hint below."""
+    global unresolved, _var_dir
     _var_dir = Path(var_dir)
     missing = [name for name in SERVICE_VARIABLES if not os.environ.get(name)]
     if not missing:
-        source = "environment"
-        return source
+        unresolved = ()
+        return "environment"
     record = read_record(var_dir)
-    if record is None or not record.is_live():
-        source = "none"
-        return source
-    adopted = [name for name in missing if record.urls.get(name)]
-    for name in adopted:
-        os.environ[name] = record.urls[name]
-    source = "record" if adopted else "none"
-    return source
+    adopted = [name for name in missing if record is not None and record.urls.get(name)]
+    if adopted and record.is_live():
+        for name in adopted:
+            os.environ[name] = record.urls[name]
+    else:
+        adopted = []
+    unresolved = tuple(name for name in missing if name not in adopted)
+    return "record" if adopted else "none"
 
 
 def no_services_message() -> str:
@@ -221,26 +222,31 @@ def no_services_message() -> str:
 
 def warn_if_no_services() -> None:
     """One line on stderr for long-running entry points (celery, daphne) started with nothing to use."""
-    if source == "none":
+    if unresolved:
         print(no_services_message(), file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
 def explain_unreachable_services() -> Iterator[None]:
-    """Turn "connection refused" into the one-line hint, when nothing told us where the services are.
+    """Turn "connection refused" into the one-line hint, when nothing told us where that service is.
 
     Only then: with a URL from the environment or a record, the real error is the useful one."""
     try:
         yield
     except Exception as exc:
-        if source != "none" or not _is_connection_error(exc):
+        if _unresolved_service_of(exc) not in unresolved:
             raise
         raise SystemExit(no_services_message()) from None
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def _unresolved_service_of(exc: BaseException) -> str | None:
+    """The variable whose service `exc` failed to reach, or None when it is not a connection error."""
     from django.db import OperationalError
     from kombu.exceptions import OperationalError as BrokerError
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    return isinstance(exc, OperationalError | BrokerError | RedisConnectionError | ConnectionRefusedError)
+    if isinstance(exc, OperationalError):
+        return "DATABASE_URL"
+    if isinstance(exc, BrokerError | RedisConnectionError):
+        return "REDIS_URL"
+    return None

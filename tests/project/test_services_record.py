@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.db import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chatbot_saas import devrecord, embedded
 from chatbot_saas.devrecord import DataDirBusy, Proc, ServicesRecord
@@ -40,6 +42,12 @@ def _dead_proc() -> Proc:
 
 def _record(owner: Proc, server: Proc, **urls: str) -> ServicesRecord:
     return ServicesRecord(owner=owner, command="run", urls=urls, postgres=server, redis=server)
+
+
+@pytest.fixture(autouse=True)
+def _restore_discovery_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devrecord, "unresolved", devrecord.unresolved)
+    monkeypatch.setattr(devrecord, "_var_dir", devrecord._var_dir)
 
 
 @pytest.fixture
@@ -88,6 +96,19 @@ def test_a_record_whose_owner_died_is_stale_and_never_adopted(tmp_path, sleeper,
     assert record.is_stale() and not record.is_live()
     assert devrecord.adopt_recorded_services(tmp_path) == "none"
     assert "DATABASE_URL" not in os.environ and "REDIS_URL" not in os.environ
+
+
+def test_only_a_connection_error_of_a_service_nobody_located_becomes_the_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://mine@db.example.com/app")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert devrecord.adopt_recorded_services(tmp_path) == "none"
+    with pytest.raises(SystemExit, match="no `make run` is running for"):
+        with devrecord.explain_unreachable_services():
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    # DATABASE_URL was set: its own error says more than any hint.
+    with pytest.raises(OperationalError, match="password authentication failed"):
+        with devrecord.explain_unreachable_services():
+            raise OperationalError("password authentication failed for user mine")
 
 
 def test_a_record_whose_server_died_is_not_live_although_its_owner_runs(sleeper):
