@@ -38,14 +38,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Tests get their own data directory, so `make test` never touches `make run`'s data.
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
 PYTHON = sys.executable
-# Seconds the child gets to stop after a signal before it is killed; Redis and Postgres then get
-# at most 5 s each (embedded.redis_stop/postgres_stop), which keeps the whole stop within 15 s.
-CHILD_STOP_SECONDS = 8
+# Seconds the child gets to stop after a signal before it is killed (honcho itself kills its
+# processes after 5 s). Redis then gets at most 3.5 s and Postgres 4.5 s (embedded.redis_stop,
+# postgres_stop): the whole stop stays within 15 s, and usually takes 5-7 s.
+CHILD_STOP_SECONDS = 7
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-# Kept importable from here for the tests and benchmarks that used them before the split.
-EMBEDDED_PG_SETTINGS = embedded.EMBEDDED_PG_SETTINGS
-_configure_postgres = embedded.configure_postgres
 
 
 def log(message: str) -> None:
@@ -140,7 +137,9 @@ def _clean_up_after(record: ServicesRecord | None) -> None:
         embedded.redis_stop(proc)
 
 
-def _start_servers(owned: contextlib.ExitStack, missing: list[str], command: str, signals: StopSignals) -> dict:
+def _start_servers(
+    owned: contextlib.ExitStack, missing: list[str], command: str, signals: StopSignals
+) -> dict[str, str]:
     """Start what `missing` asks for, each stopped by `owned` on exit, then write the record."""
     urls: dict[str, str] = {}
     postgres = redis = None
@@ -194,7 +193,7 @@ def services(command: str, signals: StopSignals) -> Iterator[dict[str, str]]:
         finally:
             # Stop under the start lock: a launcher starting meanwhile waits, then starts afresh,
             # instead of adopting a Postgres that is about to go away.
-            with contextlib.suppress(TimeoutError), devrecord.start_lock(VAR_DIR, timeout=5):
+            with contextlib.suppress(TimeoutError), devrecord.start_lock(VAR_DIR, timeout=2):
                 owned.close()
 
 

@@ -103,8 +103,8 @@ def postgres_start(pgdata: Path, log: Callable[[str], None]) -> tuple[str, Proc]
     return url, Proc.of(pid)
 
 
-def postgres_stop(proc: Proc, *, timeout: float = 4) -> None:
-    stop_process(proc, [(signal.SIGINT, timeout), (signal.SIGQUIT, 2), (signal.SIGKILL, 2)])
+def postgres_stop(proc: Proc) -> None:
+    stop_process(proc, [(signal.SIGINT, 3), (signal.SIGQUIT, 1), (signal.SIGKILL, 0.5)])
 
 
 def redis_start(data_dir: Path, log: Callable[[str], None]) -> tuple[str, subprocess.Popen]:
@@ -149,8 +149,8 @@ def _redis_answers(port: int) -> bool:
         return False
 
 
-def redis_stop(proc: Proc, *, timeout: float = 3) -> None:
-    stop_process(proc, [(signal.SIGTERM, timeout), (signal.SIGKILL, 2)])
+def redis_stop(proc: Proc) -> None:
+    stop_process(proc, [(signal.SIGTERM, 2.5), (signal.SIGKILL, 1)])
 
 
 def stray_redis_servers(data_dir: Path) -> list[Proc]:
