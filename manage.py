@@ -7,7 +7,12 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_saas.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from chatbot_saas.devrecord import explain_unreachable_services
+
+    # With no DATABASE_URL/REDIS_URL and no `make run` to find, "connection refused" becomes one
+    # line saying what to start; commands that need neither (help, check, collectstatic) still run.
+    with explain_unreachable_services():
+        execute_from_command_line(sys.argv)
 
 
 if __name__ == "__main__":

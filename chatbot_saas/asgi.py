@@ -12,7 +12,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from .devrecord import warn_if_no_services  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+
+warn_if_no_services()  # daphne started by hand with no DATABASE_URL/REDIS_URL and no `make run` to find
 
 application = ProtocolTypeRouter(
     {

