@@ -10,8 +10,9 @@ from concurrent.futures import Future
 import pytest
 
 from bots.services import bot_attach_knowledge_bases
+from chatbot_saas import runtime
 from conversations.models import Conversation, Message
-from conversations.pipeline import service, turn
+from conversations.pipeline import turn
 from conversations.pipeline.memory import memory_window, memory_window_subquery
 from conversations.pipeline.retrieval import passages_for
 from conversations.pipeline.turn import turn_begin
@@ -121,14 +122,14 @@ def test_the_embedding_models_hint_never_changes_what_is_retrieved(knowledge):
     conversation, kb = knowledge
     bot = conversation.bot
     first = _retrieved(ask(bot, conversation, QUESTION))
-    assert first and service._kb_models_hint[bot.pk] == (kb.embedding_model,)
+    assert first and runtime.kb_models_hint[bot.pk] == (kb.embedding_model,)
 
     with tenant_context(conversation.tenant):
         bot.knowledge_bases.clear()
     assert _retrieved(ask(bot, conversation, QUESTION)) == []
-    assert service._kb_models_hint[bot.pk] == ()
+    assert runtime.kb_models_hint[bot.pk] == ()
 
     with tenant_context(conversation.tenant):
         bot_attach_knowledge_bases(bot=bot, knowledge_base_ids=[kb.pk])
     assert _retrieved(ask(bot, conversation, QUESTION)) == first  # embedded late, under the right model
-    assert service._kb_models_hint[bot.pk] == (kb.embedding_model,)
+    assert runtime.kb_models_hint[bot.pk] == (kb.embedding_model,)
