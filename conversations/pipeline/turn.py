@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Subscription, UsageCounter
+from billing.models import Subscription
 from billing.quotas import QuotaExceeded, plan_of, quota_check
-from billing.services import current_period, usage_record
+from billing.services import usage_record
 from bots.models import Bot, PromptVersion, ProviderCredential
 from bots.selectors import ProviderKey, provider_keys_from
 from conversations.llm.base import ChatMessage
@@ -145,7 +145,6 @@ def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
 @dataclass
 class _Inputs:
     subscription: Subscription | None
-    messages_used: int
     summary: str
     facts: dict[str, str]
     prompt: dict[str, Any] | None  # the published prompt version's text and number
@@ -155,23 +154,20 @@ class _Inputs:
 
 
 def _read_inputs(*, bot: Bot, conversation: Conversation) -> _Inputs:
-    """The tenant's subscription and plan, the period's message count, the conversation's memory,
-    the bot's published prompt, the memory window, the bot's knowledge bases and the provider
-    credentials the chain needs: seven small queries (six for a chain of offline models only).
-    Tenant scope required.
+    """The tenant's subscription and plan, the conversation's memory, the bot's published prompt,
+    the memory window, the bot's knowledge bases and the provider credentials the chain needs:
+    six small queries (five for a chain of offline models only). Tenant scope required.
 
     Small queries rather than one row of subqueries: compiling that one cost ~5 ms of CPU per
-    turn, the seven together ~2 ms, and each extra round trip well under a millisecond."""
+    turn, these together ~2 ms, and each extra round trip well under a millisecond."""
     providers = sorted({e["provider"] for e in bot.model_chain or [] if e["provider"] != "offline"})
     subscription = Subscription.objects.select_related("plan").order_by("pk").first()
-    used = UsageCounter.objects.filter(period=current_period()).order_by("pk").values_list("messages", flat=True)
     memory = Conversation.objects.filter(pk=conversation.pk).values("summary", "visitor_facts").first() or {}
     prompt = PromptVersion.objects.filter(bot_id=bot.pk, is_published=True).values("text", "number").first()
     knowledge_bases = KnowledgeBase.objects.filter(bots=bot.pk).order_by("id").values_list("id", "embedding_model")
     credentials = list(ProviderCredential.objects.filter(provider__in=providers)) if providers else []
     return _Inputs(
         subscription=subscription,
-        messages_used=used.first() or 0,
         summary=memory.get("summary", ""),
         facts=memory.get("visitor_facts") or {},
         prompt=prompt,
@@ -196,7 +192,8 @@ def _turn_open(
     plan = plan_of(inputs.subscription)
     quota_error = None
     try:
-        quota_check(tenant=tenant, kind="messages", amount=1, plan=plan, used=inputs.messages_used)
+        # The period's usage is read by quota_check, and only when the plan limits messages.
+        quota_check(tenant=tenant, kind="messages", amount=1, plan=plan)
     except QuotaExceeded as exc:
         quota_error = exc
     if inputs.prompt is None:  # bots are created with a published prompt; this only guards hand-made rows

@@ -118,7 +118,7 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
 
 
 # 14, each a small ordinary ORM query: before the first token the tenant, the plan, the usage
-# counter, the conversation's memory, the published prompt, the window and the knowledge bases (the
+# counter (read only when the plan limits messages, as here), the conversation's memory, the published prompt, the window and the knowledge bases (the
 # provider keys make an eighth when the chain has a provider other than offline), then one INSERT
 # for both messages; settling is one transaction (here a savepoint and its release) writing the
 # message, the trace, last_active and the usage. Was 3 when the reads were sent as one
