@@ -9,6 +9,7 @@ import threading
 from celery import shared_task
 from django.conf import settings
 
+from chatbot_saas import runtime
 from tenants.context import tenant_task
 
 from .services import dangerously_settle_stale_streaming
@@ -35,39 +36,34 @@ def conversation_memory_refresh_batch_task(*, items: list[list[int]]) -> None:
             logger.exception("memory refresh of conversation %s failed", conversation_id)
 
 
-# Settled turns whose memory refresh is not queued yet, {conversation id: tenant id}. A Celery
-# message per turn cost ~1.5 ms of CPU (and GIL) in the web process, a third of settling a turn;
-# one message per MEMORY_REFRESH_BATCH_SECONDS carries every conversation settled meanwhile, once.
+# A Celery message per turn cost ~1.5 ms of CPU (and GIL) in the web process, a third of settling
+# a turn: one message per MEMORY_REFRESH_BATCH_SECONDS carries every conversation settled
+# meanwhile, once. The batch and its timer are process state (chatbot_saas.runtime).
 MEMORY_REFRESH_BATCH_SECONDS = 0.5
-_refresh_pending: dict[int, int] = {}
-_refresh_lock = threading.Lock()
-_refresh_timer: threading.Timer | None = None
 
 
 def memory_refresh_enqueue(*, tenant_id: int, conversation_id: int) -> None:
     """Queue the conversation's memory refresh (conversation_memory_refresh) within
     MEMORY_REFRESH_BATCH_SECONDS, batched with the other conversations settled meanwhile. Eager
     Celery (tests, scripts) runs it at once."""
-    global _refresh_timer
     if settings.CELERY_TASK_ALWAYS_EAGER:
         conversation_memory_refresh_task.delay(tenant_id=tenant_id, conversation_id=conversation_id)
         return
-    with _refresh_lock:
-        _refresh_pending[conversation_id] = tenant_id
-        if _refresh_timer is None:
-            _refresh_timer = threading.Timer(MEMORY_REFRESH_BATCH_SECONDS, memory_refresh_flush)
-            _refresh_timer.daemon = True
-            _refresh_timer.start()
+    with runtime.refresh_lock:
+        runtime.refresh_pending[conversation_id] = tenant_id
+        if runtime.refresh_timer is None:
+            runtime.refresh_timer = threading.Timer(MEMORY_REFRESH_BATCH_SECONDS, memory_refresh_flush)
+            runtime.refresh_timer.daemon = True
+            runtime.refresh_timer.start()
 
 
 @atexit.register
 def memory_refresh_flush() -> None:
     """Send the queued refreshes now (the timer, and the process's exit)."""
-    global _refresh_timer
-    with _refresh_lock:
-        items = [[tenant_id, conversation_id] for conversation_id, tenant_id in _refresh_pending.items()]
-        _refresh_pending.clear()
-        _refresh_timer = None
+    with runtime.refresh_lock:
+        items = [[tenant_id, conversation_id] for conversation_id, tenant_id in runtime.refresh_pending.items()]
+        runtime.refresh_pending.clear()
+        runtime.refresh_timer = None
     if not items:
         return
     try:

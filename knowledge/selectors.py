@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from django.db.models import Count, Q, QuerySet, Sum
 
+from chatbot_saas import runtime
 from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
 
@@ -133,7 +134,7 @@ def chunk_search(
     # (read once when there is none): a search is then one statement, and a stale one costs
     # a second statement, never a wrong plan.
     key = (tenant.pk, tuple(sorted({int(kb_id) for kb_id in knowledge_base_ids})))
-    kbs = _SCOPES.get(key)
+    kbs = runtime.retrieval_scopes.get(key)
     if kbs is None or not any(available for _kb_id, _model, available in kbs):
         # Nothing to search means no statement to check the remembered scope with: read it.
         kbs = knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=key[1])
@@ -145,21 +146,9 @@ def chunk_search(
         if seen is None or seen == kbs:
             break
         kbs = seen
-    _remember_scope(key, kbs)
+    runtime.remember_scope(key, kbs)
     passages.sort(key=lambda p: (-p.score, -(p.similarity or 0.0), p.chunk_id))
     return passages[:k]
-
-
-# (tenant id, knowledge base ids) -> knowledge_bases_for_search as the last search saw it. Only a
-# plan input: every search statement checks it in its own snapshot.
-_SCOPES: dict[tuple[int, tuple[int, ...]], list[tuple[int, str, int]]] = {}
-_SCOPES_MAX = 4096
-
-
-def _remember_scope(key: tuple[int, tuple[int, ...]], kbs: list[tuple[int, str, int]]) -> None:
-    if len(_SCOPES) >= _SCOPES_MAX and key not in _SCOPES:
-        _SCOPES.clear()
-    _SCOPES[key] = kbs
 
 
 def _search_once(

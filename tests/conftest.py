@@ -3,14 +3,17 @@ and tenant C where bob is also owner (a user in two workspaces)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import Client
 
+from chatbot_saas import runtime
 from tenants.context import tenant_context
 from tenants.models import Role, Tenant
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
@@ -20,9 +23,50 @@ from tests.support.servers import celery_worker, daphne_server
 def pytest_configure(config: pytest.Config) -> None:
     # PBKDF2 costs ~0.3 s a user; tests are not about password hashing strength.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # In-process turns share the test's connection and transaction (pool threads would not see
-    # uncommitted test data); daphne subprocesses keep the pool. See ANSWER_DB_THREADS.
-    settings.ANSWER_DB_THREADS = 0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_runtime(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each case starts without process-wide state (chatbot_saas.runtime: pools, remembered
+    scopes, hints, the memory-refresh batch) and ends by stopping the answer path's threads.
+
+    The answer path runs its production thread pools here too. A case inside a test transaction
+    (the `db` fixture, not `transactional_db`) lends its connection to the database threads, as
+    Django's LiveServerThread does for in-memory databases, so they see its uncommitted rows."""
+    runtime.reset()
+    lent = _in_test_transaction(request)
+    if lent:
+        _lend_connection_to_db_threads()
+    yield
+    runtime.reset()  # leaves this thread's own (lent) connection open
+    if lent:
+        connections[DEFAULT_DB_ALIAS].dec_thread_sharing()
+
+
+def _in_test_transaction(request: pytest.FixtureRequest) -> bool:
+    names = set(request.fixturenames)
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in names or "live_server" in names
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        transactional = True
+    return not transactional and ("db" in names or marker is not None)
+
+
+def _lend_connection_to_db_threads() -> None:
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    wrapper.inc_thread_sharing()
+    size = settings.ANSWER_DB_THREADS
+    # Every thread of the pool takes the connection: each waits for the others, so the pool
+    # starts all `size` threads rather than reusing the first.
+    all_started = threading.Barrier(size)
+
+    def take() -> None:
+        connections[DEFAULT_DB_ALIAS] = wrapper
+        all_started.wait(timeout=30)
+
+    pool = runtime.pool("db", size)
+    for future in [pool.submit(take) for _ in range(size)]:
+        future.result()
 
 
 @pytest.fixture(autouse=True)

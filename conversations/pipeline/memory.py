@@ -16,10 +16,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
-from django.db.models import OuterRef
-from django.db.models.functions import JSONObject
 
 from bots.catalog import cheapest
 from bots.selectors import provider_key
@@ -45,20 +42,6 @@ def memory_window(*, conversation: Conversation, size: int, before_id: int | Non
         .values_list("role", "content")[:size]
     )
     return [ChatMessage(role, content) for role, content in reversed(rows)]
-
-
-def memory_window_subquery(*, size: int) -> ArraySubquery:
-    """memory_window as an annotation on a Conversation queryset: the last `size` settled messages
-    as [{"role", "content"}], NEWEST first (the caller reverses), so a turn reads it in the same
-    query as the rest of its inputs. Built through the tenant scope: tenant context required."""
-    messages = (
-        Message.objects.filter(conversation=OuterRef("pk"))
-        .exclude(status__in=[Message.Status.STREAMING, Message.Status.FAILED])
-        .exclude(content="")
-        .order_by("-id")
-        .values(message=JSONObject(role="role", content="content"))[:size]
-    )
-    return ArraySubquery(messages)
 
 
 FACT_PATTERNS = {

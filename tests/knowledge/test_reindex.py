@@ -262,7 +262,7 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
 
     from django.db import connection
 
-    from knowledge import retrieval
+    from knowledge.retrieval import search as retrieval  # where hybrid_search looks the embedder up
 
     kb, old, new = _knowledge_base_staged_for_swap(world)
     real_get_embedder = retrieval.get_embedder

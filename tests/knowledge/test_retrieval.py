@@ -151,8 +151,8 @@ def test_the_hnsw_and_exact_plans_agree_on_the_nearest_chunks(world, crowded_tab
     kb = crowded_table[5]
     scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 10)
     query = _unit(5 * 100 + 3)
-    exact = retrieval._exact(scope, retrieval.vector_literal(query), 5)
-    hnsw = retrieval._hnsw(scope, retrieval.vector_literal(query), 5)
+    exact = retrieval.search.exact_candidates(scope, retrieval.vector_literal(query), 5)
+    hnsw = retrieval.search.hnsw_candidates(scope, retrieval.vector_literal(query), 5)
     assert [row[0] for row in hnsw] == [row[0] for row in exact]
 
 
@@ -191,7 +191,7 @@ def test_a_large_knowledge_base_gets_its_own_index_and_searches_through_it(world
     scope = SearchScope(world.tenant_a.pk, [kb.pk], 384, 10)
     query = _unit(7 * 100 + 2)
     rows, plan = retrieval.vector_candidates(scope, query, 5)
-    exact = retrieval._exact(scope, retrieval.vector_literal(query), 5)
+    exact = retrieval.search.exact_candidates(scope, retrieval.vector_literal(query), 5)
     assert plan == "kb-hnsw"
     assert [row[0] for row in rows] == [row[0] for row in exact]
 
@@ -501,10 +501,10 @@ def test_only_one_worker_builds_a_knowledge_base_index_at_a_time(transactional_d
     def other_worker() -> None:  # holds the build lock the way a worker mid-build does
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_lock(%s, %s)", [retrieval._BUILD_LOCK, kb.pk])
+                cursor.execute("SELECT pg_advisory_lock(%s, %s)", [retrieval.indexes.BUILD_LOCK, kb.pk])
                 held.set()
                 release.wait(10)
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [retrieval._BUILD_LOCK, kb.pk])
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [retrieval.indexes.BUILD_LOCK, kb.pk])
         finally:
             connection.close()
 

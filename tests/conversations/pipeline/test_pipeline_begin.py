@@ -10,9 +10,10 @@ from concurrent.futures import Future
 import pytest
 
 from bots.services import bot_attach_knowledge_bases
-from conversations.models import Conversation, Message
-from conversations.pipeline import service, turn
-from conversations.pipeline.memory import memory_window, memory_window_subquery
+from chatbot_saas import runtime
+from conversations.models import Message
+from conversations.pipeline import turn
+from conversations.pipeline.memory import memory_window
 from conversations.pipeline.retrieval import passages_for
 from conversations.pipeline.turn import turn_begin
 from knowledge.embeddings import embed_query_by_model
@@ -42,7 +43,7 @@ def _ids(passages) -> list[tuple[int, float]]:
     return [(p.chunk_id, round(p.score, 6)) for p in passages]
 
 
-def test_the_window_read_with_the_turn_is_the_memory_window(world):
+def test_the_window_read_with_the_turn_is_the_memory_window(world, settings):
     with tenant_context(world.tenant_a):
         conversation = ConversationFactory(tenant=world.tenant_a)
         rows = [
@@ -54,18 +55,11 @@ def test_the_window_read_with_the_turn_is_the_memory_window(world):
             Message.objects.create(
                 tenant=world.tenant_a, conversation=conversation, role=role, status=status, content=content
             )
-        for size in (1, 3, 10):
-            newest_first = (
-                Conversation.objects.filter(pk=conversation.pk)
-                .annotate(window=memory_window_subquery(size=size))
-                .values_list("window", flat=True)
-                .get()
-            )
-            expected = memory_window(conversation=conversation, size=size)
-            assert [(m["role"], m["content"]) for m in reversed(newest_first)] == [
-                (m.role, m.content) for m in expected
-            ]
         assert [m.content for m in memory_window(conversation=conversation, size=3)] == ["three", "four", "five"]
+        expected = memory_window(conversation=conversation, size=settings.BOT_MEMORY_WINDOW_MESSAGES)
+    begin = turn_begin(bot=conversation.bot, conversation=conversation, text="six")
+    assert [(m.role, m.content) for m in begin.setup.window] == [(m.role, m.content) for m in expected]
+    assert [m.content for m in begin.setup.window] == ["one", "two", "three", "four", "five"]
 
 
 def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(knowledge, monkeypatch):
@@ -121,14 +115,14 @@ def test_the_embedding_models_hint_never_changes_what_is_retrieved(knowledge):
     conversation, kb = knowledge
     bot = conversation.bot
     first = _retrieved(ask(bot, conversation, QUESTION))
-    assert first and service._kb_models_hint[bot.pk] == (kb.embedding_model,)
+    assert first and runtime.kb_models_hint[bot.pk] == (kb.embedding_model,)
 
     with tenant_context(conversation.tenant):
         bot.knowledge_bases.clear()
     assert _retrieved(ask(bot, conversation, QUESTION)) == []
-    assert service._kb_models_hint[bot.pk] == ()
+    assert runtime.kb_models_hint[bot.pk] == ()
 
     with tenant_context(conversation.tenant):
         bot_attach_knowledge_bases(bot=bot, knowledge_base_ids=[kb.pk])
     assert _retrieved(ask(bot, conversation, QUESTION)) == first  # embedded late, under the right model
-    assert service._kb_models_hint[bot.pk] == (kb.embedding_model,)
+    assert runtime.kb_models_hint[bot.pk] == (kb.embedding_model,)

@@ -1,6 +1,7 @@
 """The turn's database work runs on a pool of threads with their own connections
-(ANSWER_DB_THREADS). These tests use transactional_db, so the fake provider's thread sees
-exactly what the pipeline committed."""
+(ANSWER_DB_THREADS, the production default). These tests use transactional_db, so the pool
+threads use their own connections and the fake provider's thread sees exactly what the pipeline
+committed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
+from chatbot_saas import runtime
 from conversations.models import Message
 from conversations.pipeline.events import Delta, Start
-from conversations.pipeline.service import answer_stream, shutdown_thread_pools
+from conversations.pipeline.service import answer_stream
 from tenants.context import tenant_context
 from tests.conversations.factories import ConversationFactory
 from tests.fakes.base import Behaviour, Received
@@ -20,11 +22,9 @@ from tests.fakes.fixtures import ask, chain
 
 
 @pytest.fixture
-def pooled(settings) -> Iterator[None]:
-    settings.ANSWER_DB_THREADS = 2
-    shutdown_thread_pools()
+def pooled() -> Iterator[None]:
     yield
-    shutdown_thread_pools()  # closes the pool threads' connections before the tables are flushed
+    runtime.reset()  # closes the pool threads' connections before the tables are flushed
 
 
 @pytest.fixture
