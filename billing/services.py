@@ -350,8 +350,8 @@ def usage_update(
     storage_bytes: int = 0,
 ) -> tuple[QuerySet[UsageCounter], dict[str, Any]] | None:
     """The UPDATE usage_record runs, as (this period's counter, through the tenant scope; the
-    increments), for a caller that folds it into a statement of its own (turn_settle). None when
-    there is nothing to add. Tenant scope required. Updates no row in the period's first use."""
+    increments). None when there is nothing to add. Tenant scope required. Updates no row in the
+    period's first use."""
     changes = {
         "messages": messages,
         "tokens_in": tokens_in,

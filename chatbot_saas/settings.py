@@ -341,8 +341,8 @@ BOT_MEMORY_WINDOW_MESSAGES = envint("BOT_MEMORY_WINDOW_MESSAGES", 6)
 BOT_SUMMARY_MAX_CHARS = envint("BOT_SUMMARY_MAX_CHARS", 2_000)
 # The answer pipeline's database work runs in a pool of this many threads per process, each with
 # its own connection (so up to this many connections per web process). 0 runs it all on
-# asgiref's one thread-sensitive thread, which serialises concurrent turns; the test suite uses 0
-# so that in-process tests share the test's transaction.
+# asgiref's one thread-sensitive thread, which serialises concurrent turns. The tests run this
+# default too: tests/conftest.py lends a test's transaction to the pool's threads.
 ANSWER_DB_THREADS = envint("ANSWER_DB_THREADS", 8)
 # Threads that embed visitors' questions while their turns are being opened.
 ANSWER_EMBED_THREADS = envint("ANSWER_EMBED_THREADS", 2)
