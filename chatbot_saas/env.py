@@ -20,14 +20,24 @@ env = environ.Env()
 def read_dotenv(path: str) -> None:
     """Load KEY=VALUE lines from `path` without overriding the real environment."""
     if os.path.exists(path):
-        environ.Env.read_env(path, overwrite=False)
+        # .env.example (the file people copy) puts a comment after most values.
+        environ.Env.read_env(path, overwrite=False, parse_comments=True)
+
+
+def _raw(name: str) -> str | None:
+    """The variable's value without surrounding blanks, or None when unset or blank: an empty
+    `NAME=` (as in a .env copied from .env.example) means "use the default" for every helper."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    return raw.strip()
 
 
 def envbool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+    raw = _raw(name)
+    if raw is None:
         return default
-    value = raw.strip().lower()
+    value = raw.lower()
     if value in {"1", "true", "yes", "on"}:
         return True
     if value in {"0", "false", "no", "off"}:
@@ -36,8 +46,8 @@ def envbool(name: str, default: bool) -> bool:
 
 
 def envint(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
+    raw = _raw(name)
+    if raw is None:
         return default
     try:
         return int(raw)
@@ -46,12 +56,13 @@ def envint(name: str, default: int) -> int:
 
 
 def envstr(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    raw = _raw(name)
+    return default if raw is None else raw
 
 
 def envlist(name: str, default: list[str] | None = None) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
+    raw = _raw(name)
+    if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
 
@@ -73,7 +84,7 @@ def envhosts(name: str) -> list[str]:
 
 def required(name: str, *, production: bool, dev_default: str) -> str:
     """A setting that production must set explicitly; local runs get a safe default."""
-    value = os.environ.get(name, "")
+    value = _raw(name)
     if value:
         return value
     if production:

@@ -61,3 +61,32 @@ def test_a_malformed_tenant_url_allowlist_entry_names_its_variable(entry):
 def test_tenant_url_allowlist_takes_hosts_addresses_and_networks():
     result = _load_settings({"TENANT_URL_ALLOWLIST": "ollama.lan, 10.0.5.0/24,192.168.1.7,fd00::/8"})
     assert result.returncode == 0, result.stderr
+
+
+def test_a_dotenv_copied_from_the_example_unchanged_keeps_the_defaults(tmp_path):
+    """`cp .env.example .env` must start: comments after values are not part of them, and empty
+    `NAME=` lines mean "the default", not an empty path, URL or backend."""
+    probe = (
+        "import django; from chatbot_saas.env import read_dotenv; read_dotenv('.env.example'); django.setup(); "
+        "from django.conf import settings as s; "
+        "print(s.SITE_URL, s.VAR_DIR, s.EMAIL_BACKEND, s.CELERY_BROKER_URL == s.REDIS_URL, sep='|')"
+    )
+    plain = "import django; django.setup(); " + probe.split("django.setup(); ", 1)[1]
+    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV and k != "SITE_URL"}
+    base["WEB_PORT"] = "8010"
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=base,
+            capture_output=True,
+            text=True,
+            cwd=django_settings.BASE_DIR,
+            timeout=120,
+        )  # fmt: skip
+        for code in (probe, plain)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    with_example, without = (run.stdout.strip().splitlines()[-1] for run in runs)
+    assert with_example == without
+    assert with_example.startswith("http://127.0.0.1:8010|")
