@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from knowledge.answer_retrieval import decide
 from knowledge.relevance import DEFAULT_THRESHOLDS, THRESHOLDS, gate_passages, thresholds_for
 from knowledge.rerank import query_terms, rerank
@@ -57,6 +59,14 @@ def test_a_passage_far_behind_the_best_one_is_dropped_even_above_the_threshold()
     assert far.signals["gap"] == 0.25
 
 
+def test_a_verdict_serialises_for_the_trace_with_its_reason_and_scores():
+    [verdict] = gate_passages([passage(7, 0.18, text_rank=30, document_title="refunds.md")], embedding_model=MINILM)
+    trace = json.loads(json.dumps(verdict.as_trace()))
+    assert trace["chunk_id"] == 7 and trace["document_title"] == "refunds.md"
+    assert trace["relevant"] is False and trace["reason"].startswith("similarity 0.18 < 0.34")
+    assert trace["signals"]["text_rank"] == 30 and trace["signals"]["similarity"] == 0.18
+
+
 def test_a_passage_without_a_similarity_is_never_relevant():
     [verdict] = gate_passages([passage(1, None, text_rank=1)], embedding_model=MINILM)
     assert not verdict.relevant and verdict.reason == "no similarity score"
@@ -65,8 +75,10 @@ def test_a_passage_without_a_similarity_is_never_relevant():
 def test_an_unknown_embedding_model_gets_the_lenient_default_thresholds():
     assert thresholds_for("some-new-model") == DEFAULT_THRESHOLDS
     assert thresholds_for(MINILM) == THRESHOLDS[MINILM]
-    [verdict] = gate_passages([passage(1, 0.41)], embedding_model="some-new-model")
-    assert verdict.relevant and verdict.reason == f"similarity 0.41 >= {DEFAULT_THRESHOLDS.strong:.2f}"
+    [verdict] = gate_passages([passage(1, 0.31)], embedding_model="some-new-model")
+    assert verdict.relevant and verdict.reason == f"similarity 0.31 >= {DEFAULT_THRESHOLDS.strong:.2f}"
+    [strict] = gate_passages([passage(1, 0.31)], embedding_model=MINILM)
+    assert not strict.relevant
 
 
 def test_the_reranker_puts_the_most_similar_passage_first_whatever_the_fused_order():
