@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
+from chatbot_saas.demo_host import SUGGESTED_QUESTIONS
 from knowledge.answer_retrieval import passages_for_answer
 from knowledge.ingestion import document_ingest
 from knowledge.management.commands.bootstrap_demo_knowledge import demo_sources
@@ -52,6 +53,17 @@ def test_answerable_questions_keep_their_expected_document_first(help_centre):
             assert len(decision.kept) <= 5 and not decision.refused
             dropped = [v for v in decision.verdicts if not v.relevant]
             assert dropped and all(v.reason for v in dropped)  # the trace can say why each one went
+
+
+def test_the_demo_pages_suggested_questions_are_answered_from_their_article(help_centre):
+    tenant, kb = help_centre
+    expected = dict(zip(SUGGESTED_QUESTIONS, ["shipping.md", "returns.md", "glow-quick-start.pdf"], strict=True))
+    with tenant_context(tenant):
+        for question, title in expected.items():
+            decision = passages_for_answer(
+                tenant=tenant, knowledge_base_ids=[kb.pk], query=question, k=3, embedding_model=MINILM
+            )
+            assert [p.document_title for p in decision.kept][:1] == [title], (question, decision.verdicts[:3])
 
 
 def test_unanswerable_questions_keep_nothing_and_every_candidate_says_why(help_centre):
