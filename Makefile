@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 REQ_HASH := $(shell sha1sum requirements.txt | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
-.PHONY: setup run test lint format bench browsers lock clean-data
+.PHONY: setup run test lint format bench bench-data browsers lock clean-data
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,14 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: setup browsers
+# The quality benchmark's second corpus: SQLite's documentation (public domain), from Debian.
+bench-data:
+	@test -f /usr/share/doc/sqlite3/lang_vacuum.html || { \
+	  echo "installing Debian sqlite3-doc for the quality benchmark"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q sqlite3-doc >/dev/null; }
+
+bench: setup browsers bench-data
 	$(PY) -m chatbot_saas.devservices exec -- $(PY) -m benchmarks $(BENCH_ARGS)
 
 # Re-pin requirements.txt from requirements.in (needs the registries).

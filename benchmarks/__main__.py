@@ -38,6 +38,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--fake-llm", default="asyncio", choices=["asyncio", "threaded"], help="streaming: fake provider server"
     )
+    parser.add_argument(
+        "--calibrate", action="store_true", help="quality: grid-search the relevance gate on the calibration half"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_saas.settings")
     django.setup()
