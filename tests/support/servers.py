@@ -118,7 +118,9 @@ def asgi_server(server: str, workers: int = 1, **env_extra: str) -> Iterator[tup
     args = asgi_server_command(server, port, env_extra.get("WS_MAX_FRAME_BYTES", "16384"), workers)
     server_process = _spawn(args, f"{server}-{port}.log", child_env(**env_extra))
     try:
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded 2-core machine (xdist workers beside other suites) two daphne
+        # processes importing Django took longer than 30 s to bind.
+        deadline = time.monotonic() + 120
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
