@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 REQ_HASH := $(shell sha1sum requirements.txt | cut -c1-12)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
-.PHONY: setup run test lint format bench bench-data browsers lock clean-data
+.PHONY: setup run test test-fast lint format bench bench-data browsers lock clean-data
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,13 +27,29 @@ browsers:
 run: setup
 	$(PY) -m chatbot_saas.devservices run
 
-test: setup browsers
-	$(PY) -m chatbot_saas.devservices test $(PYTEST_ARGS)
+# `make test` runs the whole suite in TEST_WORKERS processes (pytest-xdist; each has its own test
+# database and Redis database, see tests/support/xdist_isolation.py) and lists the 15 slowest tests.
+# loadgroup: the tests sharing a live chat server or a browser stay on one worker (tests/conftest.py);
+# the rest go one by one in collection order, so each worker still runs pytest-django's transactional
+# tests (which empty the tables) after its other database tests.
+# With PYTEST_ARGS it runs exactly those arguments instead (serial unless they say -n).
+TEST_WORKERS ?= 2
+PARALLEL_ARGS := -n $(TEST_WORKERS) --dist loadgroup
+TEST_ARGS := $(if $(PYTEST_ARGS),$(PYTEST_ARGS),$(PARALLEL_ARGS) --durations=15)
 
+test: setup browsers
+	$(PY) -m chatbot_saas.devservices test $(TEST_ARGS)
+
+# The quick loop: everything but the tests marked `slow` (live servers, real workers, chromium).
+test-fast: setup
+	$(PY) -m chatbot_saas.devservices test $(PARALLEL_ARGS) -m "not slow" --durations=15 $(PYTEST_ARGS)
+
+# mypy on the apps: errors listed in scripts/mypy_baseline.txt are known, a new one fails.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-logo
+	$(PY) scripts/mypy_baseline.py
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

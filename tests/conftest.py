@@ -19,6 +19,38 @@ from tenants.models import Role, Tenant
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 from tests.support.servers import celery_worker, daphne_server
 
+# Fixtures that start a real process (daphne, uvicorn, a Celery worker, chromium) or build an
+# HNSW index over thousands of rows: a test using any of them is marked `slow`, so
+# `make test-fast` leaves it out without anyone remembering to.
+SLOW_FIXTURES = frozenset(
+    {
+        "live_worker",
+        "live_daphne",
+        "chat_server",
+        "uvicorn_chat_server",
+        "workers_chat_server",
+        "browser",
+        "crowded_table",
+    }
+)
+# Tests that start such processes themselves say so with `integration` or `browser` (or `slow`).
+SLOW_MARKERS = ("integration", "browser", "slow")
+# Under `make test` (xdist, --dist loadgroup) the tests sharing one of these costly fixtures run on
+# one worker, so it starts once; every other test goes to whichever worker is free.
+GROUPED_FIXTURES = ("chat_server", "uvicorn_chat_server", "workers_chat_server", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if not SLOW_FIXTURES.isdisjoint(fixtures) or any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+        group = next((name for name in GROUPED_FIXTURES if name in fixtures), None)
+        if group and not item.get_closest_marker("xdist_group"):
+            # The browser is module-scoped: one group per module lets two modules use both workers.
+            scope = f"{group}:{item.module.__name__}" if group == "browser" and item.module else group
+            item.add_marker(pytest.mark.xdist_group(scope))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # PBKDF2 costs ~0.3 s a user; tests are not about password hashing strength.

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from celery import _state as celery_state
 from django.conf import settings
 from django.test import Client
 
@@ -76,6 +77,11 @@ def eager_celery() -> Iterator[None]:
         yield
     finally:
         celery_app.conf.task_always_eager = False
+        # Celery's eager apply sets a process-wide "a join would block" flag and restores it without
+        # a lock: eager tasks run from several threads at once (the ten concurrent webhook
+        # deliveries) can leave it set, and every later `.get()` in this process then raises "Never
+        # call result.get() within a task". Not a task here, so clear it (celery._state is private).
+        celery_state._set_task_join_will_block(False)
 
 
 @pytest.fixture

@@ -20,6 +20,9 @@ from django.conf import settings as django_settings
 from knowledge.embeddings import EmbeddingError, get_embedder, load_query_encoder, query_graph_path
 from knowledge.query_process import IN_CHILD_ENV, QueryEmbeddingProcess
 
+# Each test starts real child processes that load ONNX Runtime (and some the model): `make test` only.
+pytestmark = pytest.mark.slow
+
 QUESTION = "How do I reset my password?"
 
 

@@ -59,7 +59,8 @@ class ManagedProcess:
 
 
 def _spawn(args: list[str], log_name: str, env: dict[str, str]) -> ManagedProcess:
-    log_dir = BASE_DIR / "var" / "test-logs"
+    # One directory per xdist worker: both workers start "celery-session.log" and the like.
+    log_dir = BASE_DIR / "var" / "test-logs" / os.environ.get("PYTEST_XDIST_WORKER", "main")
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / log_name
     handle = log_path.open("wb")
