@@ -34,6 +34,7 @@ from tenants.context import get_current_tenant, tenant_context
 from tenants.models import Tenant
 from tenants.scoping import ScopedQuery, TenantScopedModel
 
+from . import candidate
 from .memory import memory_window_subquery
 from .retrieval import passages_for
 
@@ -232,7 +233,7 @@ def _read_inputs(*, bot: Bot, conversation: Conversation) -> tuple[Tenant, _Inpu
     return tenant, _Inputs(
         subscription=subscription,
         messages_used=used[0]["messages"] if used else 0,
-        conversation=inputs[0] if inputs else {},
+        conversation=candidate.apply(inputs[0] if inputs else {}),  # evaluation runs only
         credentials=credentials,
     )
 

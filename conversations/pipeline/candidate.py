@@ -1,0 +1,52 @@
+"""A candidate configuration for evaluation turns: the prompt or knowledge bases a change would
+put live, used by the turn in place of the published ones.
+
+The publishing gate (conversations/evaluation/) must judge the prompt version about to be
+published, through the same pipeline visitors use, before it is published. It sets this context
+variable around its turns; the turn reads it where it reads the published prompt and the bot's
+knowledge bases (turn._read_inputs). Unset, which is always the case outside evaluation runs,
+the turn is exactly what it was. A context variable, not an argument, so the pipeline's public
+entry point and its stages keep their signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Candidate:
+    prompt_text: str | None = None
+    prompt_number: int | None = None
+    # [{"id": kb id, "model": its embedding model}], as the turn's own read returns them.
+    knowledge_bases: list[dict[str, Any]] | None = None
+
+
+_candidate: ContextVar[Candidate | None] = ContextVar("evaluation_candidate", default=None)
+
+
+@contextmanager
+def evaluating(candidate: Candidate) -> Iterator[None]:
+    token = _candidate.set(candidate)
+    try:
+        yield
+    finally:
+        _candidate.reset(token)
+
+
+def apply(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The turn's conversation inputs with the candidate's prompt and knowledge bases, if any."""
+    candidate = _candidate.get()
+    if candidate is None:
+        return inputs
+    inputs = dict(inputs)
+    if candidate.prompt_text is not None:
+        inputs["prompt_text"] = candidate.prompt_text
+        inputs["prompt_number"] = candidate.prompt_number
+    if candidate.knowledge_bases is not None:
+        inputs["knowledge_bases"] = candidate.knowledge_bases
+    return inputs
