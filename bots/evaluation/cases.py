@@ -223,7 +223,7 @@ def eval_cases_import(*, bot: Bot, text: str, fmt: str) -> list[EvalCase]:
         try:
             cases.append(_row_case(bot, row, by_title))
         except ValueError as exc:
-            errors.append(f"Line {line}: {exc}.")
+            errors.append(f"Line {line}: {str(exc).rstrip('.')}.")
     if not rows and not errors:
         errors.append("Line 1: the file holds no cases.")
     if errors:

@@ -172,7 +172,7 @@ def gate_settle(*, run_id: int) -> EvalRun:
     """Decide a finished gate run: apply its change when the score held within the bot's margin,
     else wait for confirmation. Records the baseline and the drop on the run. Locks the run, so
     a settle and a confirm cannot both apply it. A run that is no gate, or decided, is left alone."""
-    run = EvalRun.objects.select_for_update().select_related("bot", "prompt_version").get(pk=run_id)
+    run = EvalRun.objects.select_for_update(of=("self",)).select_related("bot", "prompt_version").get(pk=run_id)
     if run.gate != EvalRun.Gate.WAITING or not run.is_finished:
         return run
     published = PromptVersion.objects.filter(bot=run.bot, is_published=True).first()
@@ -195,7 +195,7 @@ def gate_settle(*, run_id: int) -> EvalRun:
 def gate_confirm(*, run: EvalRun, by: Any = None) -> EvalRun:
     """Apply a gate run's change despite its drop (or its failure): the admin's explicit
     decision, recorded with the drop in the publication log."""
-    run = EvalRun.objects.select_for_update().select_related("bot", "prompt_version").get(pk=run.pk)
+    run = EvalRun.objects.select_for_update(of=("self",)).select_related("bot", "prompt_version").get(pk=run.pk)
     if run.gate != EvalRun.Gate.NEEDS_CONFIRMATION:
         raise EvalGateClosed("This change is not waiting for a confirmation any more. Reload the page.")
     _apply(run, confirmed=True, by=by)

@@ -91,6 +91,7 @@ def _result(run: EvalRun, case: EvalCase, turn: _Turn, existing: set[int]) -> tu
         scored.flags.append(f"turn_error:{turn.error_code}")
     latency = float((message.latency or {}).get("total_ms") or 0) if message else 0.0
     result = EvalResult(
+        tenant_id=run.tenant_id,
         run=run,
         case=case,
         question=case.question,
