@@ -55,10 +55,14 @@ def help_bot(world, settings, tmp_path) -> HelpBot:
 
 
 @pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Run queued tasks inline (unit tests only; the gate's integration test uses live_worker)."""
+def eager_celery(settings) -> Iterator[None]:  # noqa: ANN001
+    """Run queued tasks inline (unit tests only; the gate's integration test uses live_worker).
+
+    The Django setting too: with it the pipeline's memory refresh runs inline, instead of from a
+    timer thread whose database connection would outlive the test."""
     from chatbot_saas.celery import app
 
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.task_always_eager = True
     try:
         yield

@@ -161,3 +161,13 @@ def test_publishing_a_bot_with_cases_starts_a_gate_run_and_a_bot_without_publish
     assert not gated.is_published and run.gate == "waiting" and run.prompt_version_id == gated.pk
     assert waiting["Location"] == url("eval_run_detail", "acme", help_bot.bot.pk, run.pk)
     assert PromptVersion.objects.unscoped().get(bot=help_bot.bot, is_published=True).number == 1
+
+
+def test_the_cross_tenant_walk_covers_the_evaluation_routes():
+    from tests.support.url_walk import iter_routes
+
+    routes = {route.name: route for route in iter_routes()}
+    names = {"eval_page", "eval_case_edit", "eval_case_delete", "eval_starters", "eval_import", "eval_export",
+             "eval_run_start", "eval_run_detail", "eval_run_confirm", "eval_run_cancel"}  # fmt: skip
+    assert names <= routes.keys()
+    assert not any(routes[name].public for name in names)
