@@ -117,6 +117,9 @@ def eval_run_execute(*, run_id: int) -> EvalRun | None:
     run = EvalRun.objects.select_related("bot", "prompt_version").filter(pk=run_id).first()
     if run is None or run.is_finished:
         return run
+    if run.gate == EvalRun.Gate.CANCELLED:  # superseded before it started: spend no quota on it
+        eval_run_finish(run=run, scores=None, error_code="eval_cancelled", error="A newer change replaced this one.")
+        return run
     EvalResult.objects.filter(run=run).delete()
     run.status = EvalRun.Status.RUNNING
     run.save(update_fields=["status"])

@@ -171,3 +171,39 @@ def test_the_cross_tenant_walk_covers_the_evaluation_routes():
              "eval_run_start", "eval_run_detail", "eval_run_confirm", "eval_run_cancel"}  # fmt: skip
     assert names <= routes.keys()
     assert not any(routes[name].public for name in names)
+
+
+def test_changing_the_knowledge_bases_of_a_bot_with_cases_saves_the_rest_and_waits_for_the_run(help_bot, world):
+    from tests.bots.test_dashboard import settings_post
+
+    with tenant_context(world.tenant_a):
+        EvalCaseFactory(tenant=world.tenant_a, bot=help_bot.bot)
+    data = settings_post(help_bot.bot, welcome_message="Hello there", eval_margin="2.5")  # no knowledge bases
+    response = world.client_for(world.alice).post(url("bot_detail", "acme", help_bot.bot.pk), data)
+    with tenant_context(world.tenant_a):
+        help_bot.bot.refresh_from_db()
+        run = EvalRun.objects.get()
+        attached = help_bot.bot.knowledge_bases.count()
+    assert response["Location"] == url("eval_run_detail", "acme", help_bot.bot.pk, run.pk)
+    assert help_bot.bot.welcome_message == "Hello there" and help_bot.bot.eval_margin == 2.5
+    assert attached == 1 and run.purpose == "knowledge" and run.knowledge_base_ids == [] and run.gate == "waiting"
+
+
+def test_a_superseded_gate_run_is_cancelled_and_spends_no_quota(help_bot, world):
+    from conversations.evaluation.runner import eval_run_execute
+    from conversations.models import Message
+
+    with tenant_context(world.tenant_a):
+        EvalCaseFactory(tenant=world.tenant_a, bot=help_bot.bot)
+        first = prompt_version_create(bot=help_bot.bot, text="First candidate.")
+        second = prompt_version_create(bot=help_bot.bot, text="Second candidate.")
+        from bots.evaluation import gate
+
+        old = gate.gate_publish_prompt(bot=help_bot.bot, version=first).run
+        new = gate.gate_publish_prompt(bot=help_bot.bot, version=second).run
+        eval_run_execute(run_id=old.pk)
+        old.refresh_from_db()
+        new.refresh_from_db()
+        turns = Message.objects.count()
+    assert (old.gate, old.status, old.error_code) == ("cancelled", "failed", "eval_cancelled")
+    assert new.gate == "waiting" and turns == 0
