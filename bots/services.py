@@ -164,7 +164,9 @@ def prompt_version_create(
 ) -> PromptVersion:
     """Add the next version of the bot's prompt (numbers never repeat); publish it when asked.
 
-    Locks the bot row so two editors saving at once get consecutive numbers.
+    Locks the bot row so two editors saving at once get consecutive numbers. `publish` publishes
+    without the evaluation gate (for bot_create-like callers); user-facing publishing goes through
+    bots.evaluation.gate.gate_publish_prompt.
     """
     clean = validation.check_prompt_text(text)
     Bot.objects.select_for_update().filter(pk=bot.pk).first()

@@ -8,9 +8,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from bots.evaluation import cases
+from bots.evaluation import cases, gate
 from bots.models import EvalCase, EvalRun, PromptVersion
 from bots.services import prompt_version_create
+from conversations.evaluation.runner import eval_run_execute
+from conversations.models import Message
 from tenants.context import tenant_context
 from tests.bots.factories import BotFactory, EvalCaseFactory, EvalRunFactory
 
@@ -190,15 +192,10 @@ def test_changing_the_knowledge_bases_of_a_bot_with_cases_saves_the_rest_and_wai
 
 
 def test_a_superseded_gate_run_is_cancelled_and_spends_no_quota(help_bot, world):
-    from conversations.evaluation.runner import eval_run_execute
-    from conversations.models import Message
-
     with tenant_context(world.tenant_a):
         EvalCaseFactory(tenant=world.tenant_a, bot=help_bot.bot)
         first = prompt_version_create(bot=help_bot.bot, text="First candidate.")
         second = prompt_version_create(bot=help_bot.bot, text="Second candidate.")
-        from bots.evaluation import gate
-
         old = gate.gate_publish_prompt(bot=help_bot.bot, version=first).run
         new = gate.gate_publish_prompt(bot=help_bot.bot, version=second).run
         eval_run_execute(run_id=old.pk)
