@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from tenants.admin import UnscopedAdmin
 
 from . import validation
-from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
+from .models import Bot, EvalCase, EvalResult, EvalRun, PromptPublication, PromptVersion, ProviderCredential
 
 
 class PromptVersionInline(admin.TabularInline):
@@ -71,9 +71,12 @@ class PromptVersionAdmin(UnscopedAdmin):
 
 @admin.register(PromptPublication)
 class PromptPublicationAdmin(UnscopedAdmin):
-    list_display = ["bot", "version", "previous", "action", "by", "created", "tenant"]
-    list_filter = ["action"]
-    readonly_fields = ["tenant", "bot", "version", "previous", "action", "by", "created"]
+    list_display = ["bot", "version", "previous", "action", "by", "score_drop", "confirmed_drop", "created", "tenant"]
+    list_filter = ["action", "confirmed_drop"]
+    readonly_fields = [
+        "tenant", "bot", "version", "previous", "action", "by", "created", "eval_run", "score_drop", "confirmed_drop",
+        "note",
+    ]  # fmt: skip
 
 
 @admin.register(ProviderCredential)
@@ -83,3 +86,39 @@ class ProviderCredentialAdmin(UnscopedAdmin):
     search_fields = ["tenant__slug"]
     fields = ["tenant", "provider", "key_hint", "base_url", "created", "updated"]
     readonly_fields = fields
+
+
+@admin.register(EvalCase)
+class EvalCaseAdmin(UnscopedAdmin):
+    list_display = ["question", "bot", "should_refuse", "created", "tenant"]
+    list_filter = ["should_refuse"]
+    search_fields = ["question", "bot__name", "tenant__slug"]
+    readonly_fields = ["tenant", "bot", "created"]
+
+
+class EvalResultInline(admin.TabularInline):
+    model = EvalResult
+    extra = 0
+    fields = ["question", "score", "hit", "reciprocal_rank", "citation_accuracy", "refusal_correct", "flags"]
+    readonly_fields = fields
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return EvalResult.objects.unscoped()
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(EvalRun)
+class EvalRunAdmin(UnscopedAdmin):
+    """Runs are results: read-only here (the gate decides through the dashboard)."""
+
+    list_display = ["bot", "purpose", "status", "score", "gate", "created", "tenant"]
+    list_filter = ["status", "purpose", "gate"]
+    search_fields = ["bot__name", "tenant__slug"]
+    readonly_fields = [
+        "tenant", "bot", "status", "purpose", "gate", "prompt_version", "knowledge_base_ids", "baseline", "scores",
+        "score", "error_code", "error_message", "by", "created", "finished",
+    ]  # fmt: skip
+    inlines = [EvalResultInline]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from knowledge.models import KnowledgeBase
+from knowledge.models import Document, KnowledgeBase
 
 from .models import Bot, ProviderCredential
 
@@ -40,6 +40,13 @@ class BotSettingsForm(forms.Form):
     temperature = forms.FloatField(min_value=0, max_value=2)
     retrieval_k = forms.IntegerField(min_value=1, max_value=20)
     min_passage_score = forms.FloatField(required=False)
+    eval_margin = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=100,
+        label="Evaluation margin",
+        help_text="Points the evaluation score may drop before publishing needs your confirmation.",
+    )
     model_chain = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text='JSON list, e.g. [{"provider": "openai", "model": "gpt-4o-mini", "params": {}}]',
@@ -71,6 +78,7 @@ class BotSettingsForm(forms.Form):
         return {
             **{f: getattr(bot, f) for f in ("name", "status", "welcome_message", "fallback_message", "answer_policy")},
             **{f: getattr(bot, f) for f in ("max_answer_tokens", "temperature", "retrieval_k", "min_passage_score")},
+            "eval_margin": bot.eval_margin,
             "model_chain": json.dumps(bot.model_chain, indent=1),
             "knowledge_bases": list(bot.knowledge_bases.values_list("pk", flat=True)),
             "allowed_origins": "\n".join(bot.allowed_origins),
@@ -100,6 +108,8 @@ class BotSettingsForm(forms.Form):
         for key in ("title", "primary_color", "position", "avatar_url", "hide_powered_by"):
             data.pop(f"widget_{key}", None)
         data.pop("knowledge_bases")
+        if data.get("eval_margin") is None:  # left empty: keep the bot's margin
+            data.pop("eval_margin", None)
         data["widget"] = widget
         data["allowed_origins"] = _lines(data["allowed_origins"])
         data["blocked_topics"] = _lines(data["blocked_topics"])
@@ -116,3 +126,36 @@ class CredentialForm(forms.Form):
     provider = forms.ChoiceField(choices=ProviderCredential.Provider.choices)
     api_key = forms.CharField(max_length=400, widget=forms.PasswordInput(render_value=False))
     base_url = forms.URLField(required=False, help_text="Only for OpenAI-compatible servers.")
+
+
+def _keywords(text: str) -> list[str]:
+    return [k.strip() for k in (text or "").replace("\n", ",").split(",") if k.strip()]
+
+
+class EvalCaseForm(forms.Form):
+    question = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
+    expected_documents = forms.ModelMultipleChoiceField(
+        queryset=Document.objects.unscoped().none(), required=False, help_text="The documents a good answer cites."
+    )
+    expected_keywords = forms.CharField(
+        required=False, help_text="Comma-separated words a good answer contains.", label="Expected keywords"
+    )
+    should_refuse = forms.BooleanField(required=False, label="The bot should say it doesn't know")
+
+    def __init__(self, *args: Any, bot: Bot, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Through the tenant scope, and only the bot's own knowledge.
+        self.fields["expected_documents"].queryset = Document.objects.filter(knowledge_base__bots=bot).order_by("title")
+
+    def service_fields(self) -> dict[str, Any]:
+        return {
+            "question": self.cleaned_data["question"],
+            "document_ids": [d.pk for d in self.cleaned_data["expected_documents"]],
+            "keywords": _keywords(self.cleaned_data["expected_keywords"]),
+            "should_refuse": self.cleaned_data["should_refuse"],
+        }
+
+
+class EvalImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV (question, expected_documents, expected_keywords, should_refuse) or JSON.")
+    format = forms.ChoiceField(choices=[("csv", "CSV"), ("json", "JSON")])

@@ -65,6 +65,9 @@ class Bot(TenantScopedModel):
     retrieval_k = models.PositiveSmallIntegerField(default=5)
     # Passages scoring below this are not used; empty means the knowledge service's default.
     min_passage_score = models.FloatField(null=True, blank=True)
+    # Publishing gate (issue 15): a change that lowers the evaluation score by more than this many
+    # points (0-100) compared with the published version's last run needs an explicit confirmation.
+    eval_margin = models.FloatField(default=5.0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="uniq_bot_name_per_tenant")]
@@ -113,6 +116,14 @@ class PromptPublication(TenantScopedModel):
     action = models.CharField(max_length=16, choices=Action.choices, default=Action.PUBLISH)
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(default=timezone.now)
+    # The evaluation run that gated this publication, the score drop it found (points, positive
+    # = worse) and whether the admin confirmed publishing despite it; note says why not gated.
+    eval_run = models.ForeignKey(
+        "EvalRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="publications"
+    )
+    score_drop = models.FloatField(null=True, blank=True)
+    confirmed_drop = models.BooleanField(default=False)
+    note = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -143,3 +154,111 @@ class ProviderCredential(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.provider} key …{self.key_hint}"
+
+
+# Evaluation sets (issue 15). The cases and runs live here, beside the bot and its prompt
+# versions they judge; running a case needs the answer pipeline, so the runner lives in
+# conversations/evaluation/ (imports go conversations -> bots, never back).
+
+
+class EvalCase(TenantScopedModel):
+    """One question of a bot's evaluation set and what a good answer to it looks like."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="eval_cases")
+    question = models.CharField(max_length=1000)
+    # [{"id": <document id>, "title": <its title when the case was saved>}]. Ids, not a
+    # foreign key: a deleted document must stay visible on the case so it can be flagged.
+    expected_documents = models.JSONField(default=list, blank=True)
+    expected_keywords = models.JSONField(default=list, blank=True)
+    should_refuse = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+
+class EvalRun(TenantScopedModel):
+    """One run of a bot's evaluation set through the answer pipeline, with its scores."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Purpose(models.TextChoices):
+        CHECK = "check", "Check"
+        PUBLISH = "publish", "Before publishing a prompt"
+        KNOWLEDGE = "knowledge", "Before changing knowledge bases"
+
+    class Gate(models.TextChoices):
+        NONE = "", "Not a gate"
+        WAITING = "waiting", "Waiting for the run"
+        APPLIED = "applied", "Applied"
+        NEEDS_CONFIRMATION = "needs_confirmation", "Needs confirmation"
+        CONFIRMED = "confirmed", "Applied after confirmation"
+        CANCELLED = "cancelled", "Cancelled"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="eval_runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.CHECK)
+    gate = models.CharField(max_length=24, choices=Gate.choices, default=Gate.NONE, blank=True)
+    # The prompt version the run answered with (the candidate for a publish gate).
+    prompt_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="eval_runs"
+    )
+    # The knowledge bases the run answered from when they differ from the bot's (a knowledge gate).
+    knowledge_base_ids = models.JSONField(null=True, blank=True)
+    # The run this one is compared with: the last finished run of the published version.
+    baseline = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # {"hit_at_k", "mrr", "citation_accuracy", "refusal_correctness", "keyword_coverage",
+    #  "latency_ms_p50", "cost", "cases", "flagged"}; score is 0-100, the mean of the cases' scores.
+    scores = models.JSONField(default=dict, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"Evaluation run {self.pk} of bot {self.bot_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class EvalResult(TenantScopedModel):
+    """One case's outcome in one run. The question is copied so history survives edits."""
+
+    run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
+    case = models.ForeignKey(EvalCase, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    question = models.CharField(max_length=1000)
+    answer = models.TextField(blank=True)
+    refused = models.BooleanField(default=False)
+    retrieved_document_ids = models.JSONField(default=list, blank=True)
+    cited_document_ids = models.JSONField(default=list, blank=True)
+    # Each None when the case gives nothing to judge it by (no expected documents, no keywords).
+    hit = models.BooleanField(null=True)
+    reciprocal_rank = models.FloatField(null=True)
+    citation_accuracy = models.FloatField(null=True)
+    refusal_correct = models.BooleanField(default=False)
+    keyword_coverage = models.FloatField(null=True)
+    score = models.FloatField(default=0)  # 0-1
+    latency_ms = models.FloatField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    # ["deleted_document:<id>", "turn_error:<code>"]: what makes this result suspect.
+    flags = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Result of run {self.run_id}: {self.question[:40]}"

@@ -38,6 +38,7 @@ EDITABLE_FIELDS = {
     "redact_output",
     "retrieval_k",
     "min_passage_score",
+    "eval_margin",
 }
 WIDGET_KEYS = {"primary_color", "position", "title", "avatar_url", "scheme", "hide_powered_by"}
 
@@ -163,7 +164,9 @@ def prompt_version_create(
 ) -> PromptVersion:
     """Add the next version of the bot's prompt (numbers never repeat); publish it when asked.
 
-    Locks the bot row so two editors saving at once get consecutive numbers.
+    Locks the bot row so two editors saving at once get consecutive numbers. `publish` publishes
+    without the evaluation gate (for bot_create-like callers); user-facing publishing goes through
+    bots.evaluation.gate.gate_publish_prompt.
     """
     clean = validation.check_prompt_text(text)
     Bot.objects.select_for_update().filter(pk=bot.pk).first()
@@ -176,9 +179,20 @@ def prompt_version_create(
 
 @transaction.atomic
 def bot_publish_prompt(
-    *, bot: Bot, version: PromptVersion, by: Any = None, action: str = PromptPublication.Action.PUBLISH
+    *,
+    bot: Bot,
+    version: PromptVersion,
+    by: Any = None,
+    action: str = PromptPublication.Action.PUBLISH,
+    eval_run: Any = None,
+    score_drop: float | None = None,
+    confirmed_drop: bool = False,
+    note: str = "",
 ) -> PromptPublication:
     """Make `version` the one published prompt of `bot`, and record who did it.
+
+    This is the write only; the evaluation gate in front of it (bots.evaluation.gate_*) decides
+    whether it may run. `eval_run`, `score_drop`, `confirmed_drop` and `note` go to the log.
 
     Holds a row lock on the bot, so concurrent publishes serialise; the partial unique index
     guarantees at most one published version even if another path forgets the lock.
@@ -198,7 +212,16 @@ def bot_publish_prompt(
         except IntegrityError:
             raise ValidationError({"version": "Another version was published at the same time; try again."}) from None
     return PromptPublication.objects.create(
-        bot=bot, version=version, previous=previous, action=action, by=by, created=timezone.now()
+        bot=bot,
+        version=version,
+        previous=previous,
+        action=action,
+        by=by,
+        created=timezone.now(),
+        eval_run=eval_run,
+        score_drop=score_drop,
+        confirmed_drop=confirmed_drop,
+        note=note[:300],
     )
 
 

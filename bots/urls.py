@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views
+from . import eval_views, views
 
 _BOTS = "t/<slug:tenant_slug>/bots/"
 _BOT = _BOTS + "<int:bot_id>/"
+_EVAL = _BOT + "evaluation/"
 
 urlpatterns = [
     path(_BOTS, views.bot_list, name="bot_list"),
@@ -13,4 +14,14 @@ urlpatterns = [
     path(_BOT + "prompts/", views.prompt_list, name="prompt_list"),
     path(_BOT + "prompts/<int:promptversion_id>/", views.prompt_detail, name="prompt_detail"),
     path(_BOT + "prompts/<int:promptversion_id>/publish/", views.prompt_publish, name="prompt_publish"),
+    path(_EVAL, eval_views.eval_page, name="eval_page"),
+    path(_EVAL + "cases/<int:evalcase_id>/", eval_views.eval_case_edit, name="eval_case_edit"),
+    path(_EVAL + "cases/<int:evalcase_id>/delete/", eval_views.eval_case_delete, name="eval_case_delete"),
+    path(_EVAL + "starters/", eval_views.eval_starters, name="eval_starters"),
+    path(_EVAL + "import/", eval_views.eval_import, name="eval_import"),
+    path(_EVAL + "export/", eval_views.eval_export, name="eval_export"),
+    path(_EVAL + "run/", eval_views.eval_run_start, name="eval_run_start"),
+    path(_EVAL + "runs/<int:evalrun_id>/", eval_views.eval_run_detail, name="eval_run_detail"),
+    path(_EVAL + "runs/<int:evalrun_id>/confirm/", eval_views.eval_run_confirm, name="eval_run_confirm"),
+    path(_EVAL + "runs/<int:evalrun_id>/cancel/", eval_views.eval_run_cancel, name="eval_run_cancel"),
 ]

@@ -19,8 +19,9 @@ from tenants.decorators import require_role
 from tenants.models import Role
 
 from . import selectors, services
+from .evaluation import gate
 from .forms import BotCreateForm, BotSettingsForm, CredentialForm, PromptVersionForm
-from .models import Bot, PromptPublication, PromptVersion, ProviderCredential
+from .models import Bot, PromptVersion, ProviderCredential
 
 
 def _bot(bot_id: int) -> Bot:
@@ -80,13 +81,22 @@ def bot_detail(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpRespo
             try:
                 with transaction.atomic():
                     services.bot_update(bot=bot, **form.service_fields())
-                    services.bot_attach_knowledge_bases(
-                        bot=bot, knowledge_base_ids=[kb.pk for kb in form.cleaned_data["knowledge_bases"]]
+                    # A change of knowledge bases goes through the evaluation gate; the rest saves now.
+                    outcome = gate.gate_change_knowledge(
+                        bot=bot,
+                        knowledge_base_ids=[kb.pk for kb in form.cleaned_data["knowledge_bases"]],
+                        by=request.user,
                     )
             except ValidationError as exc:
                 _add_errors(form, exc)
                 bot.refresh_from_db()
             else:
+                if outcome.run is not None:
+                    messages.info(
+                        request,
+                        "Settings saved. The new knowledge bases apply once the bot's evaluation set passes.",
+                    )
+                    return _after_gate(outcome, tenant_slug, bot, "bot_detail")
                 messages.success(request, "Settings saved.")
                 return redirect("bot_detail", tenant_slug=tenant_slug, bot_id=bot.pk)
     else:
@@ -108,19 +118,17 @@ def prompt_list(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpResp
         if form.is_valid():
             try:
                 version = services.prompt_version_create(
-                    bot=bot,
-                    text=form.cleaned_data["text"],
-                    note=form.cleaned_data["note"],
-                    author=request.user,
-                    publish=form.cleaned_data["publish"],
+                    bot=bot, text=form.cleaned_data["text"], note=form.cleaned_data["note"], author=request.user
                 )
             except ValidationError as exc:
                 form.add_error("text", " ".join(sum(exc.message_dict.values(), [])))
             else:
-                messages.success(
-                    request, f"Version {version.number} saved{' and published' if version.is_published else ''}."
-                )
-                return redirect("prompt_list", tenant_slug=tenant_slug, bot_id=bot.pk)
+                if not form.cleaned_data["publish"]:
+                    messages.success(request, f"Version {version.number} saved.")
+                    return redirect("prompt_list", tenant_slug=tenant_slug, bot_id=bot.pk)
+                outcome = gate.gate_publish_prompt(bot=bot, version=version, by=request.user)
+                _gate_message(request, outcome, f"Version {version.number} saved and published.")
+                return _after_gate(outcome, tenant_slug, bot, "prompt_list")
     context = {
         "bot": bot,
         "versions": selectors.prompt_versions(bot=bot),
@@ -152,20 +160,32 @@ def prompt_detail(request: HttpRequest, tenant_slug: str, bot_id: int, promptver
     return render(request, "bots/prompt_detail.html", context)
 
 
+def _gate_message(request: HttpRequest, outcome: gate.GateOutcome, applied: str) -> None:
+    if outcome.run is not None:
+        messages.info(request, "The bot's evaluation set is running first; the change applies when it passes.")
+    elif outcome.publication is not None and outcome.publication.note:
+        messages.success(request, f"{applied} {outcome.publication.note}")
+    else:
+        messages.success(request, applied)
+
+
+def _after_gate(outcome: gate.GateOutcome, tenant_slug: str, bot: Bot, fallback: str) -> HttpResponse:
+    if outcome.run is not None:
+        return redirect("eval_run_detail", tenant_slug=tenant_slug, bot_id=bot.pk, evalrun_id=outcome.run.pk)
+    return redirect(fallback, tenant_slug=tenant_slug, bot_id=bot.pk)
+
+
 @require_POST
 @require_role(Role.ADMIN)
 def prompt_publish(request: HttpRequest, tenant_slug: str, bot_id: int, promptversion_id: int) -> HttpResponse:
-    """Publish a version; publishing one older than the live version is recorded as a rollback."""
+    """Publish a version through the evaluation gate (bots.evaluation.gate): with cases, their
+    run decides, and the admin follows it on the run's page. Publishing one older than the live
+    version is recorded as a rollback."""
     bot = _bot(bot_id)
     version = _version(bot, promptversion_id)
-    current = selectors.prompt_published(bot=bot)
-    if current and version.number < current.number:
-        services.bot_rollback_prompt(bot=bot, version=version, by=request.user)
-        messages.success(request, f"Rolled back to version {version.number}.")
-    else:
-        services.bot_publish_prompt(bot=bot, version=version, by=request.user, action=PromptPublication.Action.PUBLISH)
-        messages.success(request, f"Version {version.number} is live.")
-    return redirect("prompt_list", tenant_slug=tenant_slug, bot_id=bot.pk)
+    outcome = gate.gate_publish_prompt(bot=bot, version=version, by=request.user)
+    _gate_message(request, outcome, f"Version {version.number} is live.")
+    return _after_gate(outcome, tenant_slug, bot, "prompt_list")
 
 
 @require_role(Role.ADMIN)

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ConversationsConfig(AppConfig):
     name = "conversations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # bots (below us) starts evaluation runs; the runner needs the answer pipeline, which is ours.
+        from bots.evaluation.gate import register_run_starter
+
+        from .tasks import eval_run_queue
+
+        register_run_starter(eval_run_queue)

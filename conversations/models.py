@@ -16,6 +16,8 @@ class Conversation(TenantScopedModel):
         API = "api"
         PLAYGROUND = "playground"
         CLI = "cli"
+        # Evaluation runs (bots' evaluation sets): real turns, kept out of visitor analytics.
+        EVAL = "eval"
 
     bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="conversations")
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.WIDGET)

@@ -94,11 +94,14 @@ def bot_by_public_id(*, public_id: str) -> Bot | None:
 
 
 def conversation_list_for_dashboard(*, limit: int = 100) -> list[Conversation]:
-    """The tenant's latest conversations with their bot and message count, in two queries at most."""
+    """The tenant's latest conversations with their bot and message count, in two queries at most.
+
+    Evaluation runs' conversations are left out: they are the bot's tests, not its visitors."""
     from django.db.models import Count
 
     return list(
-        Conversation.objects.select_related("bot")
+        Conversation.objects.exclude(channel=Conversation.Channel.EVAL)
+        .select_related("bot")
         .annotate(message_count=Count("messages"))
         .order_by("-last_active")[:limit]
     )

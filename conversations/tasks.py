@@ -79,3 +79,17 @@ def settle_stale_streaming() -> int:
     if settled:
         logger.warning("settled %s stale streaming messages as partial", settled)
     return settled
+
+
+@shared_task(acks_late=True, ignore_result=True)
+@tenant_task
+def eval_run_task(*, tenant_id: int, run_id: int) -> None:
+    """Run one evaluation run of a bot's evaluation set (conversations.evaluation.runner)."""
+    from conversations.evaluation.runner import eval_run_execute
+
+    eval_run_execute(run_id=run_id)
+
+
+def eval_run_queue(run: object) -> None:
+    """How bots.evaluation.gate queues a run (registered in ConversationsConfig.ready)."""
+    eval_run_task.delay(tenant_id=run.tenant_id, run_id=run.pk)  # type: ignore[attr-defined]

@@ -29,6 +29,7 @@ from knowledge.types import RetrievedPassage
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
+from . import candidate
 from .memory import memory_window
 from .retrieval import passages_for
 
@@ -166,6 +167,9 @@ def _read_inputs(*, bot: Bot, conversation: Conversation) -> _Inputs:
     prompt = PromptVersion.objects.filter(bot_id=bot.pk, is_published=True).values("text", "number").first()
     knowledge_bases = KnowledgeBase.objects.filter(bots=bot.pk).order_by("id").values_list("id", "embedding_model")
     credentials = list(ProviderCredential.objects.filter(provider__in=providers)) if providers else []
+    prompt, knowledge_bases = candidate.apply(
+        prompt=prompt, knowledge_bases=list(knowledge_bases)
+    )  # evaluation runs only
     return _Inputs(
         subscription=subscription,
         summary=memory.get("summary", ""),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import factory
 
 from bots.crypto import encrypt
-from bots.models import Bot, PromptPublication, PromptVersion, ProviderCredential
+from bots.models import Bot, EvalCase, EvalResult, EvalRun, PromptPublication, PromptVersion, ProviderCredential
 from tests.factories import SCOPED_FACTORIES, ScopedFactory, TenantFactory
 
 
@@ -62,8 +62,37 @@ class ProviderCredentialFactory(ScopedFactory):
     key_hint = "0000"
 
 
+class EvalCaseFactory(ScopedFactory):
+    class Meta:
+        model = EvalCase
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    question = factory.Sequence(lambda n: f"How does feature {n} work?")
+
+
+class EvalRunFactory(ScopedFactory):
+    class Meta:
+        model = EvalRun
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+
+
+class EvalResultFactory(ScopedFactory):
+    class Meta:
+        model = EvalResult
+
+    tenant = factory.SubFactory(TenantFactory)
+    run = factory.SubFactory(EvalRunFactory, tenant=factory.SelfAttribute("..tenant"))
+    question = "How does it work?"
+
+
 SCOPED_FACTORIES.update(
     {
+        EvalCase: EvalCaseFactory,
+        EvalRun: EvalRunFactory,
+        EvalResult: EvalResultFactory,
         Bot: BotFactory,
         PromptVersion: PromptVersionFactory,
         PromptPublication: PromptPublicationFactory,

@@ -66,6 +66,9 @@ class FakeLLMServer(ABC):
         # Called in the server's thread with each request before it is answered (tests look at
         # the database from there: it sees what the app has committed, nothing else).
         self.on_request: Callable[[Received], None] | None = None
+        # A model that reads its request: returns the Behaviour for a request body (None: the
+        # script or default). For tests where the answer must follow the system prompt.
+        self.responder: Callable[[dict[str, Any]], Behaviour | None] | None = None
         self.disconnects = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -137,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake.requests.append(received)
         if fake.on_request is not None:
             fake.on_request(received)
-        behaviour = fake.next_behaviour()
+        behaviour = (fake.responder(body) if fake.responder is not None else None) or fake.next_behaviour()
         keep = fake.keep_alive and behaviour.fault is None and fake.json_response(self.path, body) is None
         self.close_connection = not keep
         if not fake.authorised(headers):
