@@ -62,8 +62,9 @@ def plan_of(subscription: Subscription | None) -> Plan:
 def current_usage(*, tenant: Tenant, kind: str) -> int:
     with tenant_context(tenant):
         if kind == "messages":
-            counter = UsageCounter.objects.filter(period=current_period()).first()
-            return counter.messages if counter else 0
+            # One counter per tenant and period (one_counter_per_period): no ordering, no model.
+            counter = UsageCounter.objects.filter(period=current_period()).values_list("messages", flat=True)
+            return next(iter(counter), 0)
         if kind == "members":
             from tenants.models import Invitation, Membership
 

@@ -39,15 +39,15 @@ def evaluating(candidate: Candidate) -> Iterator[None]:
 
 
 def apply(
-    *, prompt: dict[str, Any] | None, knowledge_bases: list[tuple[int, str]]
-) -> tuple[dict[str, Any] | None, list[tuple[int, str]]]:
-    """The turn's published prompt ({"text", "number"}) and knowledge bases ([(id, embedding
+    *, prompt: tuple[str, int | None] | None, knowledge_bases: list[tuple[int, str]]
+) -> tuple[tuple[str, int | None] | None, list[tuple[int, str]]]:
+    """The turn's published prompt ((text, number)) and knowledge bases ([(id, embedding
     model)]), replaced by the candidate's where it sets them."""
     candidate = _candidate.get()
     if candidate is None:
         return prompt, knowledge_bases
     if candidate.prompt_text is not None:
-        prompt = {"text": candidate.prompt_text, "number": candidate.prompt_number}
+        prompt = (candidate.prompt_text, candidate.prompt_number)
     if candidate.knowledge_bases is not None:
         knowledge_bases = [(kb["id"], kb["model"]) for kb in candidate.knowledge_bases]
     return prompt, knowledge_bases

@@ -9,9 +9,10 @@ from concurrent.futures import Future
 
 import pytest
 
+from billing.models import Subscription
 from bots.services import bot_attach_knowledge_bases
 from chatbot_saas import runtime
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.pipeline import turn
 from conversations.pipeline.memory import memory_window
 from conversations.pipeline.retrieval import passages_for
@@ -60,6 +61,36 @@ def test_the_window_read_with_the_turn_is_the_memory_window(world, settings):
     begin = turn_begin(bot=conversation.bot, conversation=conversation, text="six")
     assert [(m.role, m.content) for m in begin.setup.window] == [(m.role, m.content) for m in expected]
     assert [m.content for m in begin.setup.window] == ["one", "two", "three", "four", "five"]
+
+
+def test_the_summary_and_facts_read_with_the_turn_are_fresh_on_the_first_turn_and_later(world):
+    """The caller may hold its conversation for many turns while the refresh task rewrites the
+    summary and facts: the turn reads them fresh, joined to the window or, with no window yet,
+    on their own."""
+    with tenant_context(world.tenant_a):
+        conversation = ConversationFactory(tenant=world.tenant_a)
+        Conversation.objects.filter(pk=conversation.pk).update(
+            summary="Asked about refunds.", visitor_facts={"name": "Ana"}
+        )
+    first = turn_begin(bot=conversation.bot, conversation=conversation, text="hello").setup
+    assert (first.window, first.summary, first.facts) == ([], "Asked about refunds.", {"name": "Ana"})
+    with tenant_context(world.tenant_a):
+        Message.objects.filter(pk=first.assistant_message.pk).update(status="complete", content="hi")
+        Conversation.objects.filter(pk=conversation.pk).update(summary="Asked twice.", visitor_facts={"plan": "pro"})
+    later = turn_begin(bot=conversation.bot, conversation=conversation, text="again").setup
+    assert [m.content for m in later.window] == ["hello", "hi"]
+    assert (later.summary, later.facts) == ("Asked twice.", {"plan": "pro"})
+
+
+def test_a_tenant_without_a_subscription_row_answers_on_the_default_plan_and_can_be_suspended(world):
+    with tenant_context(world.tenant_a):
+        conversation = ConversationFactory(tenant=world.tenant_a)
+        Subscription.objects.all().delete()
+    begin = turn_begin(bot=conversation.bot, conversation=conversation, text="hello")
+    assert begin.setup is not None and begin.tenant == world.tenant_a and begin.setup.quota_error is None
+    world.tenant_a.status = "suspended"
+    world.tenant_a.save(update_fields=["status"])
+    assert turn_begin(bot=conversation.bot, conversation=conversation, text="hello").refused == "tenant_suspended"
 
 
 def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(knowledge, monkeypatch):

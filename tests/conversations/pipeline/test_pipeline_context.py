@@ -117,16 +117,16 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
     assert full.startswith("退款在五个工作日内到账。")
 
 
-# 14, each a small ordinary ORM query. Before the first token: the tenant, the plan, the usage
-# counter (read only when the plan limits messages, as here), the conversation's memory, the
-# published prompt, the window and the knowledge bases (the provider keys make one more when the
-# chain has a provider other than offline), then one INSERT for both messages. Settling is one
-# transaction (here a savepoint and its release) writing the message, the trace, last_active and
-# the usage. Was 3 when the reads were sent as one multi-statement round trip and settling was one
-# statement of CTEs, both compiled by hand through private Django APIs: a few ms of CPU per turn,
-# not worth a silent break at the next Django upgrade. Small queries rather than one row of
-# subqueries: that one cost more CPU to compile (~5 ms) than these (~2 ms). Before: 18, 13, 6.
-EXPECTED_TURN_QUERIES = 14
+# 12, each a small ordinary ORM query. Before the first token: the subscription with its plan and
+# the tenant (joined: one query, ~0.8 ms of CPU less than two), the usage counter (read only when
+# the plan limits messages, as here), the published prompt, the window with the conversation's
+# summary and facts (joined; a first turn reads them alone) and the knowledge bases (the provider
+# keys make one more when the chain has a provider other than offline), then one INSERT for both
+# messages. Settling is one transaction (here a savepoint and its release) writing the message,
+# the trace, last_active and the usage. Was 3 when the reads were sent as one multi-statement
+# round trip and settling was one statement of CTEs, both compiled by hand through private Django
+# APIs; 14 before the two joins. Before: 18, 13, 6, 3, 14.
+EXPECTED_TURN_QUERIES = 12
 
 
 def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(conversation_a, django_assert_num_queries):
