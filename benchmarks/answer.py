@@ -59,9 +59,12 @@ def _setup() -> tuple[Any, Any]:
         document = document_create_from_text(knowledge_base=kb, title="Handbook", text=DOC)
         document_ingest(document_id=document.pk)
         bot = bot_create(
-            tenant=tenant, name="bench", system_prompt="You answer from the handbook.", answer_policy="general",
+            tenant=tenant,
+            name="bench",
+            system_prompt="You answer from the handbook.",
+            answer_policy="general",
             model_chain=[{"provider": "openai", "model": "gpt-4o-mini", "params": {}}],
-        )  # fmt: skip
+        )
         bot_attach_knowledge_bases(bot=bot, knowledge_base_ids=[kb.pk])
     return tenant, bot
 

@@ -23,7 +23,7 @@ from .common import percentile
 TITLE = "Billing metering: Postgres counters vs Redis counters"
 
 
-def _tenant():  # noqa: ANN202
+def _tenant():
     from billing.services import subscription_start_free
     from tenants.models import Tenant
 

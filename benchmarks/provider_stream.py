@@ -68,9 +68,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     text = "".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)} " for i in range(TOKENS))
     timeouts = Timeouts(connect=10, first_token=30, idle=30)
     request = ChatRequest(
-        model="gpt-4o-mini", system="Answer briefly.", messages=[ChatMessage("user", "Tell me about the product.")],
-        max_tokens=512, temperature=0.2,
-    )  # fmt: skip
+        model="gpt-4o-mini",
+        system="Answer briefly.",
+        messages=[ChatMessage("user", "Tell me about the product.")],
+        max_tokens=512,
+        temperature=0.2,
+    )
     rows: list[dict[str, Any]] = []
     with FakeOpenAI(api_key="k") as fake_openai, FakeAnthropic(api_key="k") as fake_anthropic:
         fake_openai.default = fake_anthropic.default = Behaviour(text=text)
@@ -87,17 +90,26 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 api_key="k", base_url=fake_anthropic.base_url, http_client=shared_http_client()
             )
             params_a = {
-                "model": claude.model, "system": claude.system, "messages": anthropic_messages(claude.messages),
-                "max_tokens": claude.max_tokens, "stream": True,
-            }  # fmt: skip
+                "model": claude.model,
+                "system": claude.system,
+                "messages": anthropic_messages(claude.messages),
+                "max_tokens": claude.max_tokens,
+                "stream": True,
+            }
             cases.append(("anthropic", "ours (raw SSE + orjson)", lambda: _ours(ours_a, claude)))
             cases.append(("anthropic", "SDK parsed stream", lambda: _sdk_anthropic(sdk_a, params_a)))
             for provider, how, case in cases:
                 cpu, tokens = await _measure(streams, case)
                 rows.append(
-                    {"provider": provider, "reader": how, "streams": streams, "tokens": tokens,
-                     "cpu_s_per_1k_tokens": cpu / tokens * 1000, "cpu_ms_per_stream": cpu / streams * 1000}
-                )  # fmt: skip
+                    {
+                        "provider": provider,
+                        "reader": how,
+                        "streams": streams,
+                        "tokens": tokens,
+                        "cpu_s_per_1k_tokens": cpu / tokens * 1000,
+                        "cpu_ms_per_stream": cpu / streams * 1000,
+                    }
+                )
             for provider in ("openai", "anthropic"):
                 ours_row, sdk_row = [r for r in rows if r["provider"] == provider]
                 ours_row["vs_sdk"] = ours_row["cpu_s_per_1k_tokens"] / sdk_row["cpu_s_per_1k_tokens"]

@@ -188,9 +188,14 @@ def score(cases: list[Case], *, model: str, rerank_on: bool, gate_on: bool, **ov
     for case in cases:
         started = time.perf_counter()
         decision = decide(
-            case.candidates, query=case.question, k=K, embedding_model=model,
-            rerank_enabled=rerank_on, gate=gate_on, **overrides,
-        )  # fmt: skip
+            case.candidates,
+            query=case.question,
+            k=K,
+            embedding_model=model,
+            rerank_enabled=rerank_on,
+            gate=gate_on,
+            **overrides,
+        )
         timings.append((time.perf_counter() - started) * 1000)
         titles = [p.document_title for p in decision.kept]
         if case.doc is None:
@@ -232,8 +237,14 @@ def run(args: argparse.Namespace) -> list[dict]:
     for corpus, split in groups:
         subset = [c for c in cases if (corpus == "both" or c.corpus == corpus) and (split == "all" or c.split == split)]
         for variant, (rerank_on, gate_on) in VARIANTS.items():
-            rows.append({"corpus": corpus, "half": split, "variant": variant,
-                         **score(subset, model=model, rerank_on=rerank_on, gate_on=gate_on)})  # fmt: skip
+            rows.append(
+                {
+                    "corpus": corpus,
+                    "half": split,
+                    "variant": variant,
+                    **score(subset, model=model, rerank_on=rerank_on, gate_on=gate_on),
+                }
+            )
     return rows
 
 
@@ -255,7 +266,15 @@ def calibrate(cases: list[Case], *, model: str) -> list[dict]:
             + result["MRR"]
             + 0.5 * result["citation accuracy"]
         )
-        rows.append({"strong": strong, "weak": weak, "text_rank_max": text_rank_max, "max_gap": max_gap,
-                     "objective": objective, **result})  # fmt: skip
+        rows.append(
+            {
+                "strong": strong,
+                "weak": weak,
+                "text_rank_max": text_rank_max,
+                "max_gap": max_gap,
+                "objective": objective,
+                **result,
+            }
+        )
     rows.sort(key=lambda r: -r["objective"])
     return rows[:15]

@@ -190,8 +190,19 @@ def ensure_kb_index(kb_id: int) -> float:
 
 
 def _row(shape: str, strategy: str, **values: Any) -> dict[str, Any]:
-    row = {"shape": shape, "strategy": strategy, "kb chunks": "", "queries": "", "search p50 ms": "",
-           "search p99 ms": "", "SQL per search": "", "vector p50 ms": "", "text p50 ms": "", f"recall@{K}": "", "short results": ""}  # fmt: skip
+    row = {
+        "shape": shape,
+        "strategy": strategy,
+        "kb chunks": "",
+        "queries": "",
+        "search p50 ms": "",
+        "search p99 ms": "",
+        "SQL per search": "",
+        "vector p50 ms": "",
+        "text p50 ms": "",
+        f"recall@{K}": "",
+        "short results": "",
+    }
     row.update(values)
     return row
 
@@ -360,11 +371,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         _row(
             f"set-up: {size:,} rows / {size // 100:,} KBs + 1 KB of {size // 2:,}",
             (f"load {loaded:.0f} s" if loaded > 5 else "data cached")
-            + (f"; partial HNSW build {built:.0f} s (m {settings.KNOWLEDGE_HNSW_M}, ef_construction "
-               f"{settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION}, maintenance_work_mem "
-               f"{settings.KNOWLEDGE_INDEX_BUILD_MEMORY})" if built else "; partial HNSW index cached"),
+            + (
+                f"; partial HNSW build {built:.0f} s (m {settings.KNOWLEDGE_HNSW_M}, ef_construction "
+                f"{settings.KNOWLEDGE_HNSW_EF_CONSTRUCTION}, maintenance_work_mem "
+                f"{settings.KNOWLEDGE_INDEX_BUILD_MEMORY})"
+                if built
+                else "; partial HNSW index cached"
+            ),
         )
-    )  # fmt: skip
+    )
     rows.append(embedding_row(queries // 4))
     rows.append(measure(tenant, small, queries=queries, seed=2, shape="(a) small KBs (100 chunks)"))
     rows.append(

@@ -248,7 +248,7 @@ async def _converse(url: str, connect_at: float, send_at: float, result: StreamR
                     if frame.get("status") != "complete":  # e.g. cut at ANSWER_MAX_SECONDS: not a lost frame
                         result.error = f"end_{frame.get('status')}"
                     return
-    except (TimeoutError, OSError, Exception) as exc:  # noqa: B014 - any failure is a dropped stream
+    except (TimeoutError, OSError, Exception) as exc:
         result.error = result.error or type(exc).__name__
 
 

@@ -59,11 +59,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 begun = turn_begin(bot=bot, conversation=conversation, text="How do refunds work?", retrieve=False)
                 begin_after = time.thread_time()
             outcome = TurnOutcome(
-                status="complete", content=answer, model="openai:gpt-4o-mini", tokens_in=146, tokens_out=60,
-                cost=Decimal("0.000058"), latency={"first_token_ms": 210.5, "total_ms": 2100.2},
+                status="complete",
+                content=answer,
+                model="openai:gpt-4o-mini",
+                tokens_in=146,
+                tokens_out=60,
+                cost=Decimal("0.000058"),
+                latency={"first_token_ms": 210.5, "total_ms": 2100.2},
                 prompt=[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "How?"}],
                 attempts=[{"provider": "openai", "model": "gpt-4o-mini", "outcome": "ok", "latency_ms": 2000.1}],
-            )  # fmt: skip
+            )
             with CaptureQueriesContext(connection) if counting else contextlib.nullcontext() as settling:
                 cpu_before, wall_before = time.thread_time(), time.perf_counter()
                 turn_settle(tenant=tenant, setup=begun.setup, outcome=outcome)

@@ -36,9 +36,14 @@ TITLE = "Chat widget: gzipped sizes and loader start → launcher visible (headl
 ROOT = Path(__file__).resolve().parent.parent
 WIDGET = ROOT / "static" / "widget"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BOT_ID = "bot_benchmark"
 
 
@@ -50,11 +55,21 @@ def size_rows() -> list[dict[str, Any]]:
     loader = _gz("embed.js")
     panel = _gz("panel.js") + _gz("panel.css")
     return [
-        {"what": "embed.js (loader), gzipped", "value": round(loader / 1024, 2), "unit": "KB", "budget": "< 6 KB",
-         "ok": loader < 6 * 1024},
-        {"what": "panel.js + panel.css, gzipped", "value": round(panel / 1024, 2), "unit": "KB", "budget": "< 25 KB",
-         "ok": panel < 25 * 1024},
-    ]  # fmt: skip
+        {
+            "what": "embed.js (loader), gzipped",
+            "value": round(loader / 1024, 2),
+            "unit": "KB",
+            "budget": "< 6 KB",
+            "ok": loader < 6 * 1024,
+        },
+        {
+            "what": "panel.js + panel.css, gzipped",
+            "value": round(panel / 1024, 2),
+            "unit": "KB",
+            "budget": "< 25 KB",
+            "ok": panel < 25 * 1024,
+        },
+    ]
 
 
 @contextmanager
@@ -80,7 +95,7 @@ def _handler(routes: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST = do_OPTIONS = _reply  # noqa: N815
+        do_GET = do_POST = do_OPTIONS = _reply
 
         def log_message(self, *args: object) -> None:
             pass
@@ -91,14 +106,22 @@ def _handler(routes: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str
 @contextmanager
 def canned_widget_server() -> Iterator[str]:
     """Serves static/widget/* and a fixed session answer, with the CORS headers the app sends."""
-    session = json.dumps({
-        "token": "t", "expires_in": 900, "conversation_id": None, "history": [],
-        "bot": {"name": "Bench", "welcome_message": "Hi", "widget": {"title": "Bench", "primary_color": "#0f766e"}},
-    }).encode()  # fmt: skip
+    session = json.dumps(
+        {
+            "token": "t",
+            "expires_in": 900,
+            "conversation_id": None,
+            "history": [],
+            "bot": {"name": "Bench", "welcome_message": "Hi", "widget": {"title": "Bench", "primary_color": "#0f766e"}},
+        }
+    ).encode()
 
     def routes(req: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
-        cors = {"Access-Control-Allow-Origin": req.headers.get("Origin", "*"),
-                "Access-Control-Allow-Methods": "POST, OPTIONS", "Access-Control-Allow-Headers": "Content-Type"}  # fmt: skip
+        cors = {
+            "Access-Control-Allow-Origin": req.headers.get("Origin", "*"),
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type",
+        }
         if req.path.startswith("/static/widget/"):
             path = WIDGET / req.path.rsplit("/", 1)[1]
             kind = "text/css" if path.suffix == ".css" else "text/javascript"
@@ -158,8 +181,11 @@ def real_widget_server() -> Iterator[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "KNOWLEDGE_PRELOAD_EMBEDDER": "false"}
     process = subprocess.Popen(
         [str(daphne), "-b", "127.0.0.1", "-p", str(port), "chatbot_saas.asgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -203,10 +229,19 @@ def measure(browser: Any, url: str, runs: int) -> tuple[list[float], list[float]
 
 def timing_rows(label: str, loader: list[float], navigation: list[float]) -> list[dict[str, Any]]:
     rows = []
-    for what, values in ((f"loader start → launcher visible ({label})", loader),
-                         (f"navigation start → launcher visible ({label})", navigation)):  # fmt: skip
-        rows.append({"what": what, "value": round(percentile(values, 50), 1), "unit": "ms p50",
-                     "budget": f"p95 {percentile(values, 95):.1f} ms, n={len(values)}", "ok": ""})  # fmt: skip
+    for what, values in (
+        (f"loader start → launcher visible ({label})", loader),
+        (f"navigation start → launcher visible ({label})", navigation),
+    ):
+        rows.append(
+            {
+                "what": what,
+                "value": round(percentile(values, 50), 1),
+                "unit": "ms p50",
+                "budget": f"p95 {percentile(values, 95):.1f} ms, n={len(values)}",
+                "ok": "",
+            }
+        )
     return rows
 
 

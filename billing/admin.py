@@ -13,9 +13,15 @@ from .webhooks import stripe_event_replay
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = [
-        "name", "slug", "price_monthly_cents", "trial_days", "is_default", "is_public",
-        "max_messages_per_month", "allows_overage",
-    ]  # fmt: skip
+        "name",
+        "slug",
+        "price_monthly_cents",
+        "trial_days",
+        "is_default",
+        "is_public",
+        "max_messages_per_month",
+        "allows_overage",
+    ]
     list_editable = ["is_public"]
     prepopulated_fields = {"slug": ["name"]}
 

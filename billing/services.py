@@ -327,9 +327,13 @@ def usage_record(
     """
     with tenant_context(tenant):
         update = usage_update(
-            messages=messages, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost, documents=documents,
+            messages=messages,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost=cost,
+            documents=documents,
             storage_bytes=storage_bytes,
-        )  # fmt: skip
+        )
         if update is None:
             return
         counters, values = update

@@ -14,7 +14,7 @@ from .models import LIVE_STATUSES, StripeEvent, Subscription
 # Not a tenant_task: a Stripe event names a customer, and which tenant (if any) owns it is
 # only known once processing looks the customer up.
 @shared_task(bind=True, max_retries=8, acks_late=True)
-def stripe_event_process_task(self, *, event_pk: int) -> str:  # noqa: ANN001
+def stripe_event_process_task(self, *, event_pk: int) -> str:
     event = webhooks.stripe_event_process(event_pk=event_pk)
     if event.status == StripeEvent.Status.FAILED:
         # Stripe or our data was not ready; back off (30 s ... ~1 h), then stay failed for replay.

@@ -74,9 +74,18 @@ class PromptPublicationAdmin(UnscopedAdmin):
     list_display = ["bot", "version", "previous", "action", "by", "score_drop", "confirmed_drop", "created", "tenant"]
     list_filter = ["action", "confirmed_drop"]
     readonly_fields = [
-        "tenant", "bot", "version", "previous", "action", "by", "created", "eval_run", "score_drop", "confirmed_drop",
+        "tenant",
+        "bot",
+        "version",
+        "previous",
+        "action",
+        "by",
+        "created",
+        "eval_run",
+        "score_drop",
+        "confirmed_drop",
         "note",
-    ]  # fmt: skip
+    ]
 
 
 @admin.register(ProviderCredential)
@@ -118,7 +127,20 @@ class EvalRunAdmin(UnscopedAdmin):
     list_filter = ["status", "purpose", "gate"]
     search_fields = ["bot__name", "tenant__slug"]
     readonly_fields = [
-        "tenant", "bot", "status", "purpose", "gate", "prompt_version", "knowledge_base_ids", "baseline", "scores",
-        "score", "error_code", "error_message", "by", "created", "finished",
-    ]  # fmt: skip
+        "tenant",
+        "bot",
+        "status",
+        "purpose",
+        "gate",
+        "prompt_version",
+        "knowledge_base_ids",
+        "baseline",
+        "scores",
+        "score",
+        "error_code",
+        "error_message",
+        "by",
+        "created",
+        "finished",
+    ]
     inlines = [EvalResultInline]

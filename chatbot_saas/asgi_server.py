@@ -47,13 +47,25 @@ def server_command(
     if server == "uvicorn":
         bind = ["--fd", str(fd)] if fd is not None else ["--host", str(host), "--port", str(port)]
         return [
-            str(bin_dir / "uvicorn"), *bind, "--ws", "websockets-sansio", "--ws-max-size", str(max_frame_bytes),
-            "--lifespan", "off", "--no-access-log", application,
-        ]  # fmt: skip
+            str(bin_dir / "uvicorn"),
+            *bind,
+            "--ws",
+            "websockets-sansio",
+            "--ws-max-size",
+            str(max_frame_bytes),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            application,
+        ]
     bind = ["--fd", str(fd)] if fd is not None else ["-b", str(host), "-p", str(port)]
     return [
-        str(bin_dir / "daphne"), *bind, "--websocket-max-message-size", str(max_frame_bytes), application,
-    ]  # fmt: skip
+        str(bin_dir / "daphne"),
+        *bind,
+        "--websocket-max-message-size",
+        str(max_frame_bytes),
+        application,
+    ]
 
 
 def launcher_command(
@@ -61,9 +73,21 @@ def launcher_command(
 ) -> list[str]:
     """`python -m chatbot_saas.asgi_server` with these settings (what the Procfile runs)."""
     return [
-        sys.executable, "-m", "chatbot_saas.asgi_server", "--server", server, "--workers", str(workers),
-        "--host", host, "--port", str(port), "--max-frame-bytes", str(max_frame_bytes), application,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "chatbot_saas.asgi_server",
+        "--server",
+        server,
+        "--workers",
+        str(workers),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--max-frame-bytes",
+        str(max_frame_bytes),
+        application,
+    ]
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
@@ -107,9 +131,17 @@ def serve(*, server: str, host: str, port: int, max_frame_bytes: int, workers: i
     children = []
     for sock in sockets:
         command = [
-            sys.executable, "-m", "chatbot_saas.asgi_server", "--worker-fd", str(sock.fileno()), "--server", server,
-            "--max-frame-bytes", str(max_frame_bytes), application,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "chatbot_saas.asgi_server",
+            "--worker-fd",
+            str(sock.fileno()),
+            "--server",
+            server,
+            "--max-frame-bytes",
+            str(max_frame_bytes),
+            application,
+        ]
         children.append(subprocess.Popen(command, pass_fds=(sock.fileno(),)))  # noqa: S603
         sock.close()  # the child has its copy
 
@@ -151,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
             server=args.server, fd=args.worker_fd, max_frame_bytes=args.max_frame_bytes, application=args.application
         )
     return serve(
-        server=args.server, host=args.host, port=args.port, max_frame_bytes=args.max_frame_bytes,
-        workers=args.workers, application=args.application,
-    )  # fmt: skip
+        server=args.server,
+        host=args.host,
+        port=args.port,
+        max_frame_bytes=args.max_frame_bytes,
+        workers=args.workers,
+        application=args.application,
+    )
 
 
 if __name__ == "__main__":

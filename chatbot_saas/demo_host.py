@@ -102,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
     page: PageFn = staticmethod(lambda: "")
     server_version = "demo-host"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/favicon.ico":  # browsers ask; a 404 would put an error line in the console
             self.send_response(HTTPStatus.NO_CONTENT)
@@ -113,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = self.page().encode()
-        except Exception as exc:  # noqa: BLE001 - a demo page shows the error instead of dying
+        except Exception as exc:
             self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, explain=str(exc))
             return
         self.send_response(HTTPStatus.OK)
@@ -125,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         sys.stderr.write(f"demo-host {self.address_string()} {format % args}\n")
 
 

@@ -237,10 +237,13 @@ def _run_foreground(
     own_session (honcho, migrate): the terminal's Ctrl-C and a signal to our process group reach only
     us, and we pass it on once, as `sigint_as` for a SIGINT. Otherwise (exec, test) the child stays
     in the foreground group, so an interactive command reads the terminal and handles its own Ctrl-C."""
-    process = subprocess.Popen(  # noqa: S603 - our own command line, or the one the user asked for
-        cmd, env=env, cwd=BASE_DIR, start_new_session=own_session,
+    process = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=BASE_DIR,
+        start_new_session=own_session,
         preexec_fn=_die_with_parent if own_session and sys.platform == "linux" else None,
-    )  # fmt: skip
+    )
     signals.child, signals.child_in_our_group, signals.child_sigint = process, not own_session, sigint_as
     if signals.received is not None:  # arrived while it was being started
         with contextlib.suppress(ProcessLookupError):

@@ -94,8 +94,10 @@ def postgres_start(pgdata: Path, log: Callable[[str], None]) -> tuple[str, Proc]
         # pg_ctl restart keeps the socket options of the first start (postmaster.opts).
         pgserver.pg_ctl(
             ["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"],
-            pgdata=pgdata, user=server.system_user, timeout=60,
-        )  # fmt: skip
+            pgdata=pgdata,
+            user=server.system_user,
+            timeout=60,
+        )
     pid = postmaster_pid(pgdata)
     if pid is None:
         raise SystemExit(f"postgres did not start; see {pgdata / 'log'}")
@@ -117,11 +119,31 @@ def redis_start(data_dir: Path, log: Callable[[str], None]) -> tuple[str, subpro
     port = _free_port()
     # "--save", "60", "1" as two words: one quoted "60 1" left Redis with no save point at all.
     args = [
-        str(binary), "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
-        "--dir", str(data_dir), "--dbfilename", "dump.rdb", "--save", "60", "1",
-        "--appendonly", "yes", "--appendfsync", "everysec", "--loglevel", "warning", "--logfile", str(data_dir / "redis.log"),
-        "--maxclients", "4000",
-    ]  # fmt: skip
+        str(binary),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--protected-mode",
+        "yes",
+        "--dir",
+        str(data_dir),
+        "--dbfilename",
+        "dump.rdb",
+        "--save",
+        "60",
+        "1",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--loglevel",
+        "warning",
+        "--logfile",
+        str(data_dir / "redis.log"),
+        "--maxclients",
+        "4000",
+    ]
     try:
         # Its own session: Ctrl-C reaches the app processes first, Redis is stopped after them.
         # It keeps the data-directory lock for as long as it runs.

@@ -141,9 +141,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                 # busy, refuse this frame (nothing was stored yet) and keep the socket usable.
                 logger.warning("Redis unavailable for a %s frame: %s", frame.get("type"), exc)
                 await self._send_error(
-                    "busy", "The assistant is busy. Please try again in a moment.", retry_after=2.0,
+                    "busy",
+                    "The assistant is busy. Please try again in a moment.",
+                    retry_after=2.0,
                     client_id=frame.get("client_id"),
-                )  # fmt: skip
+                )
 
     # --- client frames --------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:

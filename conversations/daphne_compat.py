@@ -19,7 +19,7 @@ def install() -> None:
         return
     original = WebSocketFactory.resetProtocolOptions
 
-    def reset_protocol_options(self) -> None:  # noqa: ANN001
+    def reset_protocol_options(self) -> None:
         original(self)
         self.failByDrop = False
 

@@ -248,10 +248,15 @@ def export_query_graph(model: Any, path: Path) -> None:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on branches an unpadded text never takes
             torch.onnx.export(
-                module, (example, torch.ones_like(example)), str(tmp), input_names=["input_ids", "attention_mask"],
-                output_names=["embedding"], dynamic_axes={"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}},
-                opset_version=17, dynamo=False,
-            )  # fmt: skip
+                module,
+                (example, torch.ones_like(example)),
+                str(tmp),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}},
+                opset_version=17,
+                dynamo=False,
+            )
         expected = model.encode([QUERY_GRAPH_PROBE], normalize_embeddings=True, show_progress_bar=False)[0]
         got = np.array(QueryEncoder(tmp)(QUERY_GRAPH_PROBE), dtype=np.float32)
         if np.abs(got - expected).max() > 1e-5:

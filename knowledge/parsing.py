@@ -169,7 +169,7 @@ def time_limit(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _open_pdf(path: Path):  # noqa: ANN202 - pypdfium2.PdfDocument
+def _open_pdf(path: Path):
     import pypdfium2 as pdfium
 
     try:
@@ -224,7 +224,7 @@ def _markitdown(path: Path, extension: str) -> str:
             )
     except ParseError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any parser failure is the document's fault
+    except Exception as exc:
         raise ParseError(f"The {extension.lstrip('.').upper()} file could not be read.", code="corrupt_file") from exc
     return result.markdown or ""
 

@@ -92,8 +92,13 @@ def knowledge_base_reindex(*, knowledge_base: KnowledgeBase, embedding_model: st
         _queue(ids, kb.tenant_id)
         audit.info(
             "knowledge base re-index started tenant=%s kb=%s from=%s to=%s documents=%s by=%s",
-            kb.tenant_id, kb.pk, kb.embedding_model, embedding_model, len(ids), getattr(started_by, "pk", None),
-        )  # fmt: skip
+            kb.tenant_id,
+            kb.pk,
+            kb.embedding_model,
+            embedding_model,
+            len(ids),
+            getattr(started_by, "pk", None),
+        )
     if not ids:
         knowledge_base_reindex_finish(knowledge_base_id=kb.pk)
     return len(ids)
@@ -148,8 +153,13 @@ def knowledge_base_reindex_finish(*, knowledge_base_id: int) -> str:
         transaction.on_commit(after_commit)
         audit.info(
             "knowledge base re-index swapped tenant=%s kb=%s from=%s to=%s documents=%s old_chunks_deleted=%s",
-            tenant_id, kb_id, old_model, new_model, swapped, dropped,
-        )  # fmt: skip
+            tenant_id,
+            kb_id,
+            old_model,
+            new_model,
+            swapped,
+            dropped,
+        )
     return "swapped"
 
 
@@ -190,5 +200,8 @@ def knowledge_base_reindex_cancel(*, knowledge_base: KnowledgeBase, cancelled_by
     _queue(orphan_ids, kb.tenant_id)
     audit.info(
         "knowledge base re-index cancelled tenant=%s kb=%s target=%s by=%s",
-        kb.tenant_id, kb.pk, target, getattr(cancelled_by, "pk", None),
-    )  # fmt: skip
+        kb.tenant_id,
+        kb.pk,
+        target,
+        getattr(cancelled_by, "pk", None),
+    )

@@ -140,9 +140,15 @@ def chunk_search(
         kbs = knowledge_bases_for_search(tenant_id=tenant.pk, knowledge_base_ids=key[1])
     for _attempt in range(2):
         passages, seen = _search_once(
-            tenant=tenant, kb_ids=key[1], kbs=kbs, query=query, k=k, min_score=min_score,
-            query_vector=query_vector, query_vectors=query_vectors,
-        )  # fmt: skip
+            tenant=tenant,
+            kb_ids=key[1],
+            kbs=kbs,
+            query=query,
+            k=k,
+            min_score=min_score,
+            query_vector=query_vector,
+            query_vectors=query_vectors,
+        )
         if seen is None or seen == kbs:
             break
         kbs = seen
@@ -183,9 +189,13 @@ def _search_once(
         if vector is not None and len(vector) != scope.dimension:
             vector = None
         result = hybrid_search(
-            scope, query=query, query_vector=list(vector) if vector else None, k=k, min_score=min_score,
+            scope,
+            query=query,
+            query_vector=list(vector) if vector else None,
+            k=k,
+            min_score=min_score,
             scope_kb_ids=kb_ids,
-        )  # fmt: skip
+        )
         passages.extend(result.passages)
         if seen is None or result.knowledge_bases != kbs:
             seen = result.knowledge_bases

@@ -305,8 +305,13 @@ def document_delete(*, document: Document, deleted_by: Any = None) -> None:
     _usage_give_back(tenant=document.tenant, documents=[document])
     audit.info(
         "document deleted tenant=%s kb=%s document=%s title=%r size=%s by=%s",
-        document.tenant_id, kb_id, document_id, document.title, document.size, getattr(deleted_by, "pk", None),
-    )  # fmt: skip
+        document.tenant_id,
+        kb_id,
+        document_id,
+        document.title,
+        document.size,
+        getattr(deleted_by, "pk", None),
+    )
     if stored:
         transaction.on_commit(lambda: default_storage.delete(stored))
     if KnowledgeBase.objects.filter(pk=kb_id).exclude(reindex_to="").exists():
@@ -374,8 +379,14 @@ def knowledge_base_delete(*, knowledge_base: KnowledgeBase, deleted_by: Any = No
     transaction.on_commit(after_commit)
     audit.info(
         "knowledge base deleted tenant=%s kb=%s name=%r documents=%s chunks=%s bots_detached=%s by=%s",
-        tenant.pk, kb_id, kb.name, len(documents), chunks, bots, getattr(deleted_by, "pk", None),
-    )  # fmt: skip
+        tenant.pk,
+        kb_id,
+        kb.name,
+        len(documents),
+        chunks,
+        bots,
+        getattr(deleted_by, "pk", None),
+    )
     return {"documents": len(documents), "chunks": chunks, "bots": bots}
 
 

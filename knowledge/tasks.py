@@ -20,7 +20,7 @@ from .ingestion import IngestRetry, document_ingest
     time_limit=settings.KNOWLEDGE_INGEST_TIME_LIMIT_SECONDS + 60,
 )
 @tenant_task
-def document_ingest_task(self, *, document_id: int, tenant_id: int) -> str:  # noqa: ANN001
+def document_ingest_task(self, *, document_id: int, tenant_id: int) -> str:
     try:
         return document_ingest(document_id=document_id)
     except IngestRetry as exc:

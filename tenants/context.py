@@ -54,12 +54,12 @@ def tenant_context(tenant: Tenant | None) -> Iterator[Tenant | None]:
         _current_tenant.reset(token)
 
 
-def set_current_tenant(tenant: Tenant | None):  # noqa: ANN201 - returns a contextvars.Token
+def set_current_tenant(tenant: Tenant | None):
     """Low-level setter for middleware that must reset in another hook."""
     return _current_tenant.set(tenant)
 
 
-def reset_current_tenant(token) -> None:  # noqa: ANN001
+def reset_current_tenant(token) -> None:
     _current_tenant.reset(token)
 
 

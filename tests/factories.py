@@ -19,7 +19,7 @@ class ScopedFactory(factory.django.DjangoModelFactory):
         abstract = True
 
     @classmethod
-    def _get_manager(cls, model_class):  # noqa: ANN001, ANN206
+    def _get_manager(cls, model_class):
         manager = model_class._default_manager
         return manager.unscoped() if hasattr(manager, "unscoped") else manager
 
@@ -42,7 +42,7 @@ class TenantFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"tenant-{n}")
 
     @factory.post_generation
-    def subscription(obj, create, extracted, **kwargs):  # noqa: ANN001, ANN201, N805
+    def subscription(obj, create, extracted, **kwargs):
         if create:
             from billing.services import subscription_start_free
 

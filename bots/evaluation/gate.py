@@ -37,7 +37,7 @@ _run_starter: Callable[[EvalRun], None] | None = None
 
 def register_run_starter(start: Callable[[EvalRun], None]) -> None:
     """`start(run)` queues the run (conversations registers its Celery task). Replaces an earlier one."""
-    global _run_starter  # noqa: PLW0603 - one registry, set once at start-up like billing's usage sources
+    global _run_starter
     _run_starter = start
 
 

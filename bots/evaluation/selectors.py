@@ -69,13 +69,10 @@ def eval_baseline(*, bot: Bot, published: PromptVersion | None) -> EvalRun | Non
         return None
     return (
         EvalRun.objects.filter(bot=bot, prompt_version=published, status=EvalRun.Status.DONE, score__isnull=False)
-        .filter(
-            Q(purpose=EvalRun.Purpose.CHECK)
-            | Q(gate__in=[EvalRun.Gate.APPLIED, EvalRun.Gate.CONFIRMED])
-        )
+        .filter(Q(purpose=EvalRun.Purpose.CHECK) | Q(gate__in=[EvalRun.Gate.APPLIED, EvalRun.Gate.CONFIRMED]))
         .order_by("-finished", "-id")
         .first()
-    )  # fmt: skip
+    )
 
 
 def eval_run_pending_gate(*, bot: Bot) -> EvalRun | None:

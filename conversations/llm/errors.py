@@ -152,15 +152,20 @@ def _classify_status(exc: Any, *, provider: str) -> ProviderError:
         )
     if status == 429:
         return ProviderError(
-            f"{provider} is rate limiting (HTTP 429).", code="rate_limited", retryable=True, status=status,
+            f"{provider} is rate limiting (HTTP 429).",
+            code="rate_limited",
+            retryable=True,
+            status=status,
             retry_after=retry_after,
-        )  # fmt: skip
+        )
     if status >= 500 or status == 408 or codes & RETRY:
         code = "overloaded" if status == 529 or "overloaded_error" in codes else "server_error"
         return ProviderError(
             f"{provider} failed (HTTP {status}).", code=code, retryable=True, status=status, retry_after=retry_after
         )
     return ProviderError(
-        f"{provider} refused the request (HTTP {status}): {str(exc)[:300]}", code="invalid_request", retryable=False,
+        f"{provider} refused the request (HTTP {status}): {str(exc)[:300]}",
+        code="invalid_request",
+        retryable=False,
         status=status,
-    )  # fmt: skip
+    )

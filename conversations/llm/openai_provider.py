@@ -54,11 +54,14 @@ class OpenAIProvider:
         self.client = cached_sdk_client(
             (openai.AsyncOpenAI, api_key, base_url or None, timeouts),
             lambda http: openai.AsyncOpenAI(
-                api_key=api_key, base_url=base_url or None, max_retries=0, timeout=sdk_timeout(timeouts),
+                api_key=api_key,
+                base_url=base_url or None,
+                max_retries=0,
+                timeout=sdk_timeout(timeouts),
                 http_client=http,
             ),
             guarded=guarded,
-        )  # fmt: skip
+        )
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -93,7 +96,7 @@ class OpenAIProvider:
                 cast_to=ChatCompletion,
                 stream=True,
                 stream_cls=openai.AsyncStream[ChatCompletionChunk],
-            )  # fmt: skip
+            )
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamItem]:

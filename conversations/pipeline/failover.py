@@ -159,10 +159,18 @@ async def _record_failure(
     breaker_state = await breaker.record_failure(hold_for=hold) if error.retryable else state
     setup.attempts.append(
         _attempt_record(
-            entry, "error", started, error=error.message, code=error.code, retryable=error.retryable,
-            status=error.status, after_first_token=sent_text, breaker=breaker_state, retry=retry,
+            entry,
+            "error",
+            started,
+            error=error.message,
+            code=error.code,
+            retryable=error.retryable,
+            status=error.status,
+            after_first_token=sent_text,
+            breaker=breaker_state,
+            retry=retry,
         )
-    )  # fmt: skip
+    )
     # A 429 with a short Retry-After is retried once on the same provider, if nothing was shown yet.
     short_wait = error.code == "rate_limited" and error.retry_after is not None and not hold
     if short_wait and not retry and not sent_text and breaker_state != "open":
@@ -197,10 +205,13 @@ async def _run_attempt(setup: ChainSetup, attempt: _Attempt) -> AsyncIterator[Te
         # The caller stopped (the visitor pressed stop): the in-flight attempt is part of the trace.
         setup.attempts.append(
             _attempt_record(
-                entry, "stopped", attempt.started, first_token_ms=attempt.first_token_ms,
+                entry,
+                "stopped",
+                attempt.started,
+                first_token_ms=attempt.first_token_ms,
                 after_first_token=attempt.sent_text,
             )
-        )  # fmt: skip
+        )
         raise
     finally:
         if provider is not None:
@@ -242,10 +253,14 @@ async def stream_with_failover(setup: ChainSetup) -> AsyncIterator[TextDelta | C
             await breaker.record_success()
             setup.attempts.append(
                 _attempt_record(
-                    entry, "ok", attempt.started, first_token_ms=attempt.first_token_ms, retry=retry,
+                    entry,
+                    "ok",
+                    attempt.started,
+                    first_token_ms=attempt.first_token_ms,
+                    retry=retry,
                     usage_estimated=attempt.usage.estimated,
                 )
-            )  # fmt: skip
+            )
             yield ChainDone(entry["provider"], entry["model"], attempt.usage, setup.attempts)
             return
     yield ChainFailed(setup.attempts, last_error)

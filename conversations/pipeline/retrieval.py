@@ -62,6 +62,10 @@ def passages_for(
     from knowledge.selectors import chunk_search
 
     return chunk_search(
-        tenant=tenant, knowledge_base_ids=kb_ids, query=query, k=bot.retrieval_k, min_score=bot.min_passage_score,
+        tenant=tenant,
+        knowledge_base_ids=kb_ids,
+        query=query,
+        k=bot.retrieval_k,
+        min_score=bot.min_passage_score,
         query_vectors=query_vectors,
-    )  # fmt: skip
+    )

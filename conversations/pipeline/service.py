@@ -142,9 +142,15 @@ async def _begin(bot: Bot, conversation: Conversation, text: str, started: float
             vectors.cancel()
         vectors = start_query_embedding(text, models)  # the hint was wrong: embed under the right models
     turn = TurnState(
-        bot=bot, tenant=begin.tenant, setup=begin.setup, started=started, knowledge_bases=begin.knowledge_bases,
-        query_vectors=vectors, breakers=breakers, blocked_topic=topic,
-    )  # fmt: skip
+        bot=bot,
+        tenant=begin.tenant,
+        setup=begin.setup,
+        started=started,
+        knowledge_bases=begin.knowledge_bases,
+        query_vectors=vectors,
+        breakers=breakers,
+        blocked_topic=topic,
+    )
     turn.latency["open_ms"] = ms_since(started)
     if begin.passages is not None:
         turn.passages, turn.retrieved = begin.passages, True
@@ -161,9 +167,12 @@ async def _retrieve(turn: TurnState, text: str) -> Retrieval:
         return Retrieval([], 0.0)
     vectors = await asyncio.wrap_future(turn.query_vectors) if turn.query_vectors is not None else None
     request = RetrievalRequest(
-        tenant=turn.tenant, bot=turn.bot, query=text, query_vectors=vectors,
+        tenant=turn.tenant,
+        bot=turn.bot,
+        query=text,
+        query_vectors=vectors,
         knowledge_base_ids=[kb_id for kb_id, _model in turn.knowledge_bases],
-    )  # fmt: skip
+    )
     return await in_db_thread(turn.tenant, retrieve, request=request)
 
 
@@ -267,9 +276,15 @@ async def _canned(turn: TurnState, answer: str, *, model: str) -> list[AnswerEve
     turn.latency["first_token_ms"] = ms_since(turn.started)
     await _settle(turn, turn.outcome(Message.Status.COMPLETE, answer, model=model))
     done = Done(
-        assistant_message_id=turn.setup.assistant_message.pk, content=answer, model=model, tokens_in=0, tokens_out=0,
-        cost=Decimal("0"), latency=turn.latency, attempts=turn.attempts(),
-    )  # fmt: skip
+        assistant_message_id=turn.setup.assistant_message.pk,
+        content=answer,
+        model=model,
+        tokens_in=0,
+        tokens_out=0,
+        cost=Decimal("0"),
+        latency=turn.latency,
+        attempts=turn.attempts(),
+    )
     return [Delta(answer), done]
 
 
@@ -325,15 +340,25 @@ async def _finish(turn: TurnState, out: guardrails.OutputFilter, done: ChainDone
     model = f"{done.provider}:{done.model}"
     cost = turn_cost(done.provider, done.model, done.usage.tokens_in, done.usage.tokens_out)
     outcome = turn.outcome(
-        Message.Status.COMPLETE, turn.shown, model=model, tokens_in=done.usage.tokens_in,
-        tokens_out=done.usage.tokens_out, cost=cost, citations=citations,
-    )  # fmt: skip
+        Message.Status.COMPLETE,
+        turn.shown,
+        model=model,
+        tokens_in=done.usage.tokens_in,
+        tokens_out=done.usage.tokens_out,
+        cost=cost,
+        citations=citations,
+    )
     await _settle(turn, outcome)
     events.append(
         Done(
-            assistant_message_id=turn.setup.assistant_message.pk, content=turn.shown, model=model,
-            tokens_in=done.usage.tokens_in, tokens_out=done.usage.tokens_out, cost=cost, latency=turn.latency,
+            assistant_message_id=turn.setup.assistant_message.pk,
+            content=turn.shown,
+            model=model,
+            tokens_in=done.usage.tokens_in,
+            tokens_out=done.usage.tokens_out,
+            cost=cost,
+            latency=turn.latency,
             attempts=turn.attempts(),
         )
-    )  # fmt: skip
+    )
     return events

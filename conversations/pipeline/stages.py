@@ -92,9 +92,14 @@ class TurnState:
         provider, _, name = model.partition(":")
         cost = turn_cost(provider, name, tokens_in, tokens_out) if model else Decimal("0")
         return self.outcome(
-            Message.Status.PARTIAL, self.shown, model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost,
+            Message.Status.PARTIAL,
+            self.shown,
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost=cost,
             error_code="stopped",
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

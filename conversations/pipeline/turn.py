@@ -230,15 +230,22 @@ def _turn_open(
     user_message, assistant = Message.objects.bulk_create(
         [
             Message(
-                tenant=tenant, conversation=conversation, role=Message.Role.USER, content=text,
-                status=Message.Status.COMPLETE, created=now,
+                tenant=tenant,
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=text,
+                status=Message.Status.COMPLETE,
+                created=now,
             ),
             Message(
-                tenant=tenant, conversation=conversation, role=Message.Role.ASSISTANT,
-                status=Message.Status.STREAMING, created=now,
+                tenant=tenant,
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                created=now,
             ),
         ]
-    )  # fmt: skip
+    )
     setup = TurnSetup(
         tenant=tenant,
         user_message=user_message,

@@ -26,10 +26,11 @@ from .sql import (
 def scope_available(*, tenant_id: int, knowledge_base_ids: list[int]) -> int:
     """Visible chunks in the tenant's knowledge bases among the ids."""
     return sum(
-        available for _kb_id, _model, available in knowledge_bases_for_search(
+        available
+        for _kb_id, _model, available in knowledge_bases_for_search(
             tenant_id=tenant_id, knowledge_base_ids=knowledge_base_ids
         )
-    )  # fmt: skip
+    )
 
 
 def knowledge_bases_for_search(*, tenant_id: int, knowledge_base_ids: Sequence[int]) -> list[tuple[int, str, int]]:

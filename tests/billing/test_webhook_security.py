@@ -38,10 +38,19 @@ def _post(body: str | bytes, signature: str | None, **extra):
         "t=1," + ",".join(f"v1={i:064d}" for i in range(2000)),
     ],
     ids=[
-        "missing", "empty", "garbage", "bad-timestamp", "no-timestamp", "no-signature", "wrong-secret",
-        "wrong-scheme", "stale", "other-payload", "huge-header",
+        "missing",
+        "empty",
+        "garbage",
+        "bad-timestamp",
+        "no-timestamp",
+        "no-signature",
+        "wrong-secret",
+        "wrong-scheme",
+        "stale",
+        "other-payload",
+        "huge-header",
     ],
-)  # fmt: skip
+)
 def test_a_request_without_a_valid_recent_signature_is_refused_and_not_stored(db, signature):
     response = _post(EVENT, signature)
     assert response.status_code == 400

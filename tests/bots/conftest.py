@@ -1,10 +1,10 @@
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-import pytest  # noqa: E402
+import pytest
 
-from bots.models import Bot  # noqa: E402
-from knowledge.models import Document  # noqa: E402
+from bots.models import Bot
+from knowledge.models import Document
 from tests.fakes.fixtures import conversation_a, fake_anthropic, fake_openai, fast_timeouts  # noqa: F401
 
 SHIPPING = (
@@ -55,7 +55,7 @@ def help_bot(world, settings, tmp_path) -> HelpBot:
 
 
 @pytest.fixture
-def eager_celery(settings) -> Iterator[None]:  # noqa: ANN001
+def eager_celery(settings) -> Iterator[None]:
     """Run queued tasks inline (unit tests only; the gate's integration test uses live_worker).
 
     The Django setting too: with it the pipeline's memory refresh runs inline, instead of from a

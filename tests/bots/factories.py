@@ -19,7 +19,7 @@ class BotFactory(ScopedFactory):
     allowed_origins = factory.LazyFunction(lambda: ["http://127.0.0.1:8001"])
 
     @factory.post_generation
-    def prompt(obj, create, extracted, **kwargs):  # noqa: ANN001, ANN201, N805
+    def prompt(obj, create, extracted, **kwargs):
         if create and extracted is not False:
             PromptVersion.objects.unscoped().create(
                 tenant=obj.tenant,

@@ -20,7 +20,7 @@ LOOK = {"title": "Acme help", "primary_color": "#112233", "avatar_url": "https:/
 BRANDED = {**LOOK, "hide_powered_by": True}
 
 
-def _widget_look(bot) -> dict:  # noqa: ANN001
+def _widget_look(bot) -> dict:
     response = Client().post(
         f"/widget/{bot.public_id}/session",
         data=json.dumps({"visitor_id": "visitor-0001"}),
@@ -62,12 +62,20 @@ def test_the_dashboard_shows_the_branding_refusal_on_the_settings_form(world):
     response = world.client_for(world.alice).post(
         f"/t/acme/bots/{bot.pk}/",
         {
-            "name": "Help", "status": "active", "welcome_message": "Hi", "fallback_message": "Sorry",
-            "answer_policy": "general", "max_answer_tokens": 400, "temperature": 0.3, "retrieval_k": 4,
+            "name": "Help",
+            "status": "active",
+            "welcome_message": "Hi",
+            "fallback_message": "Sorry",
+            "answer_policy": "general",
+            "max_answer_tokens": 400,
+            "temperature": 0.3,
+            "retrieval_k": 4,
             "model_chain": json.dumps([{"provider": "offline", "model": "extractive"}]),
-            "allowed_origins": ORIGIN, "widget_position": "right", "widget_hide_powered_by": "on",
+            "allowed_origins": ORIGIN,
+            "widget_position": "right",
+            "widget_hide_powered_by": "on",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 400
     assert "does not include custom branding. Upgrade to Pro" in response.content.decode()
 

@@ -24,12 +24,21 @@ def url(name: str, *args: object) -> str:
 
 def settings_post(bot: Bot, **overrides: object) -> dict:
     data = {
-        "name": bot.name, "status": "active", "welcome_message": "Hi", "fallback_message": "Sorry",
-        "answer_policy": "general", "max_answer_tokens": 400, "temperature": 0.3, "retrieval_k": 4,
+        "name": bot.name,
+        "status": "active",
+        "welcome_message": "Hi",
+        "fallback_message": "Sorry",
+        "answer_policy": "general",
+        "max_answer_tokens": 400,
+        "temperature": 0.3,
+        "retrieval_k": 4,
         "model_chain": json.dumps([{"provider": "offline", "model": "extractive"}]),
-        "allowed_origins": "https://www.acme.test", "blocked_topics": "crypto\nre:\\bstocks?\\b",
-        "redact_output": "on", "widget_title": "Acme help", "widget_position": "left",
-    }  # fmt: skip
+        "allowed_origins": "https://www.acme.test",
+        "blocked_topics": "crypto\nre:\\bstocks?\\b",
+        "redact_output": "on",
+        "widget_title": "Acme help",
+        "widget_position": "left",
+    }
     data.update(overrides)
     return data
 

@@ -28,8 +28,9 @@ def bot_a(world):
 
 def test_the_evaluation_page_lists_cases_flags_and_runs(help_bot, world):
     with tenant_context(world.tenant_a):
-        cases.eval_case_create(bot=help_bot.bot, question="How long is delivery?", document_ids=[help_bot.shipping.pk],
-                               keywords=["days"])  # fmt: skip
+        cases.eval_case_create(
+            bot=help_bot.bot, question="How long is delivery?", document_ids=[help_bot.shipping.pk], keywords=["days"]
+        )
         cases.eval_case_create(bot=help_bot.bot, question="Refund?", document_ids=[help_bot.returns.pk], keywords=[])
         help_bot.returns.delete()
     response = world.client_for(world.bob).get(url("eval_page", "acme", help_bot.bot.pk))
@@ -42,10 +43,17 @@ def test_the_evaluation_page_lists_cases_flags_and_runs(help_bot, world):
 def test_an_owner_adds_a_case_and_a_bad_one_shows_its_error_in_place(help_bot, world):
     client = world.client_for(world.alice)
     page = url("eval_page", "acme", help_bot.bot.pk)
-    ok = client.post(page, {"question": "Is shipping free?", "expected_documents": [help_bot.shipping.pk],
-                            "expected_keywords": "free, 50 euros"})  # fmt: skip
-    bad = client.post(page, {"question": "What is the capital of Australia?", "should_refuse": "on",
-                             "expected_keywords": "Canberra"})  # fmt: skip
+    ok = client.post(
+        page,
+        {
+            "question": "Is shipping free?",
+            "expected_documents": [help_bot.shipping.pk],
+            "expected_keywords": "free, 50 euros",
+        },
+    )
+    bad = client.post(
+        page, {"question": "What is the capital of Australia?", "should_refuse": "on", "expected_keywords": "Canberra"}
+    )
     with tenant_context(world.tenant_a):
         saved = list(EvalCase.objects.values_list("question", "expected_keywords"))
     assert ok.status_code == 302 and saved == [("Is shipping free?", ["free", "50 euros"])]
@@ -63,8 +71,12 @@ def test_an_owner_runs_the_evaluation_and_sees_scores_per_case(
     help_bot, world, eager_celery, django_capture_on_commit_callbacks
 ):
     with tenant_context(world.tenant_a):
-        cases.eval_case_create(bot=help_bot.bot, question="How long does delivery take?",
-                               document_ids=[help_bot.shipping.pk], keywords=["working days"])  # fmt: skip
+        cases.eval_case_create(
+            bot=help_bot.bot,
+            question="How long does delivery take?",
+            document_ids=[help_bot.shipping.pk],
+            keywords=["working days"],
+        )
     client = world.client_for(world.alice)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(url("eval_run_start", "acme", help_bot.bot.pk))
@@ -103,9 +115,12 @@ def test_it_checks_ownership(help_bot, world):
     charlie = world.client_for(world.charlie)
     bot_id = help_bot.bot.pk
     for name, args in [
-        ("eval_page", ()), ("eval_export", ()), ("eval_starters", ()),
-        ("eval_case_edit", (case.pk,)), ("eval_run_detail", (run.pk,)),
-    ]:  # fmt: skip
+        ("eval_page", ()),
+        ("eval_export", ()),
+        ("eval_starters", ()),
+        ("eval_case_edit", (case.pk,)),
+        ("eval_run_detail", (run.pk,)),
+    ]:
         assert charlie.get(url(name, "bravo", bot_id, *args)).status_code == 404, name
         assert charlie.get(url(name, "acme", bot_id, *args)).status_code == 404, name
     assert charlie.post(url("eval_run_confirm", "bravo", bot_id, run.pk)).status_code == 404
@@ -119,8 +134,13 @@ def test_starter_cases_are_reviewed_edited_and_unticked_before_saving(help_bot, 
     body = page.content.decode()
     assert "What should I know about delivery times?" in body
     count = body.count('name="keep_')
-    data = {"count": str(count), "keep_0": "1", "question_0": "When will my order arrive?",
-            "keywords_0": "working days", "document_0": str(help_bot.shipping.pk)}  # fmt: skip
+    data = {
+        "count": str(count),
+        "keep_0": "1",
+        "question_0": "When will my order arrive?",
+        "keywords_0": "working days",
+        "document_0": str(help_bot.shipping.pk),
+    }
     response = client.post(url("eval_starters", "acme", help_bot.bot.pk), data)  # only the first stays ticked
     with tenant_context(world.tenant_a):
         saved = list(EvalCase.objects.all())
@@ -169,8 +189,18 @@ def test_the_cross_tenant_walk_covers_the_evaluation_routes():
     from tests.support.url_walk import iter_routes
 
     routes = {route.name: route for route in iter_routes()}
-    names = {"eval_page", "eval_case_edit", "eval_case_delete", "eval_starters", "eval_import", "eval_export",
-             "eval_run_start", "eval_run_detail", "eval_run_confirm", "eval_run_cancel"}  # fmt: skip
+    names = {
+        "eval_page",
+        "eval_case_edit",
+        "eval_case_delete",
+        "eval_starters",
+        "eval_import",
+        "eval_export",
+        "eval_run_start",
+        "eval_run_detail",
+        "eval_run_confirm",
+        "eval_run_cancel",
+    }
     assert names <= routes.keys()
     assert not any(routes[name].public for name in names)
 

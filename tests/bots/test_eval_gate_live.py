@@ -75,11 +75,12 @@ def test_publishing_a_prompt_that_breaks_the_demo_bots_evaluation_set_is_stopped
             cases.eval_cases_create_many(
                 bot=bot,
                 cases=[
-                    cases.check_case(bot=bot, question=s.question, document_ids=[s.document_id], keywords=[],
-                                     should_refuse=False)
+                    cases.check_case(
+                        bot=bot, question=s.question, document_ids=[s.document_id], keywords=[], should_refuse=False
+                    )
                     for s in starters
                 ],
-            )  # fmt: skip
+            )
         base = f"/t/{tenant.slug}/bots/{bot.pk}/evaluation/"
 
         # The published version's run: the baseline the gate compares with.

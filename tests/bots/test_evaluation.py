@@ -22,9 +22,11 @@ def _add_cases(help_bot):
         bot=bot, question="How long does delivery take?", document_ids=[help_bot.shipping.pk], keywords=["working days"]
     )
     cases.eval_case_create(
-        bot=bot, question="How many days do I have to return a product?", document_ids=[help_bot.returns.pk],
+        bot=bot,
+        question="How many days do I have to return a product?",
+        document_ids=[help_bot.returns.pk],
         keywords=["30 days"],
-    )  # fmt: skip
+    )
 
 
 def test_a_case_scores_retrieval_citations_keywords_and_refusal():
@@ -44,13 +46,23 @@ def test_a_case_scores_retrieval_citations_keywords_and_refusal():
 
 def test_a_case_that_should_be_refused_scores_only_the_refusal():
     answered = score_case(
-        expected_document_ids=[], expected_keywords=[], should_refuse=True,
-        retrieved_document_ids=[1], cited_document_ids=[1], answer="Canberra [1]", k=5,
-    )  # fmt: skip
+        expected_document_ids=[],
+        expected_keywords=[],
+        should_refuse=True,
+        retrieved_document_ids=[1],
+        cited_document_ids=[1],
+        answer="Canberra [1]",
+        k=5,
+    )
     refused = score_case(
-        expected_document_ids=[], expected_keywords=[], should_refuse=True,
-        retrieved_document_ids=[], cited_document_ids=[], answer="I don't know.", k=5,
-    )  # fmt: skip
+        expected_document_ids=[],
+        expected_keywords=[],
+        should_refuse=True,
+        retrieved_document_ids=[],
+        cited_document_ids=[],
+        answer="I don't know.",
+        k=5,
+    )
     assert (answered.score, answered.refusal_correct) == (0.0, False)
     assert (refused.score, refused.refusal_correct, refused.hit) == (1.0, True, None)
 
@@ -139,16 +151,25 @@ def test_starter_cases_ask_one_question_per_section_of_the_bots_documents(help_b
 def test_cases_export_to_csv_and_json_and_import_back(help_bot, world):
     with tenant_context(world.tenant_a):
         _add_cases(help_bot)
-        cases.eval_case_create(bot=help_bot.bot, question="What is the capital of Australia?", document_ids=[],
-                               keywords=[], should_refuse=True)  # fmt: skip
+        cases.eval_case_create(
+            bot=help_bot.bot,
+            question="What is the capital of Australia?",
+            document_ids=[],
+            keywords=[],
+            should_refuse=True,
+        )
         exported = {fmt: cases.eval_cases_export(bot=help_bot.bot, fmt=fmt) for fmt in ("csv", "json")}
-        before = [(c.question, c.expected_documents, c.expected_keywords, c.should_refuse)
-                  for c in selectors.eval_cases(bot=help_bot.bot)]  # fmt: skip
+        before = [
+            (c.question, c.expected_documents, c.expected_keywords, c.should_refuse)
+            for c in selectors.eval_cases(bot=help_bot.bot)
+        ]
         for fmt in ("csv", "json"):
             selectors.eval_cases(bot=help_bot.bot).delete()
             cases.eval_cases_import(bot=help_bot.bot, text=exported[fmt], fmt=fmt)
-            after = [(c.question, c.expected_documents, c.expected_keywords, c.should_refuse)
-                     for c in selectors.eval_cases(bot=help_bot.bot)]  # fmt: skip
+            after = [
+                (c.question, c.expected_documents, c.expected_keywords, c.should_refuse)
+                for c in selectors.eval_cases(bot=help_bot.bot)
+            ]
             assert after == before, fmt
     assert "Shipping" in exported["csv"] and '"should_refuse": true' in exported["json"]
 

@@ -37,7 +37,7 @@ class TraceFactory(ScopedFactory):
 SCOPED_FACTORIES.update({Conversation: ConversationFactory, Message: MessageFactory, Trace: TraceFactory})
 
 
-def conversation_with_document(tenant, *, text: str, **bot_fields):  # noqa: ANN001, ANN003, ANN201
+def conversation_with_document(tenant, *, text: str, **bot_fields):
     """A conversation whose bot (`bot_fields` passed to its factory) has one knowledge base
     "Handbook" holding `text`, ingested in-process: (conversation, knowledge base)."""
     from bots.services import bot_attach_knowledge_bases

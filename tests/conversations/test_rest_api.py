@@ -19,7 +19,7 @@ from tests.knowledge.factories import KnowledgeBaseFactory
 ALL_SCOPES = ["chat", "bots:read", "knowledge:read", "knowledge:write"]
 
 
-def _key(tenant, scopes=None):  # noqa: ANN001, ANN202
+def _key(tenant, scopes=None):
     subscription_comp(tenant=tenant, plan_slug="starter")  # a plan with API access
     with tenant_context(tenant):
         key, raw = api_key_create(tenant=tenant, name="test", scopes=scopes or ALL_SCOPES)

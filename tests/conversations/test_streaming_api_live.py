@@ -40,13 +40,13 @@ To reset your password, open the login page and click "Forgot password".
 """
 
 
-def _key(tenant, scopes=("chat", "bots:read")) -> str:  # noqa: ANN001
+def _key(tenant, scopes=("chat", "bots:read")) -> str:
     subscription_comp(tenant=tenant, plan_slug="starter")  # a plan with API access
     with tenant_context(tenant):
         return api_key_create(tenant=tenant, name="sdk", scopes=list(scopes))[1]
 
 
-def _sdk(chat, raw: str) -> openai.OpenAI:  # noqa: ANN001
+def _sdk(chat, raw: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{chat.base_url}/v1", api_key=raw, max_retries=0, timeout=60)
 
 
@@ -141,8 +141,9 @@ def test_the_openai_sdk_works_without_streaming_and_sees_models_and_errors(world
     )
     assert completion.choices[0].message.content == "Plain answer here."
     assert completion.usage.total_tokens > 0
-    conversation = Conversation.objects.unscoped().get(pk=Message.objects.unscoped().get(
-        pk=int(completion.id.removeprefix("chatcmpl-"))).conversation_id)  # fmt: skip
+    conversation = Conversation.objects.unscoped().get(
+        pk=Message.objects.unscoped().get(pk=int(completion.id.removeprefix("chatcmpl-"))).conversation_id
+    )
     stored = list(Message.objects.unscoped().filter(conversation=conversation).values_list("role", "content"))
     assert stored[:3] == [("user", "first question"), ("assistant", "first answer"), ("user", "second question")]
     assert [m.id for m in client.models.list()] == [bot.public_id]

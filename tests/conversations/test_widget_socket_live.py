@@ -163,7 +163,7 @@ def test_disconnecting_at_a_random_delta_20_times_persists_20_complete_answers(w
     # 40 tokens/s (1.5 s per answer): deltas are coalesced per flush, and at 150 tokens/s a loaded
     # machine delivered a whole answer in fewer frames than the cut point, so `end` came first.
     chat.llm.default = Behaviour(text=LONG_ANSWER, tokens_per_second=40)
-    rng = random.Random(5)  # noqa: S311
+    rng = random.Random(5)
 
     async def one(i: int) -> int:
         async with await visitor_socket(chat, bot, f"visitor-drop-{i:04d}") as ws:

@@ -59,7 +59,7 @@ class Turn:
         return next((e.items for e in self.events if isinstance(e, Citations)), [])
 
 
-def ask(bot, conversation, text) -> Turn:  # noqa: ANN001
+def ask(bot, conversation, text) -> Turn:
     async def run() -> Turn:
         turn = Turn()
         async for event in answer_stream(bot=bot, conversation=conversation, user_message=text):
@@ -70,7 +70,7 @@ def ask(bot, conversation, text) -> Turn:  # noqa: ANN001
 
 
 @pytest.fixture
-def fast_timeouts(settings) -> None:  # noqa: ANN001
+def fast_timeouts(settings) -> None:
     settings.LLM_CONNECT_TIMEOUT_MS = 1000
     # Generous: a cold SDK's first request can be slow on a busy machine; timeout tests set their own.
     settings.LLM_FIRST_TOKEN_TIMEOUT_MS = 5000
@@ -81,7 +81,7 @@ def fast_timeouts(settings) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def fake_openai(settings, fast_timeouts) -> Iterator[FakeOpenAI]:  # noqa: ANN001
+def fake_openai(settings, fast_timeouts) -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         settings.OPENAI_API_KEY = server.api_key
         settings.OPENAI_BASE_URL = server.base_url
@@ -89,7 +89,7 @@ def fake_openai(settings, fast_timeouts) -> Iterator[FakeOpenAI]:  # noqa: ANN00
 
 
 @pytest.fixture
-def fake_anthropic(settings, fast_timeouts) -> Iterator[FakeAnthropic]:  # noqa: ANN001
+def fake_anthropic(settings, fast_timeouts) -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as server:
         settings.ANTHROPIC_API_KEY = server.api_key
         settings.ANTHROPIC_BASE_URL = server.base_url
@@ -106,5 +106,5 @@ def chain(*entries: str) -> list[dict]:
 
 
 @pytest.fixture
-def conversation_a(world):  # noqa: ANN001, ANN201
+def conversation_a(world):
     return ConversationFactory(tenant=world.tenant_a, bot__answer_policy="general")

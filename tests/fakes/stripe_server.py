@@ -251,7 +251,7 @@ class FakeStripe:
                 raise StripeFailure(self.fail_next.pop(0), "Injected failure.", "api_error")
             return self._route(method, path, query, body)
 
-    def _route(self, method: str, path: str, query: dict, body: dict) -> dict:  # noqa: C901
+    def _route(self, method: str, path: str, query: dict, body: dict) -> dict:
         parts = path.strip("/").split("/")
         match method, parts:
             case "POST", ["v1", "customers"]:
@@ -355,10 +355,10 @@ class _Handler(BaseHTTPRequestHandler):
             error_type = "api_error" if exc.status >= 500 else "invalid_request_error"
             self._answer(exc.status, {"error": {"type": error_type, "message": exc.message, "code": exc.code}})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
 

@@ -19,7 +19,7 @@ def serve(routes: dict[str, Route | Callable[[], Route]]) -> Iterator[str]:
     hits: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             hits.append(self.path)
             route = routes.get(self.path)
             if callable(route):
@@ -32,7 +32,7 @@ def serve(routes: dict[str, Route | Callable[[], Route]]) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.do_GET()
 

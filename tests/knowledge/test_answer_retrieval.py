@@ -81,7 +81,10 @@ def test_another_tenants_knowledge_is_never_a_candidate(help_centre, world):
     tenant, kb = help_centre
     with tenant_context(world.tenant_b):
         decision = passages_for_answer(
-            tenant=world.tenant_b, knowledge_base_ids=[kb.pk], query="Can I return opened headphones?", k=5,
+            tenant=world.tenant_b,
+            knowledge_base_ids=[kb.pk],
+            query="Can I return opened headphones?",
+            k=5,
             embedding_model=MINILM,
-        )  # fmt: skip
+        )
     assert decision.kept == [] and decision.verdicts == []

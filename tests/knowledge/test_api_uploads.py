@@ -16,7 +16,7 @@ OLE_HEADER = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 40
 
 
 @pytest.fixture
-def upload(world, settings, tmp_path):  # noqa: ANN001, ANN201
+def upload(world, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     subscription_comp(tenant=world.tenant_a, plan_slug="starter")
     with tenant_context(world.tenant_a):
@@ -24,7 +24,7 @@ def upload(world, settings, tmp_path):  # noqa: ANN001, ANN201
     kb = KnowledgeBaseFactory(tenant=world.tenant_a)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
-    def send(name: str, content: bytes):  # noqa: ANN202
+    def send(name: str, content: bytes):
         file = SimpleUploadedFile(name, content, content_type="application/octet-stream")
         return client.post(f"/api/v1/knowledge-bases/{kb.pk}/documents", data={"file": file})
 

@@ -37,7 +37,7 @@ def _add(kb: KnowledgeBase, title: str, text: str) -> Document:
     return document
 
 
-def _counter(tenant) -> UsageCounter | None:  # noqa: ANN001
+def _counter(tenant) -> UsageCounter | None:
     return UsageCounter.objects.unscoped().filter(tenant=tenant).first()
 
 

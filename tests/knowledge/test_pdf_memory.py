@@ -99,7 +99,7 @@ def test_a_300_page_pdf_peaks_below_1_6_times_the_worker_memory_of_a_30_page_one
     assert (small.page_count, large.page_count) == (30, 300)
     assert large.chunk_count >= 9 * small.chunk_count, "the large PDF really holds ten times the text"
     ratio = peaks[300] / peaks[30]
-    print(  # noqa: T201 - the figures, for the record (-s)
+    print(
         f"worker peak RSS: 30 pages {peaks[30] / 1024:.0f} MB (+{growth[30] / 1024:.0f}), "
         f"300 pages {peaks[300] / 1024:.0f} MB (+{growth[300] / 1024:.0f}), ratio {ratio:.2f}"
     )

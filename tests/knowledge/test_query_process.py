@@ -151,9 +151,12 @@ def test_the_child_exits_when_its_parent_dies_without_closing_it(tmp_path):
         )
     )
     parent = subprocess.run(
-        [sys.executable, str(script)], cwd=django_settings.BASE_DIR, capture_output=True, timeout=300,
+        [sys.executable, str(script)],
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(django_settings.BASE_DIR)},
-    )  # fmt: skip
+    )
     assert parent.returncode == -signal.SIGKILL, parent.stderr[-2000:]
     child_pid = int(parent.stdout.split()[0])
     assert _wait_until_gone(child_pid), f"query embedding process {child_pid} outlived its parent"

@@ -52,7 +52,7 @@ def visible_models(kb: KnowledgeBase) -> set[tuple[str, int]]:
     return {(c.embedding_model, c.embedding_dim) for c in visible}
 
 
-def search(world, kb: KnowledgeBase, query: str) -> list[str]:  # noqa: ANN001
+def search(world, kb: KnowledgeBase, query: str) -> list[str]:
     with tenant_context(world.tenant_a):
         return [
             hit.document_title for hit in chunk_search(tenant=world.tenant_a, knowledge_base_ids=[kb.pk], query=query)
@@ -159,7 +159,7 @@ def test_a_run_that_embedded_with_the_old_model_is_never_published_during_a_rein
     refunds, _passwords = handbook
     published = ingestion._publish
 
-    def start_reindex_then_publish(document, version, source, count):  # noqa: ANN001, ANN202
+    def start_reindex_then_publish(document, version, source, count):
         KnowledgeBase.objects.unscoped().filter(pk=kb_a.pk).update(reindex_to=OPENAI)
         return published(document, version, source, count)
 
@@ -230,7 +230,7 @@ def test_the_dashboard_starts_shows_and_cancels_a_reindex(world, kb_a, handbook,
     assert client.get(reverse("kb_status", args=["acme", kb_a.pk])).json()["reindex"] is None
 
 
-def _knowledge_base_staged_for_swap(world):  # noqa: ANN001, ANN202
+def _knowledge_base_staged_for_swap(world):
     """A knowledge base re-indexing to OpenAI with both versions of one chunk written: (kb, the
     visible MiniLM chunk, the staged OpenAI chunk). The swap is left to the test."""
     from tests.knowledge.factories import ChunkFactory, DocumentFactory, KnowledgeBaseFactory
@@ -277,7 +277,7 @@ def test_a_search_running_while_the_swap_commits_sees_one_model_throughout(
 
     embedded_with: list[str] = []
 
-    def get_embedder_then_swap(model_name):  # noqa: ANN001, ANN202 - the search reads the model, then embeds (in hybrid_search)
+    def get_embedder_then_swap(model_name):
         embedded_with.append(model_name)
         if not outcome:
             thread = threading.Thread(target=swap_now)

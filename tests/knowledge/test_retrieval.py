@@ -429,7 +429,7 @@ def test_the_index_plan_sets_ef_search_once_per_connection_outside_transactions(
         retrieval.kb_indexes_drop(kb.pk, [384])  # an index outlives the flush of a transactional test
 
 
-def _ef_search_once(world, kb) -> None:  # noqa: ANN001
+def _ef_search_once(world, kb) -> None:
     from django.test.utils import CaptureQueriesContext
 
     def search() -> list:
@@ -540,5 +540,5 @@ def test_a_chunk_row_stays_whole_in_the_heap_so_a_search_reads_no_toast(world, k
         cursor.execute("SELECT count(*) FROM knowledge_chunk WHERE knowledge_base_id = %s", [kb_a.pk])
         assert cursor.fetchone()[0] > 0
         cursor.execute("SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = 'knowledge_chunk'::regclass")
-        cursor.execute(f"SELECT count(*) FROM {cursor.fetchone()[0]}")  # noqa: S608 - a relation name from pg_class
+        cursor.execute(f"SELECT count(*) FROM {cursor.fetchone()[0]}")
         assert cursor.fetchone()[0] == 0

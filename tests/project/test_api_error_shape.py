@@ -15,13 +15,13 @@ from tests.bots.factories import BotFactory
 
 
 @pytest.fixture
-def raw_key(world) -> str:  # noqa: ANN001
+def raw_key(world) -> str:
     subscription_comp(tenant=world.tenant_a, plan_slug="starter")
     with tenant_context(world.tenant_a):
         return api_key_create(tenant=world.tenant_a, name="errors", scopes=["chat", "bots:read"])[1]
 
 
-def _error_of(response, status: int) -> dict:  # noqa: ANN001
+def _error_of(response, status: int) -> dict:
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     error = response.json()["error"]

@@ -17,7 +17,7 @@ from tests.bots.factories import BotFactory
 SCOPES = ["chat", "bots:read", "knowledge:read", "knowledge:write"]
 
 
-def _key_on(tenant, plan_slug: str) -> str:  # noqa: ANN001
+def _key_on(tenant, plan_slug: str) -> str:
     subscription_comp(tenant=tenant, plan_slug=plan_slug)
     with tenant_context(tenant):
         return api_key_create(tenant=tenant, name="plan", scopes=SCOPES)[1]
@@ -27,11 +27,11 @@ def _client(raw: str) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
 
 
-def _post(client: Client, url: str, body: object):  # noqa: ANN202
+def _post(client: Client, url: str, body: object):
     return client.post(url, data=json.dumps(body), content_type="application/json")
 
 
-def _chat(client: Client, bot) -> object:  # noqa: ANN001
+def _chat(client: Client, bot) -> object:
     return _post(
         client, "/v1/chat/completions", {"model": bot.public_id, "messages": [{"role": "user", "content": "Hello?"}]}
     )

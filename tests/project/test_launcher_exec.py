@@ -62,9 +62,12 @@ class Owner:
         self.log = (var_dir.parent / "owner.log").open("w")
         self.process = subprocess.Popen(
             [*LAUNCHER, "sh", "-c", WAIT_FOR_FILE, "sh", str(self.flag)],
-            env=launcher_env(var_dir), cwd=BASE_DIR, stdout=self.log, stderr=subprocess.STDOUT,
+            env=launcher_env(var_dir),
+            cwd=BASE_DIR,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         self.record = wait_for_live_record(var_dir)
 
     def release(self) -> int:

@@ -92,14 +92,18 @@ def start_launcher(var_dir: Path) -> Launcher:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "chatbot_saas.devservices", "run"],
-            env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=env,
+            cwd=BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     launcher = Launcher(process, log_path, var_dir, web_port, demo_port)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         assert process.poll() is None, launcher.log()[-3000:]
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=5) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=5) as response:
                 if json.load(response)["status"] == "ok":
                     return launcher
         except (OSError, ValueError):
@@ -163,24 +167,35 @@ def test_the_cli_and_exec_beside_make_run_use_its_services_and_sigterm_to_its_gr
         assert cli.returncode == 0, cli.stderr
         public_id = cli.stdout.split("DEMO_BOT=", 1)[1].split()[0]
         # ...the same bot the running demo page embeds, and that page's origin may open a chat.
-        with urllib.request.urlopen(f"http://127.0.0.1:{launcher.demo_port}/", timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{launcher.demo_port}/", timeout=10) as response:
             page = response.read().decode()
         assert f'src="http://127.0.0.1:{launcher.web_port}/static/widget/embed.js" data-bot="{public_id}"' in page
-        session = urllib.request.Request(  # noqa: S310
+        session = urllib.request.Request(
             f"http://127.0.0.1:{launcher.web_port}/widget/{public_id}/session",
-            data=b'{"visitor_id": "visitor-launcher-test"}', method="POST",
+            data=b'{"visitor_id": "visitor-launcher-test"}',
+            method="POST",
             headers={"Origin": f"http://127.0.0.1:{launcher.demo_port}", "Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         try:
-            with urllib.request.urlopen(session, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(session, timeout=30) as response:
                 assert "token" in json.load(response)
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"the demo page's origin cannot open a chat: {exc.code} {exc.read()!r}") from None
 
         # `devservices exec` beside it attaches: same URLs, the running worker answers on its broker,
         # and still one redis-server and one postmaster for the data directory.
-        attached = run(var_dir, "-m", "chatbot_saas.devservices", "exec", "--", sys.executable, "manage.py", "shell",
-                       "-c", PRINT_SERVICES)  # fmt: skip
+        attached = run(
+            var_dir,
+            "-m",
+            "chatbot_saas.devservices",
+            "exec",
+            "--",
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            PRINT_SERVICES,
+        )
         assert attached.returncode == 0, attached.stdout + attached.stderr
         assert f"URLS={record.urls['DATABASE_URL']} {record.urls['REDIS_URL']}" in attached.stdout
         assert int(attached.stdout.split("WORKERS=", 1)[1].split()[0]) >= 1

@@ -31,9 +31,17 @@ def _site_url(**env: str) -> str:
     base = {k: v for k, v in os.environ.items() if k not in ("SITE_URL", "WEB_PORT")}
     base.update(env)
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.SITE_URL)"],
-        env=base, capture_output=True, text=True, cwd=settings.BASE_DIR, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.SITE_URL)",
+        ],
+        env=base,
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

@@ -39,7 +39,7 @@ def _malformed(raw: str) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
-def logs(caplog):  # noqa: ANN001, ANN201
+def logs(caplog):
     """Every record at DEBUG, as the code under test emitted it: the redacting filter (the second
     wall, which rewrites records in place) is taken off every handler, so only the source is tested."""
     for name in LOGGERS:
@@ -55,7 +55,7 @@ def logs(caplog):  # noqa: ANN001, ANN201
         handler.addFilter(wall)
 
 
-def _send(client: Client, method: str, url: str):  # noqa: ANN202
+def _send(client: Client, method: str, url: str):
     if method == "post":
         return client.post(url, data="{}", content_type="application/json")
     return client.get(url)

@@ -155,10 +155,17 @@ def test_a_second_redis_server_on_the_same_data_directory_cannot_start(tmp_path)
 
 def test_the_start_lock_admits_one_launcher_at_a_time(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from chatbot_saas.devrecord import start_lock\n"
-         "with start_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from chatbot_saas.devrecord import start_lock\n"
+            "with start_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(TimeoutError), devrecord.start_lock(tmp_path, timeout=0.5):
@@ -183,8 +190,12 @@ def test_a_command_with_no_services_to_find_says_in_one_line_what_to_start(tmp_p
     env["VAR_DIR"] = str(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", "from tenants.models import Tenant; Tenant.objects.count()"],
-        env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]

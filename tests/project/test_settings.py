@@ -23,9 +23,17 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
     base.update(env)
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.SECURE_HSTS_SECONDS, settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE)"],
-        env=base, capture_output=True, text=True, cwd=django_settings.BASE_DIR, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.SECURE_HSTS_SECONDS, settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE)",
+        ],
+        env=base,
+        capture_output=True,
+        text=True,
+        cwd=django_settings.BASE_DIR,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "METRICS_TOKEN"])
@@ -82,7 +90,7 @@ def test_a_dotenv_copied_from_the_example_unchanged_keeps_the_defaults(tmp_path)
             text=True,
             cwd=django_settings.BASE_DIR,
             timeout=120,
-        )  # fmt: skip
+        )
         for code in (probe, plain)
     ]
     for run in runs:

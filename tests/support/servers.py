@@ -75,11 +75,23 @@ def celery_worker(name: str = "test", concurrency: int = 1, **env_extra: str) ->
 
     hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
     worker = _spawn(
-        [str(BIN / "celery"), "-A", "chatbot_saas", "worker", "-l", "info", "-c", str(concurrency),
-         "-n", hostname, "--without-gossip", "--without-mingle"],
+        [
+            str(BIN / "celery"),
+            "-A",
+            "chatbot_saas",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            str(concurrency),
+            "-n",
+            hostname,
+            "--without-gossip",
+            "--without-mingle",
+        ],
         f"celery-{name}.log",
         child_env(**env_extra),
-    )  # fmt: skip
+    )
     try:
         deadline = time.monotonic() + 60
         while not app.control.ping(destination=[hostname], timeout=0.5):

@@ -27,12 +27,22 @@ class FakeChat:
     chunks: list[str] = field(default_factory=lambda: ["The warranty ", "lasts **two years** ", "[1]."])
     citations: list[dict[str, Any]] = field(
         default_factory=lambda: [
-            {"n": 1, "title": "Warranty terms", "page": 3, "url": "https://docs.example.com/warranty",
-             "snippet": "Every Acme gadget carries a two-year warranty from the date of purchase."},
-            {"n": 2, "title": "Returns FAQ", "page": None, "url": "",
-             "snippet": "Returns are accepted within 30 days."},
+            {
+                "n": 1,
+                "title": "Warranty terms",
+                "page": 3,
+                "url": "https://docs.example.com/warranty",
+                "snippet": "Every Acme gadget carries a two-year warranty from the date of purchase.",
+            },
+            {
+                "n": 2,
+                "title": "Returns FAQ",
+                "page": None,
+                "url": "",
+                "snippet": "Returns are accepted within 30 days.",
+            },
         ]
-    )  # fmt: skip
+    )
     # "complete": stream the whole answer; "hold": stream the first chunk and wait (for stop);
     # "drop": close the first socket after `drop_after` frames, then let resume replay the rest;
     # "lose": close the first socket as soon as the question arrives, before any `start`.
@@ -87,8 +97,16 @@ class FakeChat:
         elif kind == "resume":
             frames = self._answers.get(frame["message_id"])
             if frames is None:
-                ws.send(json.dumps({"type": "error", "code": "not_found", "message": "No such message.",
-                                    "message_id": frame["message_id"]}))  # fmt: skip
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "code": "not_found",
+                            "message": "No such message.",
+                            "message_id": frame["message_id"],
+                        }
+                    )
+                )
                 return
             for f in frames:
                 if f["seq"] > frame["last_seq"]:
@@ -96,8 +114,18 @@ class FakeChat:
         elif kind == "stop":
             frames = self._answers[frame["message_id"]]
             text = "".join(f.get("text", "") for f in frames if f["type"] == "delta")
-            ws.send(json.dumps({"type": "end", "message_id": frame["message_id"], "seq": len(frames) + 1,
-                                "status": "partial", "usage": {}, "content": text}))  # fmt: skip
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "end",
+                        "message_id": frame["message_id"],
+                        "seq": len(frames) + 1,
+                        "status": "partial",
+                        "usage": {},
+                        "content": text,
+                    }
+                )
+            )
         elif kind == "feedback":
             ws.send(json.dumps({"type": "feedback_ok", "message_id": frame["message_id"]}))
 
@@ -111,13 +139,30 @@ class FakeChat:
             return
         mid = self._next_id
         self._next_id += 2
-        ws.send(json.dumps({"type": "start", "message_id": mid, "user_message_id": mid - 1,
-                            "conversation_id": 1, "client_id": frame.get("client_id")}))  # fmt: skip
+        ws.send(
+            json.dumps(
+                {
+                    "type": "start",
+                    "message_id": mid,
+                    "user_message_id": mid - 1,
+                    "conversation_id": 1,
+                    "client_id": frame.get("client_id"),
+                }
+            )
+        )
         frames = [{"type": "delta", "message_id": mid, "seq": i + 1, "text": t} for i, t in enumerate(self.chunks)]
         frames.append({"type": "citations", "message_id": mid, "seq": len(frames) + 1, "items": self.citations})
         content = "".join(self.chunks) if self.end_content is None else self.end_content
-        frames.append({"type": "end", "message_id": mid, "seq": len(frames) + 1, "status": self.end_status,
-                       "usage": {"tokens_in": 10, "tokens_out": 12}, "content": content})  # fmt: skip
+        frames.append(
+            {
+                "type": "end",
+                "message_id": mid,
+                "seq": len(frames) + 1,
+                "status": self.end_status,
+                "usage": {"tokens_in": 10, "tokens_out": 12},
+                "content": content,
+            }
+        )
         self._answers[mid] = frames
         if self.mode == "hold":
             self._answers[mid] = frames[:1]

@@ -61,8 +61,13 @@ def test_two_bots_on_one_page_get_their_own_launchers_and_panels(visit, host_sit
             return route.fulfill(status=204, headers=CORS)
         bot = route.request.url.split("/widget/")[1].split("/")[0]
         title = {"bot_one": "Sales", "bot_two": "Support"}[bot]
-        body = {"token": "t-" + bot, "expires_in": 900, "history": [], "conversation_id": None,
-                "bot": {"name": title, "welcome_message": f"{title} here.", "widget": {"title": title}}}  # fmt: skip
+        body = {
+            "token": "t-" + bot,
+            "expires_in": 900,
+            "history": [],
+            "conversation_id": None,
+            "bot": {"name": title, "welcome_message": f"{title} here.", "widget": {"title": title}},
+        }
         route.fulfill(status=200, headers=CORS, body=json.dumps(body), content_type="application/json")
 
     page.route(f"{widget_origin}/widget/*/session", session)

@@ -50,10 +50,16 @@ def shop(transactional_db, host_site):
             document.refresh_from_db()
     # Retrieval only sees documents with an active version (and counts their chunks).
     assert document.status == Document.Status.READY and document.active_version, (
-        document.status, document.error_code, document.error_message,
-    )  # fmt: skip
-    bot = BotFactory(tenant=tenant, name="Help", allowed_origins=[host_site.origin],
-                     widget={"title": "Acme help", "primary_color": "#0f766e"})  # fmt: skip
+        document.status,
+        document.error_code,
+        document.error_message,
+    )
+    bot = BotFactory(
+        tenant=tenant,
+        name="Help",
+        allowed_origins=[host_site.origin],
+        widget={"title": "Acme help", "primary_color": "#0f766e"},
+    )
     bot.knowledge_bases.add(kb)
     assert Chunk.objects.unscoped().filter(tenant=tenant).exists()
     return bot
@@ -141,8 +147,11 @@ def test_an_answer_cut_off_by_a_killed_socket_is_completed_after_reconnecting(vi
 @pytest.mark.parametrize("case", ["disallowed origin", "unknown bot", "suspended tenant"])
 def test_a_bot_that_cannot_chat_here_shows_no_launcher_and_one_warning(visit, host_site, live_daphne, shop, case):
     bot_id = shop.public_id
-    expected = {"disallowed origin": "origin_not_allowed", "unknown bot": "bot_not_found",
-                "suspended tenant": "tenant_suspended"}[case]  # fmt: skip
+    expected = {
+        "disallowed origin": "origin_not_allowed",
+        "unknown bot": "bot_not_found",
+        "suspended tenant": "tenant_suspended",
+    }[case]
     if case == "disallowed origin":
         shop.allowed_origins = ["https://www.acme.example"]
         shop.save(update_fields=["allowed_origins"])

@@ -171,8 +171,11 @@ def test_history_is_drawn_and_an_answer_still_streaming_is_resumed_from_the_star
     bodies = seen.page.locator("chat-widget .cw-msg:not(.cw-welcome) .cw-body")
     seen.page.locator("chat-widget .cw-assistant .cw-fb").last.wait_for()
     assert bodies.all_text_contents() == [
-        "Where is my order?", "It ships today.", "And the warranty?", "The warranty lasts two years.",
-    ]  # fmt: skip
+        "Where is my order?",
+        "It ships today.",
+        "And the warranty?",
+        "The warranty lasts two years.",
+    ]
     assert fake.sent("resume") == [{"type": "resume", "message_id": 100, "last_seq": 0}]
 
 
@@ -204,8 +207,15 @@ def test_dark_scheme_and_the_full_screen_mobile_layout(visit, host_site, widget_
     assert box["x"] == 20  # position: left
     screenshot(page, "dark")
 
-    mobile = embed(visit, host_site, widget_origin, FakeChat(), viewport={"width": 390, "height": 844},
-                   is_mobile=True, has_touch=True)  # fmt: skip
+    mobile = embed(
+        visit,
+        host_site,
+        widget_origin,
+        FakeChat(),
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
     open_chat(mobile.page)
     ask(mobile.page, "How long is the warranty?")
     cite = mobile.page.locator("chat-widget .cw-cite").first

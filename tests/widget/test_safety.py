@@ -25,8 +25,17 @@ def widget_origin(live_daphne: str) -> str:
 
 
 def test_an_xss_payload_in_an_answer_runs_nothing_and_loads_nothing(visit, host_site, widget_origin):
-    fake = FakeChat(chunks=PAYLOAD, citations=[{"n": 1, "title": "<b>x</b>", "url": "javascript:alert(1)",
-                                                "snippet": "<img src=x onerror=window.pwnedFlag='cite'>"}])  # fmt: skip
+    fake = FakeChat(
+        chunks=PAYLOAD,
+        citations=[
+            {
+                "n": 1,
+                "title": "<b>x</b>",
+                "url": "javascript:alert(1)",
+                "snippet": "<img src=x onerror=window.pwnedFlag='cite'>",
+            }
+        ],
+    )
     seen = visit()
     fake.install(seen.page, widget_origin)
     page = seen.page
@@ -61,13 +70,18 @@ CASES = [
     ("```\n<b>x</b>\n```", "<pre><code>&lt;b&gt;x&lt;/b&gt;</code></pre>"),
     ("[x](vbscript:msgbox)", "<p>x</p>"),
     ("[x](/relative)", "<p>x</p>"),
-    ("see https://a.example/p.", '<p>see <a href="https://a.example/p" target="_blank" rel="noopener noreferrer">'
-     "https://a.example/p</a>.</p>"),
+    (
+        "see https://a.example/p.",
+        '<p>see <a href="https://a.example/p" target="_blank" rel="noopener noreferrer">https://a.example/p</a>.</p>',
+    ),
     ("![x](javascript:alert)", "<p>[Image: x]</p>"),
-    ("![chart](https://evil.example/c.png)", '<p><a href="https://evil.example/c.png" target="_blank" '
-     'rel="noopener noreferrer" class="cw-img">Image: chart</a></p>'),
+    (
+        "![chart](https://evil.example/c.png)",
+        '<p><a href="https://evil.example/c.png" target="_blank" '
+        'rel="noopener noreferrer" class="cw-img">Image: chart</a></p>',
+    ),
     ("<a href=javascript:alert(1)>x</a>", "<p>&lt;a href=javascript:alert(1)&gt;x&lt;/a&gt;</p>"),
-]  # fmt: skip
+]
 
 
 def test_the_markdown_subset_builds_only_safe_elements(visit, host_site, widget_origin):
@@ -98,8 +112,11 @@ def test_the_widget_works_under_a_strict_host_content_security_policy(visit, hos
         " e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
     )
     fake = FakeChat().install(page, widget_origin)
-    page.goto(host_site.serve("<p>Strict shop</p>" + snippet(widget_origin, fake.bot_id),
-                              headers={"Content-Security-Policy": csp}))  # fmt: skip
+    page.goto(
+        host_site.serve(
+            "<p>Strict shop</p>" + snippet(widget_origin, fake.bot_id), headers={"Content-Security-Policy": csp}
+        )
+    )
     page.locator("chat-widget .cw-launch").click()
     page.locator("chat-widget .cw-input").fill("How long is the warranty?")
     page.keyboard.press("Enter")

@@ -48,10 +48,15 @@ def test_the_window_read_with_the_turn_is_the_memory_window(world, settings):
     with tenant_context(world.tenant_a):
         conversation = ConversationFactory(tenant=world.tenant_a)
         rows = [
-            ("user", "complete", "one"), ("assistant", "complete", "two"), ("user", "complete", "three"),
-            ("assistant", "failed", "broken"), ("assistant", "partial", "four"), ("user", "complete", ""),
-            ("assistant", "streaming", "in flight"), ("user", "complete", "five"),
-        ]  # fmt: skip
+            ("user", "complete", "one"),
+            ("assistant", "complete", "two"),
+            ("user", "complete", "three"),
+            ("assistant", "failed", "broken"),
+            ("assistant", "partial", "four"),
+            ("user", "complete", ""),
+            ("assistant", "streaming", "in flight"),
+            ("user", "complete", "five"),
+        ]
         for role, status, content in rows:
             Message.objects.create(
                 tenant=world.tenant_a, conversation=conversation, role=role, status=status, content=content

@@ -41,8 +41,13 @@ def build(**overrides):
 def test_the_context_is_prompt_then_sources_then_memory_then_the_question():
     context = build()
     system = context.system
-    order = ["You are Acme's assistant.", "<<<SOURCE 1: Doc 1>>>", "<<<SOURCE 2: Doc 2>>>", "What the visitor told us",
-             "Summary of the earlier conversation"]  # fmt: skip
+    order = [
+        "You are Acme's assistant.",
+        "<<<SOURCE 1: Doc 1>>>",
+        "<<<SOURCE 2: Doc 2>>>",
+        "What the visitor told us",
+        "Summary of the earlier conversation",
+    ]
     positions = [system.index(marker) for marker in order]
     assert positions == sorted(positions)
     assert [m.content for m in context.messages] == ["hello", "hi", "How long do refunds take?"]

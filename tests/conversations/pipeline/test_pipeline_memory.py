@@ -45,8 +45,10 @@ def test_the_extractive_refresh_folds_old_turns_into_the_summary_and_keeps_state
         conversation_memory_refresh(conversation_id=conversation.pk)
         conversation.refresh_from_db()
         again = conversation_memory_refresh(conversation_id=conversation.pk)
-    assert conversation.summary.splitlines() == ["Visitor asked: Hi, my name is Ana Lima and I'm on the Pro plan.",
-                                                 "Bot answered: Welcome Ana."]  # fmt: skip
+    assert conversation.summary.splitlines() == [
+        "Visitor asked: Hi, my name is Ana Lima and I'm on the Pro plan.",
+        "Bot answered: Welcome Ana.",
+    ]
     assert conversation.visitor_facts == {"name": "Ana Lima", "plan": "Pro"}
     assert again.summary == conversation.summary, "a second refresh folds nothing twice"
 

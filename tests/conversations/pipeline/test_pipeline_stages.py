@@ -159,12 +159,18 @@ def opened(world):
 def test_settle_writes_the_message_its_trace_the_usage_and_last_active(world, opened):
     conversation, setup = opened
     outcome = TurnOutcome(
-        status=Message.Status.COMPLETE, content="In Lisbon [1].", model="openai:gpt-4o-mini", tokens_in=120,
-        tokens_out=8, cost=Decimal("0.0012"), citations=[{"n": 1, "chunk_id": 3}], latency={"total_ms": 40.0},
+        status=Message.Status.COMPLETE,
+        content="In Lisbon [1].",
+        model="openai:gpt-4o-mini",
+        tokens_in=120,
+        tokens_out=8,
+        cost=Decimal("0.0012"),
+        citations=[{"n": 1, "chunk_id": 3}],
+        latency={"total_ms": 40.0},
         attempts=[{"provider": "openai", "model": "gpt-4o-mini", "outcome": "ok"}],
         guardrail_hits=[{"check": "injection", "where": "input", "detail": "x"}],
         retrieved=[{"chunk_id": 3, "document_id": 1, "score": 0.03}],
-    )  # fmt: skip
+    )
     with tenant_context(world.tenant_a):
         before = UsageCounter.objects.filter(period=current_period()).values_list("messages", "tokens_in").first()
         turn_settle(tenant=world.tenant_a, setup=setup, outcome=outcome)

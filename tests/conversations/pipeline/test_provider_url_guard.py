@@ -60,9 +60,10 @@ def test_a_stored_provider_key_base_url_pointing_at_loopback_makes_no_connection
     with loopback_listener() as listener:
         for provider in ("openai", "anthropic", "openai_compatible"):
             ProviderCredential.objects.unscoped().update_or_create(
-                tenant=world.tenant_a, provider=provider,
+                tenant=world.tenant_a,
+                provider=provider,
                 defaults={"encrypted_key": encrypt("sk-tenant"), "base_url": f"http://127.0.0.1:{listener.port}/v1"},
-            )  # fmt: skip
+            )
             _write_chain_unchecked(bot, [{"provider": provider, "model": "m", "params": {}}, OFFLINE])
             turn = ask(bot, conversation_a, "Hello?")
             assert turn.done.model == "offline:extractive"
