@@ -34,7 +34,15 @@ class BotSettingsForm(forms.Form):
     name = forms.CharField(max_length=100)
     status = forms.ChoiceField(choices=Bot.Status.choices)
     welcome_message = forms.CharField(max_length=500)
-    fallback_message = forms.CharField(max_length=500)
+    fallback_message = forms.CharField(max_length=500, help_text="Shown when no model can answer right now.")
+    no_answer_message = forms.CharField(
+        max_length=500,
+        required=False,
+        help_text="Said without calling a model when the knowledge has nothing relevant.",
+    )
+    fallback_contact = forms.CharField(
+        max_length=200, required=False, help_text="Email, phone or page offered when the bot doesn't know."
+    )
     answer_policy = forms.ChoiceField(choices=Bot.AnswerPolicy.choices)
     max_answer_tokens = forms.IntegerField(min_value=16, max_value=8000)
     temperature = forms.FloatField(min_value=0, max_value=2)
@@ -77,6 +85,7 @@ class BotSettingsForm(forms.Form):
         widget = bot.widget or {}
         return {
             **{f: getattr(bot, f) for f in ("name", "status", "welcome_message", "fallback_message", "answer_policy")},
+            **{f: getattr(bot, f) for f in ("no_answer_message", "fallback_contact")},
             **{f: getattr(bot, f) for f in ("max_answer_tokens", "temperature", "retrieval_k", "min_passage_score")},
             "eval_margin": bot.eval_margin,
             "model_chain": json.dumps(bot.model_chain, indent=1),

@@ -23,6 +23,7 @@ def new_identity_secret() -> str:
 # Colour, avatar, title, side and scheme are the bot's own look on every plan.
 # Title, side and light/dark scheme are basic settings every plan has.
 WIDGET_BRANDING_KEYS = ("hide_powered_by",)
+DEFAULT_NO_ANSWER = "Sorry, I don't know the answer to that: it isn't in the documentation I have."
 
 
 class Bot(TenantScopedModel):
@@ -44,6 +45,10 @@ class Bot(TenantScopedModel):
         max_length=500, default="Sorry, I can't answer right now. Please try again in a moment."
     )
     answer_policy = models.CharField(max_length=20, choices=AnswerPolicy.choices, default=AnswerPolicy.KNOWLEDGE_ONLY)
+    # What the bot says when its knowledge has no relevant passage (fallback_message is for outages).
+    no_answer_message = models.CharField(max_length=500, blank=True, default=DEFAULT_NO_ANSWER)
+    # Where visitors can reach a person (email, phone, page); offered when the bot doesn't know.
+    fallback_contact = models.CharField(max_length=200, blank=True, default="")
     max_answer_tokens = models.PositiveIntegerField(default=512)
     temperature = models.FloatField(default=0.2)
     # Ordered list of {"provider": "openai|anthropic|openai_compatible|offline", "model": "...", "params": {...}}
@@ -75,6 +80,13 @@ class Bot(TenantScopedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def no_answer_text(self) -> str:
+        """The bot's "I don't know", offering the fallback contact when it has one."""
+        message = self.no_answer_message.strip() or DEFAULT_NO_ANSWER
+        if self.fallback_contact.strip():
+            return f"{message} You can reach our team at {self.fallback_contact.strip()}."
+        return f"{message} You could rephrase the question, or contact the team directly."
 
 
 class PromptVersion(TenantScopedModel):

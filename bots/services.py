@@ -27,6 +27,8 @@ EDITABLE_FIELDS = {
     "status",
     "welcome_message",
     "fallback_message",
+    "no_answer_message",
+    "fallback_contact",
     "answer_policy",
     "max_answer_tokens",
     "temperature",

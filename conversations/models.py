@@ -90,6 +90,9 @@ class Trace(TenantScopedModel):
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="trace")
     # [{"chunk_id": .., "score": .., "document_id": ..}]
     retrieved = models.JSONField(default=list, blank=True)
+    # {"query": .., "rewrite": {"original", "rewritten", "method"} | None,
+    #  "verdicts": [{"chunk_id", "document_id", "document_title", "relevant", "kept", "reason", "signals"}]}
+    retrieval = models.JSONField(default=dict, blank=True)
     prompt = models.JSONField(default=list, blank=True, help_text="The assembled messages sent to the model")
     # [{"provider": .., "model": .., "outcome": "ok|error|skipped_open_breaker", "error": .., "latency_ms": .., "retryable": ..}]
     attempts = models.JSONField(default=list, blank=True)

@@ -33,6 +33,7 @@ class ChatRequest:
     # The offline answerer composes from these; model providers get them inside `system`.
     passages: list[RetrievedPassage] = field(default_factory=list)
     query: str = ""
+    no_answer: str = ""  # the bot's "I don't know", for the offline answerer when nothing is relevant
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ POLICY_RULES = {
         "and say that the answer does not come from the documentation."
     ),
 }
+# Ends an answer of a general-knowledge bot that no passage of its knowledge supported.
+UNGROUNDED_NOTE = "(This answer is not from our documentation.)"
 I_DONT_KNOW = (
     "I don't know: I couldn't find anything about that in the documentation I have. "
     "Could you rephrase the question, or contact the team directly?"

@@ -17,8 +17,15 @@ It needs no tenant context from the caller: every ORM call runs in a thread with
 A turn is a sequence of named stages (their typed inputs and outputs are in stages.py):
 begin (_begin: turn.turn_begin) -> retrieve (retrieval.retrieve) -> assemble (stages.assemble_prompt)
 -> generate with failover (stages.generation_chain, failover.stream_with_failover)
--> settle (turn.turn_settle). A refusal (quota, blocked topic, no passages under a knowledge-only
-policy, no provider allowed) settles the turn after begin without the later stages.
+-> settle (turn.turn_settle). A refusal (quota, blocked topic, no provider allowed) settles the
+turn after begin without the later stages.
+
+Grounded or honest: retrieval keeps only the passages the relevance gate passes
+(knowledge.answer_retrieval), after rewriting a follow-up question into a standalone query
+(rewrite.py). When none passes, a knowledge-only bot answers with its own "I don't know"
+(Bot.no_answer_text, offering its fallback contact) without calling any model and without
+citations; a bot allowed general knowledge answers from the model and its answer ends with
+UNGROUNDED_NOTE. The trace records every kept passage's verdict, the first dropped ones' and the rewrite.
 """
 
 from __future__ import annotations
@@ -42,10 +49,11 @@ from conversations.models import Conversation, Message
 
 from . import guardrails
 from .breaker import BreakerPolicy, CircuitBreaker, shared_redis
-from .context import I_DONT_KNOW, citations_for
+from .context import UNGROUNDED_NOTE, citations_for
 from .events import AnswerEvent, Citations, Delta, Done, Error, Reset, Start
 from .failover import ChainDone, ChainFailed, ChainReset, stream_with_failover
 from .retrieval import Retrieval, RetrievalRequest, retrieve
+from .rewrite import may_be_follow_up, rewrite_query
 from .stages import (
     AssemblyRequest,
     GenerationRequest,
@@ -112,8 +120,14 @@ async def _begin(bot: Bot, conversation: Conversation, text: str, started: float
         for entry in bot.model_chain[:1]
     }
     topic = guardrails.blocked_topic(text, bot.blocked_topics or [])
+    # A question that may be a follow-up is retrieved by the retrieve stage, after its rewrite.
     begin_ = functools.partial(
-        turn_begin, bot=bot, conversation=conversation, text=text, query_vectors=vectors, retrieve=topic is None
+        turn_begin,
+        bot=bot,
+        conversation=conversation,
+        text=text,
+        query_vectors=vectors,
+        retrieve=topic is None and not may_be_follow_up(text),
     )
     opening = asyncio.ensure_future(in_db_thread(None, begin_))
     try:
@@ -153,25 +167,32 @@ async def _begin(bot: Bot, conversation: Conversation, text: str, started: float
     )
     turn.latency["open_ms"] = ms_since(started)
     if begin.passages is not None:
-        turn.passages, turn.retrieved = begin.passages, True
+        turn.passages, turn.verdicts, turn.retrieved = begin.passages, begin.verdicts, True
         turn.latency["retrieval_ms"] = begin.retrieval_ms
     return turn
 
 
 async def _retrieve(turn: TurnState, text: str) -> Retrieval:
-    """The retrieve stage, with the query vectors computed while the turn was opened (turn_begin
-    ran it already when they were ready in time)."""
+    """The retrieve stage: rewrite a follow-up into a standalone query, then search and gate, with
+    the query vectors computed while the turn was opened (turn_begin ran it already when they were
+    ready in time and the question needed no rewrite)."""
     if turn.retrieved:
-        return Retrieval(turn.passages, turn.latency.get("retrieval_ms", 0.0))
+        return Retrieval(turn.passages, turn.latency.get("retrieval_ms", 0.0), turn.verdicts)
     if not turn.knowledge_bases:
         return Retrieval([], 0.0)
+    started = time.perf_counter()
+    turn.rewrite = await rewrite_query(
+        text=text, window=turn.setup.window, chain=turn.setup.chain, keys=turn.setup.keys
+    )
+    query = turn.rewrite.rewritten
+    if query != text:
+        turn.latency["rewrite_ms"] = ms_since(started)
+        if turn.query_vectors is not None:
+            turn.query_vectors.cancel()
+        turn.query_vectors = start_query_embedding(query, tuple(sorted({m for _id, m in turn.knowledge_bases})))
     vectors = await asyncio.wrap_future(turn.query_vectors) if turn.query_vectors is not None else None
     request = RetrievalRequest(
-        tenant=turn.tenant,
-        bot=turn.bot,
-        query=text,
-        query_vectors=vectors,
-        knowledge_base_ids=[kb_id for kb_id, _model in turn.knowledge_bases],
+        tenant=turn.tenant, bot=turn.bot, query=query, query_vectors=vectors, knowledge_bases=turn.knowledge_bases
     )
     return await in_db_thread(turn.tenant, retrieve, request=request)
 
@@ -203,6 +224,7 @@ async def _after_begin(turn: TurnState, text: str) -> AsyncIterator[AnswerEvent]
 
     retrieval = await _retrieve(turn, text)
     turn.passages, turn.latency["retrieval_ms"] = retrieval.passages, retrieval.retrieval_ms
+    turn.verdicts = retrieval.verdicts
     for passage in turn.passages:
         for name in guardrails.injection_hits(passage.text):
             turn.hits.append(
@@ -210,7 +232,8 @@ async def _after_begin(turn: TurnState, text: str) -> AsyncIterator[AnswerEvent]
             )
             log.warning("prompt-injection heuristic %s hit in chunk %s", name, passage.chunk_id)
     if turn.bot.answer_policy == Bot.AnswerPolicy.KNOWLEDGE_ONLY and not turn.passages:
-        for event in await _canned(turn, I_DONT_KNOW, model="policy:no_passages"):
+        # Nothing relevant: the bot's own "I don't know", and no model is asked to improvise.
+        for event in await _canned(turn, turn.bot.no_answer_text(), model="policy:no_passages"):
             yield event
         return
     if not setup.chain:
@@ -329,6 +352,12 @@ async def _finish(turn: TurnState, out: guardrails.OutputFilter, done: ChainDone
     except guardrails.CanaryLeak:
         return await _canary_leaked(turn, out)
     events: list[AnswerEvent] = []
+    general = turn.bot.answer_policy == Bot.AnswerPolicy.GENERAL
+    if general and turn.knowledge_bases and not turn.passages and done.provider != "offline":
+        # Its knowledge had nothing relevant: the answer says it is not from the documentation (a
+        # bot without knowledge bases has no documentation to speak of; the offline answerer says
+        # "I don't know" instead).
+        tail += ("\n\n" if (turn.shown + tail).strip() else "") + UNGROUNDED_NOTE
     if tail:
         turn.latency.setdefault("first_token_ms", ms_since(turn.started))
         turn.shown += tail

@@ -31,6 +31,7 @@ from tenants.models import Tenant
 from .breaker import CircuitBreaker, PrefetchedRead, breaker_key
 from .context import AssembledContext, assemble
 from .failover import ChainSetup
+from .rewrite import Rewrite
 from .turn import TurnOutcome, TurnSetup
 
 
@@ -53,7 +54,9 @@ class TurnState:
     breakers: dict[str, PrefetchedRead] = field(default_factory=dict)  # breaker key -> its state, read early
     shown: str = ""  # what the visitor has been shown since the last reset
     latency: dict[str, float] = field(default_factory=dict)
-    passages: list[RetrievedPassage] = field(default_factory=list)
+    passages: list[RetrievedPassage] = field(default_factory=list)  # the relevant ones the gate kept
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # the gate's, for the trace
+    rewrite: Rewrite | None = None  # the retrieval query, when the retrieve stage considered a rewrite
     context: AssembledContext | None = None
     chain: ChainSetup | None = None
     hits: list[dict[str, Any]] = field(default_factory=list)
@@ -71,6 +74,10 @@ class TurnState:
                 {"chunk_id": p.chunk_id, "document_id": p.document_id, "score": round(p.score, 4)}
                 for p in self.passages
             ],
+            retrieval={
+                "rewrite": self.rewrite.as_trace() if self.rewrite else None,
+                "verdicts": self.verdicts,
+            },
             prompt=self.context.as_trace() if self.context else [],
             attempts=self.attempts(),
             guardrail_hits=self.hits,
@@ -160,6 +167,7 @@ def generation_chain(request: GenerationRequest) -> ChainSetup:
             top_p=params.get("top_p"),
             passages=context.passages,
             query=request.user_message,
+            no_answer=bot.no_answer_text(),
         )
 
     return ChainSetup(

@@ -31,7 +31,7 @@ from tenants.models import Tenant
 
 from . import candidate
 from .memory import Memory, memory_read
-from .retrieval import passages_for
+from .retrieval import decision_for, traced_verdicts
 
 log = logging.getLogger(__name__)
 DEFAULT_PROMPT = "You are a helpful assistant for this company's website. Be concise and friendly."
@@ -65,6 +65,7 @@ class TurnOutcome:
     latency: dict[str, float] = field(default_factory=dict)
     error_code: str = ""
     retrieved: list[dict[str, Any]] = field(default_factory=list)
+    retrieval: dict[str, Any] = field(default_factory=dict)  # the gate's verdicts and the query's rewrite
     prompt: list[dict[str, str]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     guardrail_hits: list[dict[str, Any]] = field(default_factory=list)
@@ -80,6 +81,7 @@ class TurnBegin:
     knowledge_bases: list[tuple[int, str]] = field(default_factory=list)  # (id, embedding model)
     # Retrieved in the same thread when the query vectors were ready by then (None: not yet).
     passages: list[RetrievedPassage] | None = None
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # the gate's, for the trace
     retrieval_ms: float = 0.0
 
 
@@ -110,13 +112,10 @@ def turn_begin(
         wanted = {model for _kb_id, model in knowledge_bases}
         if retrieve and setup.quota_error is None and vectors is not None and wanted <= vectors.keys():
             started = time.perf_counter()
-            begin.passages = passages_for(
-                tenant=tenant,
-                bot=bot,
-                query=text,
-                knowledge_base_ids=[kb_id for kb_id, _model in knowledge_bases],
-                query_vectors=vectors,
+            decision = decision_for(
+                tenant=tenant, bot=bot, query=text, knowledge_bases=knowledge_bases, query_vectors=vectors
             )
+            begin.passages, begin.verdicts = decision.kept, traced_verdicts(decision)
             begin.retrieval_ms = round((time.perf_counter() - started) * 1000, 2)
     return begin
 
@@ -287,6 +286,7 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
             tenant=tenant,
             message=message,
             retrieved=outcome.retrieved,
+            retrieval=outcome.retrieval,
             prompt=outcome.prompt,
             attempts=setup.skipped + outcome.attempts,
             guardrail_hits=outcome.guardrail_hits,

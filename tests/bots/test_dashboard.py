@@ -133,3 +133,18 @@ def test_it_checks_ownership(world, bot_a):
     assert charlie.post(url("prompt_publish", "bravo", bot_a.pk, version.pk)).status_code == 404
     assert charlie.post(url("credential_delete", "bravo", credential.pk)).status_code == 404
     assert charlie.get(url("bot_list", "acme")).status_code == 404
+
+
+def test_an_owner_sets_what_the_bot_says_when_it_does_not_know_and_the_contact_it_offers(world, bot_a):
+    client = world.client_for(world.alice)
+    page = client.get(url("bot_detail", "acme", bot_a.pk)).content.decode()
+    assert "Said without calling a model when the knowledge has nothing relevant." in page
+    posted = settings_post(bot_a, no_answer_message="That isn't in our help centre.", fallback_contact="help@acme.test")
+    assert client.post(url("bot_detail", "acme", bot_a.pk), posted).status_code == 302
+    bot_a.refresh_from_db()
+    assert bot_a.no_answer_text() == "That isn't in our help centre. You can reach our team at help@acme.test."
+    # Left blank, the bot keeps a sensible sentence of its own and no contact.
+    assert client.post(url("bot_detail", "acme", bot_a.pk), settings_post(bot_a)).status_code == 302
+    bot_a.refresh_from_db()
+    assert bot_a.no_answer_text().startswith("Sorry, I don't know the answer to that")
+    assert "contact the team directly" in bot_a.no_answer_text()

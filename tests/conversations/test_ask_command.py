@@ -36,11 +36,12 @@ def test_ask_answers_offline_with_citations_and_a_json_trace_line(demo_with_docs
     captured = capsys.readouterr()
     out = captured.out
     assert "still being ingested" not in captured.err  # every document is ready
-    assert "No language model is configured" in out and "make run" in out
+    assert "no language model is configured" in out and "make run" in out
     assert "Sources:" in out and "[1] Install guide" in out
     trace = json.loads(out.strip().splitlines()[-1])
     assert trace["status"] == "complete" and trace["model"] == "offline:extractive"
     assert trace["attempts"][0]["outcome"] == "ok" and trace["retrieved"]
+    assert any(v["kept"] and v["relevant"] for v in trace["retrieval"]["verdicts"])
 
 
 def test_ask_says_when_documents_of_the_bot_are_still_being_ingested(demo_with_docs, capsys, settings, world):

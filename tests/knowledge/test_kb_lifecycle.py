@@ -13,7 +13,6 @@ from billing.models import UsageCounter
 from billing.quotas import QuotaExceeded, current_usage, effective_plan
 from bots.services import bot_attach_knowledge_bases
 from chatbot_saas.errors import AppError
-from conversations.pipeline.context import I_DONT_KNOW
 from knowledge.ingestion import document_ingest
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.retrieval import kb_index_create, kb_index_exists
@@ -128,7 +127,7 @@ def test_bots_lose_a_deleted_knowledge_base_and_keep_answering_per_their_policy(
         assert removed["bots"] == 2 and list(strict.bot.knowledge_bases.all()) == []
         strict_turn = ask(strict.bot, strict, "How do I get a refund?")
         general_turn = ask(general.bot, general, "How do I get a refund?")
-    assert strict_turn.done and strict_turn.text == I_DONT_KNOW
+    assert strict_turn.done and strict_turn.text == strict.bot.no_answer_text()
     assert general_turn.done and general_turn.citations == []
 
 

@@ -38,6 +38,9 @@ def demo_origins() -> list[str]:
     return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
+DEMO_CONTACT = "support@acme-gadgets.example or +31 10 555 0100 (Monday to Friday, 9:00 to 18:00 CET)"
+
+
 class Command(BaseCommand):
     help = "Create the demo tenant's bot 'demo' (idempotent) and attach the 'Acme help centre' knowledge base."
 
@@ -62,8 +65,12 @@ class Command(BaseCommand):
                         "Sorry, I can't answer right now. Our team can help at support@acme-gadgets.example "
                         "or on +31 10 555 0100 (Monday to Friday, 9:00 to 18:00 CET)."
                     ),
+                    no_answer_message="Sorry, I don't know the answer to that: it isn't in the Acme help centre.",
+                    fallback_contact=DEMO_CONTACT,
                     widget={"title": "Acme Gadgets help", "position": "right"},
                 )
+            elif not bot.fallback_contact:  # a demo bot created before the field existed
+                bot = services.bot_update(bot=bot, fallback_contact=DEMO_CONTACT)
             missing = [origin for origin in demo_origins() if origin not in bot.allowed_origins]
             if missing and not bot.allow_any_origin:
                 bot = services.bot_update(bot=bot, allowed_origins=[*bot.allowed_origins, *missing])

@@ -1,7 +1,8 @@
 """`manage.py ask --tenant SLUG --bot NAME "question"`: the answer pipeline in a terminal.
 
 Streams the answer as it comes, then prints the citations and one JSON line with the turn's
-trace (model, usage, cost, latency, every provider attempt, retrieved chunks, guardrail hits).
+trace (model, usage, cost, latency, every provider attempt, retrieved chunks, the relevance
+gate's verdicts and the query's rewrite, guardrail hits).
 Exit status 1 when the turn ended with an error.
 """
 
@@ -105,5 +106,6 @@ def _trace_line(message: Message, conversation: Conversation) -> dict[str, Any]:
         "error_code": message.error_code or None,
         "attempts": trace.attempts if trace else [],
         "retrieved": trace.retrieved if trace else [],
+        "retrieval": trace.retrieval if trace else {},
         "guardrail_hits": trace.guardrail_hits if trace else [],
     }

@@ -125,7 +125,10 @@ def test_retrieve_finds_passages_of_the_requests_tenant_only(world, settings, tm
     with tenant_context(world.tenant_a):
         found = retrieve(
             RetrievalRequest(
-                tenant=world.tenant_a, bot=bot, query="How long do refunds take?", knowledge_base_ids=[kb.pk]
+                tenant=world.tenant_a,
+                bot=bot,
+                query="How long do refunds take?",
+                knowledge_bases=[(kb.pk, kb.embedding_model)],
             )
         )
     assert found.passages and {p.knowledge_base_id for p in found.passages} == {kb.pk}
@@ -135,13 +138,19 @@ def test_retrieve_finds_passages_of_the_requests_tenant_only(world, settings, tm
     with tenant_context(world.tenant_b):
         other = retrieve(
             RetrievalRequest(
-                tenant=world.tenant_b, bot=bot, query="How long do refunds take?", knowledge_base_ids=[kb.pk]
+                tenant=world.tenant_b,
+                bot=bot,
+                query="How long do refunds take?",
+                knowledge_bases=[(kb.pk, kb.embedding_model)],
             )
         )
         # Tenant A's request while tenant B is in context finds nothing either.
         smuggled = retrieve(
             RetrievalRequest(
-                tenant=world.tenant_a, bot=bot, query="How long do refunds take?", knowledge_base_ids=[kb.pk]
+                tenant=world.tenant_a,
+                bot=bot,
+                query="How long do refunds take?",
+                knowledge_bases=[(kb.pk, kb.embedding_model)],
             )
         )
     assert other.passages == [] and smuggled.passages == []
