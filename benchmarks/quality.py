@@ -44,11 +44,12 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 
 from benchmarks.common import percentile
+from knowledge.answer_retrieval import CANDIDATES as ANSWER_CANDIDATES
 
 TITLE = "Retrieval quality (goals: hit@5 >= 0.92, MRR >= 0.80, unanswerable refused >= 0.90, false refusals <= 0.05)"
 DATA = Path(__file__).resolve().parent / "data" / "quality.json"
 K = 5
-CANDIDATES = int(__import__("os").environ.get("QUALITY_CANDIDATES", "0")) or 60
+CANDIDATES = int(__import__("os").environ.get("QUALITY_CANDIDATES", "0")) or ANSWER_CANDIDATES
 SLUG = "bench-quality"
 VARIANTS = {"full": (True, True), "no gating": (True, False), "no re-ranking": (False, True)}
 

@@ -28,8 +28,9 @@ from .types import RetrievedPassage
 # by one). Quality benchmark, full pipeline, both corpora (hit@5 / MRR) by pool size:
 #   20: 0.88 / 0.82   30: 0.92 / 0.85   40: 0.96 / 0.88   60: 0.97 / 0.88
 # The price is in the search: p50 on 42 SQLite pages 21 ms at k=5 vs 34 ms at k=60 (a loaded
-# 2-core machine; +2 ms on the 12-page help centre). `candidates` lowers it per call.
-CANDIDATES = 60
+# 2-core machine; +2 ms on the 12-page help centre). 40 keeps nearly all of the quality for about
+# two thirds of that price; `candidates` changes it per call.
+CANDIDATES = 40
 
 
 @dataclass(frozen=True)
