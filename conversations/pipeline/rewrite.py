@@ -28,13 +28,16 @@ log = logging.getLogger(__name__)
 # path to the first token, so it is short: a small model returns a dozen tokens in well under it.
 MODEL_TIMEOUT = 2.5
 MAX_QUERY_CHARS = 300
-SHORT_QUESTION_WORDS = 4  # "And for Norway?", "What about the Buds?": too short to stand alone
+# "And for Norway?", "The Buds?": too short to stand alone. Not 4: "Where is the office?" and
+# "How much is shipping?" are whole questions, and a needless rewrite costs a model call.
+SHORT_QUESTION_WORDS = 3
 RECENT_MESSAGES = 4  # of the conversation, shown to the model
 _WORD = re.compile(r"[\w'-]+", re.UNICODE)
 # Openings and words that lean on what was said before.
 _FOLLOW_UP = re.compile(
     r"^\s*(and|but|also|so|then|what about|how about|what if)\b"
-    r"|\b(it|its|that|this|those|these|they|them|their|there|one|ones|same|else)\b",
+    # Not "there" or "one": "Is there a warranty?" and "one of my buds" stand alone.
+    r"|\b(it|its|that|this|those|these|they|them|their|same|else)\b",
     re.IGNORECASE,
 )
 _STOPWORDS = frozenset(

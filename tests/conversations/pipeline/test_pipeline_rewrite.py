@@ -39,6 +39,10 @@ def test_the_heuristic_borrows_the_previous_questions_key_terms_for_a_follow_up(
 
 def test_the_heuristic_leaves_standalone_and_first_questions_as_asked():
     assert not may_be_follow_up("How do I reset my Acme Glow bulb?")
+    for whole in ["Where is the office?", "How much is shipping?", "Is there a warranty?"]:
+        assert not may_be_follow_up(whole), whole
+    for leaning in ["And for Norway?", "The Buds?", "Does it work offline too?"]:
+        assert may_be_follow_up(leaning), leaning
     standalone = rewrite_heuristic("How do I reset my Acme Glow bulb?", RETURN_TALK)
     assert (standalone.method, standalone.rewritten) == ("none", "How do I reset my Acme Glow bulb?")
     first = rewrite_heuristic("And how long does that take?", [])
