@@ -8,7 +8,7 @@ from bots.selectors import ProviderKey
 from knowledge.egress import EgressRefused, parse_url
 
 from .anthropic_provider import AnthropicProvider
-from .base import LLMProvider, ProviderError, Timeouts
+from .base import ChatRequest, LLMProvider, ProviderError, TextDelta, Timeouts
 from .errors import url_refused
 from .offline import OfflineProvider
 from .openai_compatible import OpenAICompatibleProvider
@@ -50,6 +50,22 @@ def build_provider(entry: dict[str, Any], key: ProviderKey | None, timeouts: Tim
             api_key=key.api_key, base_url=key.base_url, timeouts=timeouts, guarded=key.tenant_base_url
         )
     raise ProviderError(f"Unknown provider {provider!r}.", code="invalid_request", retryable=False)
+
+
+async def complete_text(
+    entry: dict[str, Any], key: ProviderKey | None, timeouts: Timeouts, request: ChatRequest
+) -> str:
+    """One non-streamed answer from a chain entry: its text deltas joined, the provider closed.
+    For the pipeline's side requests (memory summaries, follow-up rewrites); raises ProviderError."""
+    provider = build_provider(entry, key, timeouts)
+    parts: list[str] = []
+    try:
+        async for item in provider.stream(request):
+            if isinstance(item, TextDelta):
+                parts.append(item.text)
+    finally:
+        await provider.aclose()
+    return "".join(parts)
 
 
 def _check_tenant_url(provider: str, url: Any) -> None:

@@ -22,9 +22,9 @@ from django.db.models import QuerySet
 
 from bots.catalog import cheapest
 from bots.selectors import provider_key
-from conversations.llm.base import ChatMessage, ChatRequest, TextDelta, Timeouts
+from conversations.llm.base import ChatMessage, ChatRequest, Timeouts
 from conversations.llm.http import close_shared_http_client
-from conversations.llm.registry import build_provider
+from conversations.llm.registry import complete_text
 from conversations.models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -110,19 +110,13 @@ def summary_extractive(previous: str, messages: list[tuple[str, str]], max_chars
 
 
 async def _complete(entry: dict[str, Any], key: Any, system: str, prompt: str) -> str:
-    provider = build_provider(entry, key, SUMMARY_TIMEOUT)
     request = ChatRequest(
         model=entry["model"], system=system, messages=[ChatMessage("user", prompt)], max_tokens=400, temperature=0
     )
-    parts: list[str] = []
     try:
-        async for item in provider.stream(request):
-            if isinstance(item, TextDelta):
-                parts.append(item.text)
+        return (await complete_text(entry, key, SUMMARY_TIMEOUT, request)).strip()
     finally:
-        await provider.aclose()
         await close_shared_http_client()  # this loop ends with the call (async_to_sync in a worker)
-    return "".join(parts).strip()
 
 
 def _transcript(messages: list[tuple[str, str]]) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 
 from bots.catalog import cheapest
 from bots.selectors import ProviderKey
-from conversations.llm.base import ChatMessage, ChatRequest, ProviderError, TextDelta, Timeouts
-from conversations.llm.registry import build_provider
+from conversations.llm.base import ChatMessage, ChatRequest, ProviderError, Timeouts
+from conversations.llm.registry import complete_text
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,6 @@ async def rewrite_query(
 
 async def _ask_model(entry: dict[str, Any], key: ProviderKey | None, text: str, window: Sequence[ChatMessage]) -> str:
     timeouts = Timeouts(connect=MODEL_TIMEOUT, first_token=MODEL_TIMEOUT, idle=MODEL_TIMEOUT)
-    provider = build_provider(entry, key, timeouts)
     recent = "\n".join(f"{m.role}: {m.content[:500]}" for m in list(window)[-RECENT_MESSAGES:])
     request = ChatRequest(
         model=entry["model"],
@@ -142,12 +141,6 @@ async def _ask_model(entry: dict[str, Any], key: ProviderKey | None, text: str, 
         max_tokens=60,
         temperature=0.0,
     )
-    parts: list[str] = []
-    try:
-        async for item in provider.stream(request):
-            if isinstance(item, TextDelta):
-                parts.append(item.text)
-    finally:
-        await provider.aclose()
-    lines = [line.strip().strip("\"'“”") for line in "".join(parts).strip().splitlines() if line.strip()]
+    reply = await complete_text(entry, key, timeouts, request)
+    lines = [line.strip().strip("\"'“”") for line in reply.strip().splitlines() if line.strip()]
     return lines[0][:MAX_QUERY_CHARS] if lines else ""
