@@ -28,6 +28,12 @@ def bot_count_for_tenant(*, tenant: Tenant) -> int:
         return Bot.objects.count()
 
 
+def bot_by_name_or_public_id(*, ref: str) -> Bot | None:
+    """A bot of the tenant in context named `ref`, else the one whose public id is `ref` (the
+    operators' commands take either)."""
+    return Bot.objects.filter(name=ref).first() or Bot.objects.filter(public_id=ref).first()
+
+
 def bot_get(*, bot_id: int) -> Bot | None:
     """A bot of the tenant in context, or None (another tenant's id included)."""
     return Bot.objects.filter(pk=bot_id).first()

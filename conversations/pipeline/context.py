@@ -28,10 +28,6 @@ POLICY_RULES = {
 }
 # Ends an answer of a general-knowledge bot that no passage of its knowledge supported.
 UNGROUNDED_NOTE = "(This answer is not from our documentation.)"
-I_DONT_KNOW = (
-    "I don't know: I couldn't find anything about that in the documentation I have. "
-    "Could you rephrase the question, or contact the team directly?"
-)
 
 
 @dataclass

@@ -91,20 +91,6 @@ def decision_for(
     return decision
 
 
-def passages_for(
-    *,
-    tenant: Tenant,
-    bot: Bot,
-    query: str,
-    knowledge_bases: list[tuple[int, str]] | None = None,
-    query_vectors: Mapping[str, Sequence[float]] | None = None,
-) -> list[RetrievedPassage]:
-    """The relevant passages of the bot's knowledge bases, best first (decision_for's kept ones)."""
-    return decision_for(
-        tenant=tenant, bot=bot, query=query, knowledge_bases=knowledge_bases, query_vectors=query_vectors
-    ).kept
-
-
 def traced_verdicts(decision: RetrievalDecision) -> list[dict[str, Any]]:
     """The verdicts the trace records: every kept passage's, and the first dropped ones'."""
     kept = {p.chunk_id for p in decision.kept}

@@ -16,9 +16,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from bots.evaluation import gate, selectors
-from bots.models import Bot, EvalRun
+from bots.models import EvalRun
+from bots.selectors import bot_by_name_or_public_id
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.selectors import tenant_by_slug
 
 POLL_SECONDS = 0.5
 
@@ -65,11 +66,11 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=600, help="seconds to wait (default 600)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
+        tenant = tenant_by_slug(slug=opts["tenant"])
         if tenant is None:
             raise CommandError(f"No workspace with slug {opts['tenant']!r}.")
         with tenant_context(tenant):
-            bot = Bot.objects.filter(name=opts["bot"]).first() or Bot.objects.filter(public_id=opts["bot"]).first()
+            bot = bot_by_name_or_public_id(ref=opts["bot"])
             if bot is None:
                 raise CommandError(f"No bot named {opts['bot']!r} in {tenant.slug}.")
             try:

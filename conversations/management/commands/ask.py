@@ -15,12 +15,13 @@ from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand, CommandError
 
 from bots.models import Bot
+from bots.selectors import bot_by_name_or_public_id
 from conversations.models import Conversation, Message
 from conversations.pipeline.events import Citations, Delta, Done, Error, Reset, Start
 from conversations.pipeline.service import answer_stream
 from knowledge.selectors import documents_unfinished_count
 from tenants.context import tenant_context
-from tenants.models import Tenant
+from tenants.selectors import tenant_by_slug
 
 
 class Command(BaseCommand):
@@ -33,11 +34,11 @@ class Command(BaseCommand):
         parser.add_argument("--conversation", type=int, help="continue this conversation id")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
+        tenant = tenant_by_slug(slug=opts["tenant"])
         if tenant is None:
             raise CommandError(f"No workspace with slug {opts['tenant']!r}.")
         with tenant_context(tenant):
-            bot = Bot.objects.filter(name=opts["bot"]).first() or Bot.objects.filter(public_id=opts["bot"]).first()
+            bot = bot_by_name_or_public_id(ref=opts["bot"])
             if bot is None:
                 raise CommandError(f"No bot named {opts['bot']!r} in {tenant.slug}.")
             if opts["conversation"]:

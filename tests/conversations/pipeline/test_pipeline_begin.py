@@ -15,7 +15,7 @@ from chatbot_saas import runtime
 from conversations.models import Conversation, Message
 from conversations.pipeline import turn
 from conversations.pipeline.memory import memory_window
-from conversations.pipeline.retrieval import passages_for
+from conversations.pipeline.retrieval import decision_for
 from conversations.pipeline.turn import turn_begin
 from knowledge.embeddings import embed_query_by_model
 from tenants.context import tenant_context
@@ -107,7 +107,7 @@ def test_turn_begin_retrieves_in_its_own_hop_only_when_the_vectors_are_ready(kno
     begin = turn_begin(bot=bot, conversation=conversation, text=QUESTION, query_vectors=ready)
     assert begin.setup is not None and begin.knowledge_bases == [(kb.pk, kb.embedding_model)]
     with tenant_context(tenant):
-        expected = passages_for(tenant=tenant, bot=bot, query=QUESTION)
+        expected = decision_for(tenant=tenant, bot=bot, query=QUESTION).kept
     assert expected and _ids(begin.passages) == _ids(expected)
     assert "Forgot password" in begin.passages[0].text
 
