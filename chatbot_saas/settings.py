@@ -44,7 +44,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "django.contrib.humanize",
     "channels",
+    "django_htmx",
+    # Template components with slots (<c-card>...). SimpleAppConfig: the loaders are set below.
+    "django_cotton.apps.SimpleAppConfig",
     "allauth",
     "allauth.account",
     "tenants",
@@ -66,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "tenants.middleware.TenantMiddleware",
     "chatbot_saas.api_errors.api_error_shape",
 ]
@@ -78,8 +83,23 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
         "OPTIONS": {
+            "loaders": [
+                (
+                    "django.template.loaders.cached.Loader",
+                    [
+                        "django_cotton.cotton_loader.Loader",
+                        "django.template.loaders.filesystem.Loader",
+                        "django.template.loaders.app_directories.Loader",
+                    ],
+                )
+            ],
+            # The dashboard's components (<c-card>) and filters ({{ x|startswith:y }}) need no {% load %}.
+            "builtins": [
+                "django_cotton.templatetags.cotton",
+                "django.contrib.humanize.templatetags.humanize",
+                "chatbot_saas.templatetags.ui",
+            ],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
