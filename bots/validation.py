@@ -149,3 +149,29 @@ def check_generation(*, max_answer_tokens: Any, temperature: Any) -> None:
         errors["temperature"] = "Temperature must be between 0 and 2."
     if errors:
         raise ValidationError(errors)
+
+
+MAX_SUGGESTED_QUESTIONS = 6
+MAX_SUGGESTED_QUESTION_CHARS = 120
+
+
+def check_suggested_questions(value: Any) -> list[str]:
+    """The questions the widget offers as one-click chips (stored in `bot.widget["suggested_questions"]`).
+    Accepts a list or text with one question per line; blank lines are dropped."""
+    items = value.splitlines() if isinstance(value, str) else value
+    if not isinstance(items, list) or any(not isinstance(q, str) for q in items):
+        raise ValidationError({"suggested_questions": "Suggested questions must be a list of questions."})
+    clean = [" ".join(q.split()) for q in items if q.strip()]
+    if len(clean) > MAX_SUGGESTED_QUESTIONS:
+        raise ValidationError(
+            {"suggested_questions": f"At most {MAX_SUGGESTED_QUESTIONS} suggested questions (you gave {len(clean)})."}
+        )
+    for question in clean:
+        if len(question) > MAX_SUGGESTED_QUESTION_CHARS:
+            raise ValidationError(
+                {
+                    "suggested_questions": f"{question[:40]!r}… is too long: a suggested question has at most "
+                    f"{MAX_SUGGESTED_QUESTION_CHARS} characters."
+                }
+            )
+    return clean
