@@ -7,6 +7,7 @@ annotating a view's request as TenantRequest says so to mypy. Nothing constructs
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django_htmx.middleware import HtmxDetails
 
 from .models import Membership, Tenant
 
@@ -14,3 +15,4 @@ from .models import Membership, Tenant
 class TenantRequest(HttpRequest):
     tenant: Tenant
     membership: Membership
+    htmx: HtmxDetails  # django-htmx's middleware: request.htmx is truthy for htmx's requests
