@@ -3,6 +3,8 @@ partial, and the search box with its scores."""
 
 from __future__ import annotations
 
+import re
+
 from django.urls import reverse
 
 from knowledge.ingestion import document_ingest
@@ -20,7 +22,8 @@ def test_the_list_shows_counts_readiness_sizes_and_last_update(world, kb_a):
     handbook = page[page.index('data-kb="Handbook"') :].split("</tr>")[0]
     assert "<td>3</td>" in handbook
     assert "1 ready" in handbook and "1 processing" in handbook and "1 failed" in handbook
-    assert "46.5\xa0KB" in handbook and "ago" in handbook  # 47,666 bytes in all
+    assert "46.5\xa0KB" in handbook  # 47,666 bytes in all
+    assert re.search(r"<time datetime=\"[^\"]+\">(now|a second ago|\d+\xa0seconds ago)</time>", handbook)
     empty = page[page.index('data-kb="Empty one"') :].split("</tr>")[0]
     assert "No documents" in empty and "0\xa0bytes" in empty
 
