@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from .models import KnowledgeBase
+from .uploads import ALLOWED_EXTENSIONS, ALLOWED_TYPES_LABEL
 
 
 class KnowledgeBaseForm(forms.Form):
@@ -17,8 +18,19 @@ class KnowledgeBaseForm(forms.Form):
     chunk_overlap_tokens = forms.IntegerField(min_value=0, max_value=4000, initial=30)
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
 class UploadForm(forms.Form):
-    file = forms.FileField(help_text="PDF, DOCX, PPTX, XLSX, HTML, Markdown, CSV or plain text.")
+    """For rendering the file input only: the upload view reads request.FILES.getlist("file") and
+    checks each file on its own, so one bad file does not refuse the others."""
+
+    file = forms.FileField(
+        label="Files",
+        help_text=f"{ALLOWED_TYPES_LABEL}. Choose or drop several at once.",
+        widget=MultipleFileInput(attrs={"multiple": True, "accept": ",".join(ALLOWED_EXTENSIONS)}),
+    )
 
 
 class UrlForm(forms.Form):

@@ -5,20 +5,82 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
+from billing.quotas import current_usage, effective_plan
 from chatbot_saas import runtime
 from tenants.context import get_current_tenant_or_none, tenant_context
 from tenants.models import Tenant
 
 from .models import EMBEDDING_DIMENSIONS, Document, KnowledgeBase
 from .retrieval import SearchScope, hybrid_search, knowledge_bases_for_search
+from .services import max_upload_bytes
 from .types import RetrievedPassage
 
 
 def knowledge_base_list() -> QuerySet[KnowledgeBase]:
     """The current tenant's knowledge bases (tenant context required)."""
     return KnowledgeBase.objects.order_by("name")
+
+
+def knowledge_base_list_with_stats() -> QuerySet[KnowledgeBase]:
+    """knowledge_base_list, each with its documents counted by state, their total size and the
+    last change (a document's update, else the knowledge base's creation), in one query."""
+    return (
+        knowledge_base_list()
+        .annotate(
+            document_count=Count("documents"),
+            ready_count=Count("documents", filter=Q(documents__status=Document.Status.READY)),
+            failed_count=Count("documents", filter=Q(documents__status=Document.Status.FAILED)),
+            total_bytes=Coalesce(Sum("documents__size"), 0),
+            last_updated=Coalesce(Max("documents__updated"), "created"),
+        )
+        .annotate(pending_count=F("document_count") - F("ready_count") - F("failed_count"))
+    )
+
+
+# The stages a document goes through, as the knowledge base page shows them. An uploaded file's
+# first stage (the upload itself) happens in the browser; "queued" means it has arrived.
+DOCUMENT_STAGES: list[tuple[str, str]] = [
+    ("queued", "Uploaded"),
+    ("parsing", "Parse"),
+    ("chunking", "Chunk"),
+    ("embedding", "Embed"),
+    ("ready", "Ready"),
+]
+_STAGE_INDEX = {status: i for i, (status, _label) in enumerate(DOCUMENT_STAGES)}
+
+
+def document_stages(document: Document) -> list[dict[str, str]]:
+    """Each stage with its state for this document: done, current, failed or todo."""
+    if document.status == Document.Status.FAILED:
+        return [
+            {"label": label, "state": "failed" if i == 0 else "todo"} for i, (_s, label) in enumerate(DOCUMENT_STAGES)
+        ]
+    current = _STAGE_INDEX.get(document.status, 0)
+    last = len(DOCUMENT_STAGES) - 1
+    return [
+        {"label": label, "state": "done" if i < current or current == last else "current" if i == current else "todo"}
+        for i, (_status, label) in enumerate(DOCUMENT_STAGES)
+    ]
+
+
+def upload_allowance(*, tenant: Tenant) -> dict[str, int | None]:
+    """What the next uploads may use under the tenant's plan: the size of one file, and the
+    documents and bytes of storage left (None: unlimited). The browser refuses files past these
+    before uploading; the server checks them again (knowledge.uploads, billing's quota_check)."""
+    plan = effective_plan(tenant=tenant)
+    documents_left = storage_left = None
+    if plan.max_documents is not None:
+        documents_left = max(plan.max_documents - current_usage(tenant=tenant, kind="documents"), 0)
+    if plan.max_storage_bytes is not None:
+        storage_left = max(plan.max_storage_bytes - current_usage(tenant=tenant, kind="storage_bytes"), 0)
+    return {
+        "max_file_bytes": max_upload_bytes(tenant=tenant),
+        "documents_left": documents_left,
+        "storage_left": storage_left,
+    }
 
 
 def document_list_for_kb(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from billing.quotas import effective_plan, quota_check
@@ -150,7 +151,7 @@ def document_create_from_upload(
         return _failed_on_arrival(
             knowledge_base=knowledge_base,
             code="file_too_large",
-            message=f"The file is {size:,} bytes; your plan allows {limit:,} bytes per file.",
+            message=f"The file is {filesizeformat(size)}; your plan allows {filesizeformat(limit)} per file.",
             size=0,
             **common,
         )
@@ -179,7 +180,7 @@ def document_create_from_text(*, knowledge_base: KnowledgeBase, title: str, text
         return _failed_on_arrival(
             knowledge_base=knowledge_base,
             code="file_too_large",
-            message=f"The text is {len(data):,} bytes; your plan allows {limit:,} bytes per document.",
+            message=f"The text is {filesizeformat(len(data))}; your plan allows {filesizeformat(limit)} per document.",
             **common,
         )
     digest = hashlib.sha256(data).hexdigest()

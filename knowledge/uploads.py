@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.template.defaultfilters import filesizeformat
+
 from chatbot_saas.errors import AppError
 
 from .models import KnowledgeBase
 from .parsing import ParseError, sniff
 from .services import max_upload_bytes
+
+# The names the dashboard accepts, in the browser (the file input's `accept`) and on the server
+# (extension_check). The API decides by content alone (upload_check) and keeps doing so.
+ALLOWED_EXTENSIONS = (".pdf", ".docx", ".pptx", ".xlsx", ".html", ".htm", ".md", ".markdown", ".csv", ".txt")
+ALLOWED_TYPES_LABEL = "PDF, DOCX, PPTX, XLSX, HTML, Markdown, CSV or plain text"
 
 SNIFF_BYTES = 65536
 ZIP_MAGIC = b"PK\x03\x04"
@@ -25,6 +32,16 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 class UploadRefused(AppError):
     status = 400
+
+
+def extension_check(*, filename: str) -> None:
+    """Raise UploadRefused(unsupported_type, 415) for a name the dashboard does not accept."""
+    if not filename.lower().endswith(ALLOWED_EXTENSIONS):
+        raise UploadRefused(
+            f"“{filename}” is not a supported type. Upload {ALLOWED_TYPES_LABEL} files.",
+            code="unsupported_type",
+            status=415,
+        )
 
 
 def upload_check(*, knowledge_base: KnowledgeBase, uploaded_file: Any) -> None:
@@ -36,7 +53,7 @@ def upload_check(*, knowledge_base: KnowledgeBase, uploaded_file: Any) -> None:
     limit = max_upload_bytes(tenant=knowledge_base.tenant)
     if size > limit:
         raise UploadRefused(
-            f"The file is {size:,} bytes; your plan allows {limit:,} bytes per file. "
+            f"The file is {filesizeformat(size)}; your plan allows {filesizeformat(limit)} per file. "
             "Split it or upgrade your plan on the Billing page.",
             code="file_too_large",
             status=413,

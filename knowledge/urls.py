@@ -12,6 +12,7 @@ urlpatterns = [
     path(_KB + "url/", views.document_add_url, name="kb_document_add_url"),
     path(_KB + "text/", views.document_add_text, name="kb_document_add_text"),
     path(_KB + "status.json", views.kb_status, name="kb_status"),
+    path(_KB + "documents/", views.kb_documents, name="kb_documents"),
     path(_KB + "search/", views.kb_search, name="kb_search"),
     path(_KB + "rename/", views.kb_rename, name="kb_rename"),
     path(_KB + "delete/", views.kb_delete, name="kb_delete"),

@@ -17,3 +17,13 @@ class ApiKeyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         initial=[ApiKey.Scope.CHAT, ApiKey.Scope.BOTS_READ],
     )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class WorkspaceForm(forms.Form):
+    name = forms.CharField(
+        max_length=120, label="Workspace name", help_text="Shown in the sidebar, in emails and to invitees."
+    )

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chatbot_saas.errors import AppError, TenantSuspended
 
-from .models import ApiKey, Membership, Tenant
+from .models import ApiKey, Invitation, Membership, Role, Tenant
 
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -62,3 +62,21 @@ def api_key_authenticate(*, raw_key: str) -> ApiKey:
 
 def tenant_by_slug(*, slug: str) -> Tenant | None:
     return Tenant.objects.filter(slug=slug).first()
+
+
+def team_members() -> QuerySet[Membership]:
+    """The current tenant's members with their users, oldest first (tenant context required)."""
+    return Membership.objects.select_related("user").order_by("created", "pk")
+
+
+def invitations_pending() -> list[Invitation]:
+    """The current tenant's invitations still waiting for an answer, newest first (one query)."""
+    open_ones = Invitation.objects.filter(accepted=None, revoked=None, expires__gt=timezone.now())
+    return list(open_ones.select_related("invited_by").order_by("-created")[:100])
+
+
+def can_leave(*, membership: Membership) -> bool:
+    """Whether the member may leave: anyone but the workspace's last owner."""
+    if membership.role != Role.OWNER:
+        return True
+    return Membership.objects.filter(role=Role.OWNER).exclude(pk=membership.pk).exists()

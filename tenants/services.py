@@ -70,6 +70,14 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: Abst
         raise AppError("Invitations can be for admins or members only.", code="invalid_role")
     if Membership.objects.filter(user__email__iexact=email).exists():
         raise AppError(f"{email} is already a member of this workspace.", code="already_member")
+    pending = next((i for i in Invitation.objects.filter(email__iexact=email, accepted=None) if i.is_pending), None)
+    if pending is not None:
+        # A second link would leave two live tokens for one person; say what to do instead.
+        raise AppError(
+            f"{email} already has a pending invitation (it expires {pending.expires:%Y-%m-%d %H:%M} UTC). "
+            "Withdraw it first to send a new one.",
+            code="already_invited",
+        )
     member_limits_check(tenant=tenant, amount=1)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
@@ -131,12 +139,71 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
     return membership
 
 
+def tenant_rename(*, tenant: Tenant, name: str) -> Tenant:
+    """Rename the workspace. The slug (its URLs) never changes. Raises AppError(invalid_name)."""
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise AppError("A workspace needs a name of 1 to 120 characters.", code="invalid_name")
+    tenant.name = name
+    tenant.save(update_fields=["name"])
+    return tenant
+
+
+def _other_owners_locked(membership: Membership) -> int:
+    """The owners besides `membership`, counted with their rows locked: two owners demoting or
+    removing each other at once cannot both succeed and orphan the workspace."""
+    owners = list(Membership.objects.select_for_update().filter(role=Role.OWNER).values_list("pk", flat=True))
+    return sum(1 for pk in owners if pk != membership.pk)
+
+
+def _refuse_last_owner(membership: Membership, doing: str) -> None:
+    if membership.role == Role.OWNER and _other_owners_locked(membership) == 0:
+        who = membership.user.email or membership.user.get_username()
+        raise AppError(
+            f"{who} is this workspace's only owner and cannot {doing}: a workspace needs "
+            "at least one owner. Make another member an owner first.",
+            code="last_owner",
+        )
+
+
+@transaction.atomic
 def membership_remove(*, membership: Membership, by: Membership) -> None:
-    """Remove a member. The last owner cannot be removed (the tenant would be orphaned)."""
+    """Remove a member. Only an owner removes an owner; the last owner cannot be removed (the
+    workspace would be orphaned). Tenant scope required; locks the owners' rows."""
     if membership.role == Role.OWNER and not by.has_role(Role.OWNER):
         raise PermissionDenied("Only an owner can remove another owner.")
-    if membership.role == Role.OWNER and Membership.objects.filter(role=Role.OWNER).count() <= 1:
-        raise AppError("A workspace needs at least one owner.", code="last_owner")
+    _refuse_last_owner(membership, "be removed")
+    membership.delete()
+
+
+@transaction.atomic
+def membership_role_change(*, membership: Membership, role: str, by: Membership) -> Membership:
+    """Give a member another role. Admins move people between member and admin; only an owner
+    makes an owner or changes an owner's role; the last owner cannot be demoted.
+
+    Raises AppError(invalid_role, last_owner) or PermissionDenied. Tenant scope required; locks
+    the owners' rows. Setting the role a member has already is a no-op.
+    """
+    if role not in Role.values:
+        raise AppError(f"Unknown role {role!r}: choose owner, admin or member.", code="invalid_role")
+    if not by.has_role(Role.ADMIN):
+        raise PermissionDenied("Only admins and owners can change roles.")
+    if Role.OWNER in (membership.role, role) and not by.has_role(Role.OWNER):
+        raise PermissionDenied("Only an owner can make someone an owner or change an owner's role.")
+    if membership.role == role:
+        return membership
+    if role != Role.OWNER:
+        _refuse_last_owner(membership, "be demoted")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_leave(*, membership: Membership) -> None:
+    """The member leaves the workspace themselves. The last owner cannot leave (it would be
+    orphaned). Tenant scope required; locks the owners' rows."""
+    _refuse_last_owner(membership, "leave")
     membership.delete()
 
 

@@ -1,4 +1,4 @@
-"""Dashboard views for the workspace itself: home, switcher, members, API keys.
+"""Dashboard views for the workspace itself: home, switcher, team, settings, API keys.
 
 Every object is fetched through the tenant scope (`Model.objects`), so another tenant's id
 is a 404 exactly like a missing one.
@@ -10,16 +10,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from chatbot_saas.errors import AppError
 
 from . import services
 from .decorators import require_role
-from .forms import ApiKeyForm, InvitationForm
+from .forms import ApiKeyForm, InvitationForm, RoleForm, WorkspaceForm
+from .http import TenantRequest
 from .middleware import SESSION_TENANT_KEY
 from .models import ApiKey, Invitation, Membership, Role
-from .selectors import memberships_for_user
+from .selectors import can_leave, invitations_pending, memberships_for_user, team_members
 
 
 @login_required
@@ -42,12 +43,18 @@ def tenant_home(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     return render(request, "tenants/home.html", context)
 
 
+def _forbidden(request: TenantRequest, needed: str = "Admin") -> HttpResponse:
+    return render(request, "tenants/forbidden.html", {"needed_role": needed}, status=403)
+
+
+@require_http_methods(["GET", "POST"])
 @require_role(Role.MEMBER)
-def member_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+def member_list(request: TenantRequest, tenant_slug: str) -> HttpResponse:
+    """Everyone sees the team; admins also invite, change roles, remove, and withdraw invitations."""
     form = InvitationForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if not request.membership.has_role(Role.ADMIN):
-            return render(request, "tenants/forbidden.html", {"needed_role": "Admin"}, status=403)
+            return _forbidden(request)
         if form.is_valid():
             try:
                 services.invitation_create(
@@ -57,29 +64,96 @@ def member_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
                     invited_by=request.user,
                 )
             except AppError as exc:
-                form.add_error(None, exc.message)
+                # The two refusals about this address belong beside the address.
+                form.add_error("email" if exc.code in ("already_member", "already_invited") else None, exc.message)
             else:
                 messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
                 return redirect("member_list", tenant_slug=tenant_slug)
+    is_admin, is_owner = request.membership.has_role(Role.ADMIN), request.membership.has_role(Role.OWNER)
+    members = list(team_members())
+    # Which rows get role and remove controls: not your own, and an owner's only for an owner.
+    manageable = {
+        m.pk for m in members if is_admin and m.pk != request.membership.pk and (is_owner or m.role != Role.OWNER)
+    }
     context = {
-        "members": Membership.objects.select_related("user").order_by("created"),
-        "invitations": [i for i in Invitation.objects.order_by("-created")[:50] if i.is_pending],
+        "members": members,
+        "manageable": manageable,
+        "invitations": invitations_pending() if is_admin else [],
         "form": form,
+        "role_choices": Role.choices if is_owner else _ADMIN_GRANTABLE,
+        "is_admin": is_admin,
     }
     return render(request, "tenants/members.html", context, status=400 if form.errors else 200)
 
 
+_ADMIN_GRANTABLE = [(Role.ADMIN.value, Role.ADMIN.label), (Role.MEMBER.value, Role.MEMBER.label)]
+
+
 @require_POST
 @require_role(Role.ADMIN)
-def member_remove(request: HttpRequest, tenant_slug: str, membership_id: int) -> HttpResponse:
-    membership = get_object_or_404(Membership.objects, pk=membership_id)
+def member_role(request: TenantRequest, tenant_slug: str, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose owner, admin or member.")
+        return redirect("member_list", tenant_slug=tenant_slug)
+    try:
+        services.membership_role_change(membership=membership, role=form.cleaned_data["role"], by=request.membership)
+    except AppError as exc:
+        if exc.status == 403:
+            return _forbidden(request, "Owner")
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")
+    return redirect("member_list", tenant_slug=tenant_slug)
+
+
+@require_POST
+@require_role(Role.ADMIN)
+def member_remove(request: TenantRequest, tenant_slug: str, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
     try:
         services.membership_remove(membership=membership, by=request.membership)
     except AppError as exc:
+        if exc.status == 403:
+            return _forbidden(request, "Owner")
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{membership.user} was removed.")
+        messages.success(request, f"{membership.user.email or membership.user} was removed.")
     return redirect("member_list", tenant_slug=tenant_slug)
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(Role.MEMBER)
+def workspace_settings(request: TenantRequest, tenant_slug: str) -> HttpResponse:
+    """The workspace's name (admins edit it), its fixed slug, and the danger zone."""
+    form = WorkspaceForm(request.POST if request.method == "POST" else None, initial={"name": request.tenant.name})
+    if request.method == "POST":
+        if not request.membership.has_role(Role.ADMIN):
+            return _forbidden(request)
+        if form.is_valid():
+            try:
+                services.tenant_rename(tenant=request.tenant, name=form.cleaned_data["name"])
+            except AppError as exc:
+                form.add_error("name", exc.message)
+            else:
+                messages.success(request, f"The workspace is now called “{request.tenant.name}”.")
+                return redirect("workspace_settings", tenant_slug=tenant_slug)
+    context = {"form": form, "can_leave": can_leave(membership=request.membership)}
+    return render(request, "tenants/settings.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+@require_role(Role.MEMBER)
+def workspace_leave(request: TenantRequest, tenant_slug: str) -> HttpResponse:
+    try:
+        services.membership_leave(membership=request.membership)
+    except AppError as exc:
+        messages.error(request, exc.message)
+        return redirect("workspace_settings", tenant_slug=tenant_slug)
+    request.session.pop(SESSION_TENANT_KEY, None)
+    messages.success(request, f"You left {request.tenant.name}.")
+    return redirect("dashboard")
 
 
 @require_POST

@@ -184,8 +184,8 @@ def test_deleting_a_knowledge_base_gives_its_documents_quota_back(world, kb_a, m
 # --- dashboard ---------------------------------------------------------------------------------
 
 
-def test_a_member_renames_a_knowledge_base_from_its_page(world, kb_a):
-    client = world.client_for(world.bob)
+def test_an_admin_renames_a_knowledge_base_from_its_page(world, kb_a):
+    client = world.client_for(world.alice)
     page = client.get(reverse("kb_detail", args=["acme", kb_a.pk])).content.decode()
     assert reverse("kb_rename", args=["acme", kb_a.pk]) in page and reverse("kb_delete", args=["acme", kb_a.pk]) in page
     response = client.post(reverse("kb_rename", args=["acme", kb_a.pk]), {"name": "FAQ", "description": ""})
@@ -196,7 +196,7 @@ def test_a_member_renames_a_knowledge_base_from_its_page(world, kb_a):
 
 
 def test_deleting_from_the_dashboard_asks_for_the_name_first(world, kb_a, media):
-    client = world.client_for(world.bob)
+    client = world.client_for(world.alice)
     with tenant_context(world.tenant_a):
         document_create_from_text(knowledge_base=kb_a, title="one", text="first")
         ConversationFactory(tenant=world.tenant_a, bot__name="Helpdesk").bot.knowledge_bases.add(kb_a)

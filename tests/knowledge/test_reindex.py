@@ -212,7 +212,7 @@ def test_an_empty_knowledge_base_switches_model_at_once(world, kb_a):
 
 
 def test_the_dashboard_starts_shows_and_cancels_a_reindex(world, kb_a, handbook, django_capture_on_commit_callbacks):
-    client = world.client_for(world.bob)
+    client = world.client_for(world.alice)
     url = reverse("kb_reindex", args=["acme", kb_a.pk])
     page = client.get(url).content.decode()
     assert OPENAI in page and 'value="all-MiniLM-L6-v2"' not in page, "only other models are offered"
