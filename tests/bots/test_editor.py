@@ -207,7 +207,9 @@ def test_a_bad_regex_and_a_tiny_answer_limit_are_field_errors(world, bot_a):
     response = world.client_for(world.alice).post(url("bot_policy", "acme", bot_a.pk), posted)
     assert response.status_code == 400
     assert "greater than or equal to 16" in response.content.decode()
-    response = world.client_for(world.alice).post(url("bot_policy", "acme", bot_a.pk), policy_post(blocked_topics="re:(["))
+    response = world.client_for(world.alice).post(
+        url("bot_policy", "acme", bot_a.pk), policy_post(blocked_topics="re:([")
+    )
     assert response.status_code == 400 and "is not a valid regular expression" in response.content.decode()
 
 
@@ -269,9 +271,7 @@ def test_provider_keys_are_managed_from_the_model_chain_section_and_never_shown(
         assert not ProviderCredential.objects.exists()
 
 
-def test_the_bot_list_shows_chains_and_knowledge_in_a_fixed_number_of_queries(
-    world, django_assert_max_num_queries
-):
+def test_the_bot_list_shows_chains_and_knowledge_in_a_fixed_number_of_queries(world, django_assert_max_num_queries):
     kb = KnowledgeBaseFactory(tenant=world.tenant_a)
     for index in range(6):
         bot = BotFactory(tenant=world.tenant_a, name=f"Bot {index}")
