@@ -183,7 +183,9 @@ class ChainEntryForm(forms.Form):
         label="Model name",
         help_text="For an OpenAI-compatible server: the name it knows the model by (e.g. llama3.1:8b).",
     )
-    base_url = forms.URLField(
+    # A CharField: the egress guard (bots.validation.check_base_url) judges the URL and says why.
+    base_url = forms.CharField(
+        max_length=500,
         required=False,
         label="Base URL",
         help_text="For an OpenAI-compatible server, e.g. https://models.example.com/v1. Empty: the provider key's URL.",

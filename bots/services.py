@@ -88,7 +88,7 @@ def _check_bot_fields(
     values: dict[str, Any], *, tenant: Tenant, current_widget: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Validate the fields being set; raise one ValidationError holding every field's error."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[Any]] = {}
     checks = {
         "model_chain": validation.check_model_chain,
         "blocked_topics": validation.check_blocked_topics,
@@ -112,7 +112,7 @@ def _check_bot_fields(
         try:
             clean["widget"] = _check_widget(values["widget"], tenant=tenant, current=current_widget or {})
         except ValidationError as exc:
-            errors.update(exc.message_dict)
+            errors.update(exc.error_dict)  # keeps the branding refusal's code (plan_feature_required)
     if "name" in values and (not isinstance(values["name"], str) or not values["name"].strip()):
         errors["name"] = ["A bot needs a name."]
     if errors:
