@@ -58,7 +58,8 @@ def model_choices() -> list[tuple[str, list[tuple[str, str]]]]:
 class BasicsForm(forms.Form):
     name = forms.CharField(max_length=100)
     status = forms.ChoiceField(
-        choices=Bot.Status.choices, help_text="A paused bot answers visitors with its fallback message only."
+        choices=Bot.Status.choices,
+        help_text="A paused bot is unavailable: its widget does not open and it answers nobody.",
     )
     welcome_message = forms.CharField(
         max_length=500, help_text="The first message visitors see when they open the widget."

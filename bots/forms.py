@@ -21,7 +21,12 @@ class BotCreateForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6}),
         initial="You are the friendly assistant of our company. Answer briefly, from the documentation.",
     )
-    knowledge_bases = forms.ModelMultipleChoiceField(queryset=KnowledgeBase.objects.unscoped().none(), required=False)
+    knowledge_bases = forms.ModelMultipleChoiceField(
+        queryset=KnowledgeBase.objects.unscoped().none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The bases the bot answers from; you can change them later in its Knowledge tab.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -37,8 +42,8 @@ class PromptVersionForm(forms.Form):
 
 class CredentialForm(forms.Form):
     provider = forms.ChoiceField(choices=ProviderCredential.Provider.choices)
-    api_key = forms.CharField(max_length=400, widget=forms.PasswordInput(render_value=False))
-    base_url = forms.URLField(required=False, help_text="Only for OpenAI-compatible servers.")
+    api_key = forms.CharField(max_length=400, label="API key", widget=forms.PasswordInput(render_value=False))
+    base_url = forms.URLField(required=False, label="Base URL", help_text="Only for OpenAI-compatible servers.")
 
 
 def _keywords(text: str) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from billing.quotas import feature_enabled
 from tenants.context import tenant_context
@@ -70,7 +70,14 @@ def prompt_published(*, bot: Bot) -> PromptVersion | None:
 
 
 def prompt_versions(*, bot: Bot) -> QuerySet[PromptVersion]:
-    return PromptVersion.objects.filter(bot=bot).select_related("author").order_by("-number")
+    """Newest first, each with `was_published` (live once, so not a draft), in one query."""
+    ever = PromptPublication.objects.filter(version=OuterRef("pk"))
+    return (
+        PromptVersion.objects.filter(bot=bot)
+        .select_related("author")
+        .annotate(was_published=Exists(ever))
+        .order_by("-number")
+    )
 
 
 def prompt_publications(*, bot: Bot, limit: int = 20) -> list[PromptPublication]:

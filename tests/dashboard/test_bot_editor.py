@@ -62,7 +62,10 @@ def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(owner, sig
         primary = rows.nth(0)
         primary.get_by_label("Provider").select_option("openai_compatible")
         # The row shows only what an OpenAI-compatible server needs.
-        assert primary.get_by_label("Model name").is_visible() and not primary.get_by_label("Model", exact=True).is_visible()
+        assert (
+            primary.get_by_label("Model name").is_visible()
+            and not primary.get_by_label("Model", exact=True).is_visible()
+        )
         primary.get_by_label("Model name").fill("llama3")
         primary.get_by_label("Base URL").fill(server.base_url)
         page.get_by_role("button", name="Add a fallback").click()
@@ -122,7 +125,7 @@ def test_an_owner_edits_the_prompt_compares_publishes_and_rolls_back(owner, sign
     page.get_by_role("button", name="Roll back to v1").click()
     page.wait_for_url("**/prompts/")
     rows = versions.get_by_role("row")
-    assert "Live" in rows.nth(2).inner_text() and "Live" not in rows.nth(1).inner_text()
+    assert "Live" in rows.nth(2).inner_text() and "Published before" in rows.nth(1).inner_text()
     assert "Rolled back v1 (was v2)" in page.locator(".history").inner_text()
     shots(page, "bot-editor-prompts-rolled-back")
 
