@@ -308,3 +308,22 @@ def test_two_versions_are_compared_side_by_side_with_marks_not_only_colour(world
     assert "Changed: </span>You are the helpful assistant" in page and "Changed: </span>Be brief." in page
     assert "Added: </span>Always cite." in page
     assert "2 lines differ between v1 and v2" in page
+
+
+def test_the_prompt_versions_and_knowledge_lists_do_not_grow_queries_per_row(
+    world, bot_a, django_assert_max_num_queries
+):
+    from tests.bots.factories import PromptVersionFactory
+
+    for number in range(2, 9):
+        PromptVersionFactory(tenant=world.tenant_a, bot=bot_a, number=number, text=f"Version {number}")
+    for index in range(5):
+        kb = KnowledgeBaseFactory(tenant=world.tenant_a, name=f"Base {index}")
+        DocumentFactory(tenant=world.tenant_a, knowledge_base=kb)
+    client = world.client_for(world.alice)
+    client.get(url("prompt_list", "acme", bot_a.pk))  # warm the session and the plan caches
+    # The shell's own reads, the bot, then one query per list: never one per version or base.
+    with django_assert_max_num_queries(9):
+        assert client.get(url("prompt_list", "acme", bot_a.pk)).content.decode().count("Publish v") == 7
+    with django_assert_max_num_queries(9):
+        assert client.get(url("bot_knowledge", "acme", bot_a.pk)).content.decode().count("1 ready") == 5
