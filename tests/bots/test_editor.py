@@ -279,7 +279,7 @@ def test_the_bot_list_shows_chains_and_knowledge_in_a_fixed_number_of_queries(wo
     client = world.client_for(world.alice)
     client.get(url("bot_list", "acme"))  # warm the session and the plan caches
     # Session, user, tenant, membership, sidebar memberships, billing banner, the bots: not per bot.
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(7):
         response = client.get(url("bot_list", "acme"))
     page = response.content.decode()
     assert page.count("extractive") == 6 and "Create a bot" in page
