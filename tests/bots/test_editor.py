@@ -327,3 +327,16 @@ def test_the_prompt_versions_and_knowledge_lists_do_not_grow_queries_per_row(
         assert client.get(url("prompt_list", "acme", bot_a.pk)).content.decode().count("Publish v") == 7
     with django_assert_max_num_queries(9):
         assert client.get(url("bot_knowledge", "acme", bot_a.pk)).content.decode().count("1 ready") == 5
+
+
+def test_the_service_checks_suggested_questions_wherever_they_come_from(world, in_tenant_a, bot_a):
+    from django.core.exceptions import ValidationError
+
+    from bots import services
+
+    with pytest.raises(ValidationError) as exc:
+        services.bot_update(bot=bot_a, widget={"suggested_questions": [f"Question {n}?" for n in range(7)]})
+    assert "At most 6 suggested questions" in exc.value.message_dict["suggested_questions"][0]
+    services.bot_update(bot=bot_a, widget={"position": "left", "suggested_questions": "  One?  \n\nTwo?"})
+    bot_a.refresh_from_db()
+    assert bot_a.widget == {"position": "left", "suggested_questions": ["One?", "Two?"]}
