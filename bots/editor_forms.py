@@ -192,7 +192,9 @@ class ChainEntryForm(forms.Form):
         help_text="For an OpenAI-compatible server, e.g. https://models.example.com/v1. Empty: the provider key's URL.",
     )
     temperature = forms.FloatField(required=False, min_value=0, max_value=2, help_text="0 to 2; empty: the bot's.")
-    max_tokens = forms.IntegerField(required=False, min_value=1, max_value=32_000, help_text="Empty: the bot's.")
+    max_tokens = forms.IntegerField(
+        required=False, min_value=1, max_value=32_000, help_text="Empty: the bot's max answer tokens, never more."
+    )
     top_p = forms.FloatField(required=False, min_value=0, max_value=1, help_text="0 to 1; empty: the provider's.")
 
     @classmethod
