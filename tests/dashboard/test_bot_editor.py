@@ -12,14 +12,20 @@ from tenants.models import Role
 from tests.dashboard.conftest import shots
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 from tests.fakes.openai_server import FakeOpenAI
+from tests.knowledge.factories import DocumentFactory, KnowledgeBaseFactory
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def owner(transactional_db):
+def acme(transactional_db):
+    return TenantFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def owner(acme):
     user = UserFactory(username="olga", email="olga@example.com")
-    MembershipFactory(tenant=TenantFactory(name="Acme", slug="acme"), user=user, role=Role.OWNER)
+    MembershipFactory(tenant=acme, user=user, role=Role.OWNER)
     return user
 
 
@@ -39,7 +45,10 @@ def create_bot(page, live_daphne: str, name: str) -> None:
     page.get_by_role("heading", name=name).wait_for()
 
 
-def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(owner, signed_in, live_daphne):
+def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(acme, owner, signed_in, live_daphne):
+    manuals = KnowledgeBaseFactory(tenant=acme, name="Manuals")
+    for status in ("ready", "ready", "failed"):
+        DocumentFactory(tenant=acme, knowledge_base=manuals, status=status)
     page = signed_in(owner)
     create_bot(page, live_daphne, "Support bot")
     shots(page, "bot-editor-basics")
@@ -49,7 +58,13 @@ def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(owner, sig
 
     tabs = page.get_by_role("navigation", name="Bot editor sections")
     tabs.get_by_role("link", name="Knowledge").click()
-    page.get_by_role("heading", name="No knowledge bases yet").wait_for()
+    choice = page.get_by_role("listitem").filter(has_text="Manuals")
+    assert (
+        "3 documents" in choice.inner_text() and "2 ready" in choice.inner_text() and "1 failed" in choice.inner_text()
+    )
+    choice.get_by_label("Manuals").check()
+    page.get_by_role("button", name="Save knowledge bases").click()
+    page.get_by_text("Knowledge bases saved.").wait_for()
     shots(page, "bot-editor-knowledge")
     tabs.get_by_role("link", name="Answer policy").click()
     assert page.get_by_text("Mask emails, phone numbers").is_visible()
@@ -92,6 +107,7 @@ def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(owner, sig
     page.goto(f"{live_daphne}/t/acme/bots/")
     row = page.get_by_role("row", name="Support bot")
     assert "llama3" in row.inner_text() and "mistral" in row.inner_text()
+    assert row.get_by_role("cell").nth(3).inner_text() == "1"  # knowledge bases
     shots(page, "bot-list")
     assert page.errors == []
 
