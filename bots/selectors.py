@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from billing.quotas import feature_enabled
 from tenants.context import tenant_context
@@ -19,7 +19,21 @@ from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion,
 
 
 def bot_list() -> QuerySet[Bot]:
-    return Bot.objects.all().order_by("name")
+    """The tenant's bots with `knowledge_base_count`, in one query (the bot list page)."""
+    return Bot.objects.annotate(knowledge_base_count=Count("knowledge_bases")).order_by("name")
+
+
+def knowledge_base_readiness() -> QuerySet[Any]:
+    """The tenant's knowledge bases with their documents counted by readiness (ready, processing,
+    failed), in one query: the bot editor's knowledge section shows them beside each checkbox."""
+    from knowledge.models import Document, KnowledgeBase
+
+    return KnowledgeBase.objects.annotate(
+        document_count=Count("documents"),
+        ready_count=Count("documents", filter=Q(documents__status=Document.Status.READY)),
+        failed_count=Count("documents", filter=Q(documents__status=Document.Status.FAILED)),
+        processing_count=Count("documents", filter=~Q(documents__status__in=Document.FINAL_STATUSES)),
+    ).order_by("name")
 
 
 def bot_count_for_tenant(*, tenant: Tenant) -> int:
@@ -56,7 +70,14 @@ def prompt_published(*, bot: Bot) -> PromptVersion | None:
 
 
 def prompt_versions(*, bot: Bot) -> QuerySet[PromptVersion]:
-    return PromptVersion.objects.filter(bot=bot).select_related("author").order_by("-number")
+    """Newest first, each with `was_published` (live once, so not a draft), in one query."""
+    ever = PromptPublication.objects.filter(version=OuterRef("pk"))
+    return (
+        PromptVersion.objects.filter(bot=bot)
+        .select_related("author")
+        .annotate(was_published=Exists(ever))
+        .order_by("-number")
+    )
 
 
 def prompt_publications(*, bot: Bot, limit: int = 20) -> list[PromptPublication]:
@@ -78,6 +99,48 @@ def prompt_diff(*, old: PromptVersion, new: PromptVersion) -> list[tuple[str, st
             continue
         out.append((line[:1] if line[:1] in "+-@" else " ", line[1:] if line[:1] in "+- " else line))
     return out
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One row of a side-by-side diff: the old line on the left, the new on the right.
+    kind is "same", "changed", "removed" (left only) or "added" (right only)."""
+
+    kind: str
+    old_number: int | None
+    old_text: str
+    new_number: int | None
+    new_text: str
+
+
+def prompt_diff_side_by_side(*, old: PromptVersion, new: PromptVersion) -> list[DiffRow]:
+    """Every line of both versions aligned in two columns (difflib's opcodes), for the compare page."""
+    left, right = old.text.splitlines(), new.text.splitlines()
+    rows: list[DiffRow] = []
+    matcher = difflib.SequenceMatcher(a=left, b=right, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            rows += [
+                DiffRow("same", i + 1, left[i], j + 1, right[j])
+                for i, j in zip(range(i1, i2), range(j1, j2), strict=True)
+            ]
+            continue
+        # A replaced block pairs its lines up; the longer side's extra lines stand alone.
+        olds, news = list(range(i1, i2)), list(range(j1, j2))
+        for k in range(max(len(olds), len(news))):
+            i = olds[k] if k < len(olds) else None
+            j = news[k] if k < len(news) else None
+            kind = "changed" if i is not None and j is not None else ("removed" if j is None else "added")
+            rows.append(
+                DiffRow(
+                    kind,
+                    None if i is None else i + 1,
+                    "" if i is None else left[i],
+                    None if j is None else j + 1,
+                    "" if j is None else right[j],
+                )
+            )
+    return rows
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ EDITABLE_FIELDS = {
     "min_passage_score",
     "eval_margin",
 }
-WIDGET_KEYS = {"primary_color", "position", "title", "avatar_url", "scheme", "hide_powered_by"}
+WIDGET_KEYS = {"primary_color", "position", "title", "avatar_url", "scheme", "hide_powered_by", "suggested_questions"}
 
 
 def default_model_chain() -> list[dict[str, Any]]:
@@ -71,11 +71,24 @@ def _branding_error(*, tenant: Tenant, widget: Any, current: dict[str, Any]) -> 
     return None
 
 
+def _check_widget(widget: Any, *, tenant: Tenant, current: dict[str, Any]) -> dict[str, Any]:
+    """The widget settings normalised, or ValidationError({"widget" or "suggested_questions": ...})."""
+    if not isinstance(widget, dict) or set(widget) - WIDGET_KEYS:
+        raise ValidationError({"widget": f"Widget settings may only hold {', '.join(sorted(WIDGET_KEYS))}."})
+    if not isinstance(widget.get("hide_powered_by", False), bool):
+        raise ValidationError({"widget": "hide_powered_by must be true or false."})
+    if branding := _branding_error(tenant=tenant, widget=widget, current=current):
+        raise ValidationError({"widget": [branding]})
+    if "suggested_questions" in widget:
+        widget = {**widget, "suggested_questions": validation.check_suggested_questions(widget["suggested_questions"])}
+    return widget
+
+
 def _check_bot_fields(
     values: dict[str, Any], *, tenant: Tenant, current_widget: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Validate the fields being set; raise one ValidationError holding every field's error."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[Any]] = {}
     checks = {
         "model_chain": validation.check_model_chain,
         "blocked_topics": validation.check_blocked_topics,
@@ -96,13 +109,10 @@ def _check_bot_fields(
         except ValidationError as exc:
             errors.update(exc.message_dict)
     if "widget" in values:
-        widget = values["widget"]
-        if not isinstance(widget, dict) or set(widget) - WIDGET_KEYS:
-            errors["widget"] = [f"Widget settings may only hold {', '.join(sorted(WIDGET_KEYS))}."]
-        elif not isinstance(widget.get("hide_powered_by", False), bool):
-            errors["widget"] = ["hide_powered_by must be true or false."]
-        elif branding := _branding_error(tenant=tenant, widget=widget, current=current_widget or {}):
-            errors["widget"] = [branding]
+        try:
+            clean["widget"] = _check_widget(values["widget"], tenant=tenant, current=current_widget or {})
+        except ValidationError as exc:
+            errors.update(exc.error_dict)  # keeps the branding refusal's code (plan_feature_required)
     if "name" in values and (not isinstance(values["name"], str) or not values["name"].strip()):
         errors["name"] = ["A bot needs a name."]
     if errors:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import eval_views, views
+from . import editor_views, eval_views, views
 
 _BOTS = "t/<slug:tenant_slug>/bots/"
 _BOT = _BOTS + "<int:bot_id>/"
@@ -10,8 +10,14 @@ urlpatterns = [
     path(_BOTS, views.bot_list, name="bot_list"),
     path(_BOTS + "keys/", views.credential_list, name="credential_list"),
     path(_BOTS + "keys/<int:providercredential_id>/delete/", views.credential_delete, name="credential_delete"),
-    path(_BOT, views.bot_detail, name="bot_detail"),
+    path(_BOT, editor_views.bot_detail, name="bot_detail"),
+    path(_BOT + "knowledge/", editor_views.bot_knowledge, name="bot_knowledge"),
+    path(_BOT + "models/", editor_views.bot_models, name="bot_models"),
+    path(_BOT + "models/keys/", editor_views.bot_key_add, name="bot_key_add"),
+    path(_BOT + "models/keys/<int:providercredential_id>/delete/", editor_views.bot_key_delete, name="bot_key_delete"),
+    path(_BOT + "policy/", editor_views.bot_policy, name="bot_policy"),
     path(_BOT + "prompts/", views.prompt_list, name="prompt_list"),
+    path(_BOT + "prompts/compare/", views.prompt_compare, name="prompt_compare"),
     path(_BOT + "prompts/<int:promptversion_id>/", views.prompt_detail, name="prompt_detail"),
     path(_BOT + "prompts/<int:promptversion_id>/publish/", views.prompt_publish, name="prompt_publish"),
     path(_EVAL, eval_views.eval_page, name="eval_page"),

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from bots.catalog import PROVIDERS
+from bots.catalog import MODELS, PROVIDERS
 from knowledge.egress import EgressRefused, check_url
 
 MAX_CHAIN = 5
@@ -40,6 +40,23 @@ def check_model_chain(chain: Any) -> list[dict[str, Any]]:
     if errors:
         raise ValidationError({"model_chain": errors})
     return normalised
+
+
+# Providers whose models the catalog lists: any other model name there is a typo or a model we
+# cannot price. openai_compatible servers name their own models; offline has one.
+CATALOGUED_PROVIDERS = ("openai", "anthropic")
+
+
+def check_catalog_model(provider: str, model: str) -> None:
+    """Raise ValidationError({"model": ...}) when an OpenAI or Anthropic model is not in bots.catalog.
+
+    The dashboard's chain editor applies this to every row. check_model_chain does not, so chains
+    saved through the API (or before the catalog knew a model) keep working; conversations prices
+    an unknown model at 0 with a conservative context window.
+    """
+    if provider in CATALOGUED_PROVIDERS and (provider, model) not in MODELS:
+        known = ", ".join(m for p, m in MODELS if p == provider)
+        raise ValidationError({"model": f"{model!r} is not a {provider} model we know. Pick one of: {known}."})
 
 
 def _check_entry(entry: Any) -> dict[str, Any]:

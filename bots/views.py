@@ -1,5 +1,6 @@
-"""Dashboard pages for bots, under t/<tenant_slug>/bots/: settings, prompt versions with diff,
-publish and rollback, and the workspace's own provider keys.
+"""Dashboard pages for bots, under t/<tenant_slug>/bots/: the list, prompt versions with a
+side-by-side diff, publish and rollback, and the workspace's own provider keys. The editor's other
+sections (basics, knowledge, model chain, answer policy) are in bots.editor_views.
 
 Objects are fetched through the tenant scope, so another tenant's id is a 404 exactly like a
 missing one. Members may look; admins change settings, prompts and keys.
@@ -19,8 +20,9 @@ from tenants.decorators import require_role
 from tenants.models import Role
 
 from . import selectors, services
+from .editor_views import can_edit
 from .evaluation import gate
-from .forms import BotCreateForm, BotSettingsForm, CredentialForm, PromptVersionForm
+from .forms import BotCreateForm, CredentialForm, PromptVersionForm
 from .models import Bot, PromptVersion, ProviderCredential
 
 
@@ -66,43 +68,8 @@ def bot_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             else:
                 messages.success(request, f"Bot “{bot.name}” created.")
                 return redirect("bot_detail", tenant_slug=tenant_slug, bot_id=bot.pk)
-    context = {"bots": selectors.bot_list(), "form": form}
+    context = {"bots": selectors.bot_list(), "form": form, "can_edit": can_edit(request)}
     return render(request, "bots/bot_list.html", context, status=400 if form.errors else 200)
-
-
-@require_role(Role.MEMBER)
-def bot_detail(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpResponse:
-    bot = _bot(bot_id)
-    if request.method == "POST":
-        if not request.membership.has_role(Role.ADMIN):
-            return _forbidden(request)
-        form = BotSettingsForm(request.POST)
-        if form.is_valid():
-            try:
-                with transaction.atomic():
-                    services.bot_update(bot=bot, **form.service_fields())
-                    # A change of knowledge bases goes through the evaluation gate; the rest saves now.
-                    outcome = gate.gate_change_knowledge(
-                        bot=bot,
-                        knowledge_base_ids=[kb.pk for kb in form.cleaned_data["knowledge_bases"]],
-                        by=request.user,
-                    )
-            except ValidationError as exc:
-                _add_errors(form, exc)
-                bot.refresh_from_db()
-            else:
-                if outcome.run is not None:
-                    messages.info(
-                        request,
-                        "Settings saved. The new knowledge bases apply once the bot's evaluation set passes.",
-                    )
-                    return _after_gate(outcome, tenant_slug, bot, "bot_detail")
-                messages.success(request, "Settings saved.")
-                return redirect("bot_detail", tenant_slug=tenant_slug, bot_id=bot.pk)
-    else:
-        form = BotSettingsForm(initial=BotSettingsForm.initial_for(bot))
-    context = {"bot": bot, "form": form, "published": selectors.prompt_published(bot=bot)}
-    return render(request, "bots/bot_detail.html", context, status=400 if form.errors else 200)
 
 
 @require_role(Role.MEMBER)
@@ -135,6 +102,8 @@ def prompt_list(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpResp
         "published": published,
         "publications": selectors.prompt_publications(bot=bot),
         "form": form,
+        "tab": "prompts",
+        "can_edit": can_edit(request),
     }
     return render(request, "bots/prompt_list.html", context, status=400 if form.errors else 200)
 
@@ -156,8 +125,40 @@ def prompt_detail(request: HttpRequest, tenant_slug: str, bot_id: int, promptver
         "against": against,
         "diff": diff,
         "versions": selectors.prompt_versions(bot=bot),
+        "tab": "prompts",
+        "can_edit": can_edit(request),
     }
     return render(request, "bots/prompt_detail.html", context)
+
+
+def _version_by_number(bot: Bot, raw: str) -> PromptVersion | None:
+    return PromptVersion.objects.filter(bot=bot, number=int(raw)).first() if raw.isdigit() else None
+
+
+@require_role(Role.MEMBER)
+def prompt_compare(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpResponse:
+    """Any two versions side by side (?old=<number>&new=<number>): old on the left, new on the right.
+    Defaults: the published version against the newest."""
+    bot = _bot(bot_id)
+    versions = list(selectors.prompt_versions(bot=bot))
+    old = _version_by_number(bot, request.GET.get("old", ""))
+    new = _version_by_number(bot, request.GET.get("new", ""))
+    if old is None:
+        old = next((v for v in versions if v.is_published), versions[-1] if versions else None)
+    if new is None:
+        new = versions[0] if versions else None
+    rows = selectors.prompt_diff_side_by_side(old=old, new=new) if old and new else []
+    context = {
+        "bot": bot,
+        "versions": versions,
+        "old": old,
+        "new": new,
+        "rows": rows,
+        "changed": sum(1 for row in rows if row.kind != "same"),
+        "tab": "prompts",
+        "can_edit": can_edit(request),
+    }
+    return render(request, "bots/prompt_compare.html", context)
 
 
 def _gate_message(request: HttpRequest, outcome: gate.GateOutcome, applied: str) -> None:

@@ -78,7 +78,7 @@ def configured_rate(setting: str) -> Rate:
 
 @dataclass(frozen=True)
 class Bucket:
-    scope: str  # visitor, ip, bot, tenant, api_key, widget_session
+    scope: str  # visitor, ip, bot, tenant, api_key, widget_session, connection_test
     ident: str
     rate: Rate
 
@@ -103,6 +103,7 @@ LIMITED = {
     "tenant": "This workspace has made too many requests",
     "api_key": "This API key has made too many requests",
     "widget_session": "Too many chat sessions were opened from your network",
+    "connection_test": "You have tested connections too often",
 }
 
 

@@ -8,6 +8,8 @@ urlpatterns = [
     path("widget/<str:bot_public_id>/session", views.widget_session, name="widget_session"),
     path("metrics", views.metrics_view, name="metrics"),
     path("t/<slug:tenant_slug>/conversations/", views.conversation_list, name="conversation_list"),
+    # The bot editor's Test connection button (here, not in bots: it calls conversations.llm).
+    path("t/<slug:tenant_slug>/bots/<int:bot_id>/models/test/", views.bot_test_connection, name="bot_test_connection"),
     path(
         "t/<slug:tenant_slug>/conversations/<int:conversation_id>/",
         views.conversation_detail,

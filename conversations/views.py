@@ -1,4 +1,5 @@
-"""HTTP views of the conversations app that are not the API: the widget session and /metrics."""
+"""HTTP views of the conversations app that are not the API: the widget session, /metrics, the
+conversation pages and the bot editor's Test connection button."""
 
 from __future__ import annotations
 
@@ -7,22 +8,28 @@ import json
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bots.editor_forms import chain_formset
+from bots.models import Bot
+from bots.selectors import provider_key
 from chatbot_saas.errors import AppError
 from chatbot_saas.public import public_route
 from tenants.decorators import require_role
 from tenants.models import Role
 
 from .access import client_ip
-from .ratelimit import Bucket, RateLimited, configured_rate, rate_limit_take_sync
+from .connection_test import ConnectionResult, connection_test
+from .ratelimit import Bucket, Rate, RateLimited, configured_rate, rate_limit_take_sync
 from .selectors import conversation_detail_for_dashboard, conversation_list_for_dashboard
 from .services import widget_session_open
 
 SESSION_BODY_MAX = 4096
+# Each test is a real (billed) request to a provider: enough to try every row a few times.
+CONNECTION_TEST_RATE = Rate(capacity=10, period=60)
 
 
 def _cors(response: HttpResponse, request: HttpRequest) -> HttpResponse:
@@ -103,3 +110,47 @@ def conversation_detail(request: HttpRequest, tenant_slug: str, conversation_id:
     return render(
         request, "conversations/conversation_detail.html", {"conversation": conversation, "messages": messages}
     )
+
+
+def _connection_row(request: HttpRequest) -> tuple[int, dict | None, str]:
+    """(row index, chain entry or None, what is wrong with the row) from the chain editor's POST."""
+    raw = request.POST.get("row", "")
+    formset = chain_formset(request.POST)
+    if not raw.isdigit() or int(raw) >= len(formset.forms):
+        return -1, None, "That row does not exist; reload the page."
+    form = formset.forms[int(raw)]
+    if not form.is_valid():
+        problems = [
+            f"{form.fields[f].label or f}: {' '.join(e)}" if f in form.fields else " ".join(e)
+            for f, e in form.errors.items()
+        ]
+        return int(raw), None, "Fix this row first. " + " ".join(problems)
+    return int(raw), form.entry(), ""
+
+
+@require_POST
+@require_role(Role.ADMIN)
+def bot_test_connection(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpResponse:
+    """The bot editor's Test connection button: one tiny request for one row of the chain as
+    shown in the editor (saved or not). htmx gets the result fragment; without JavaScript the
+    same result is a small page. Rate limited per member (CONNECTION_TEST_RATE)."""
+    bot = get_object_or_404(Bot.objects, pk=bot_id)
+    decision = rate_limit_take_sync(
+        [Bucket("connection_test", f"{bot.tenant_id}:{request.user.pk}", CONNECTION_TEST_RATE)]
+    )
+    status = 200
+    if not decision.allowed:
+        index, result, status = -1, ConnectionResult(False, RateLimited(decision).message, code="rate_limited"), 429
+    else:
+        index, entry, problem = _connection_row(request)
+        if entry is None:
+            result, status = ConnectionResult(False, problem, code="invalid_row"), 400
+        else:
+            result = connection_test(entry=entry, key=provider_key(provider=entry["provider"]))
+    context = {"bot": bot, "result": result, "row": index}
+    partial = request.htmx  # type: ignore[attr-defined]  # django-htmx's middleware
+    template = "conversations/_connection_result.html" if partial else "conversations/connection_test.html"
+    response = render(request, template, context, status=status)
+    if status == 429:
+        response["Retry-After"] = str(max(1, round(decision.retry_after)))
+    return response

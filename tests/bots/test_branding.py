@@ -56,30 +56,6 @@ def test_hide_powered_by_must_be_true_or_false(world):
     assert "true or false" in refused.value.error_dict["widget"][0].message
 
 
-def test_the_dashboard_shows_the_branding_refusal_on_the_settings_form(world):
-    subscription_comp(tenant=world.tenant_a, plan_slug="starter")
-    bot = BotFactory(tenant=world.tenant_a, name="Help")
-    response = world.client_for(world.alice).post(
-        f"/t/acme/bots/{bot.pk}/",
-        {
-            "name": "Help",
-            "status": "active",
-            "welcome_message": "Hi",
-            "fallback_message": "Sorry",
-            "answer_policy": "general",
-            "max_answer_tokens": 400,
-            "temperature": 0.3,
-            "retrieval_k": 4,
-            "model_chain": json.dumps([{"provider": "offline", "model": "extractive"}]),
-            "allowed_origins": ORIGIN,
-            "widget_position": "right",
-            "widget_hide_powered_by": "on",
-        },
-    )
-    assert response.status_code == 400
-    assert "does not include custom branding. Upgrade to Pro" in response.content.decode()
-
-
 def test_a_pro_workspace_brands_its_widget_and_loses_the_branding_when_it_downgrades(world):
     subscription_comp(tenant=world.tenant_a, plan_slug="pro")
     bot = BotFactory(tenant=world.tenant_a)

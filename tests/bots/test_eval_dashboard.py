@@ -205,19 +205,16 @@ def test_the_cross_tenant_walk_covers_the_evaluation_routes():
     assert not any(routes[name].public for name in names)
 
 
-def test_changing_the_knowledge_bases_of_a_bot_with_cases_saves_the_rest_and_waits_for_the_run(help_bot, world):
-    from tests.bots.test_dashboard import settings_post
-
+def test_changing_the_knowledge_bases_of_a_bot_with_cases_waits_for_the_run(help_bot, world):
     with tenant_context(world.tenant_a):
         EvalCaseFactory(tenant=world.tenant_a, bot=help_bot.bot)
-    data = settings_post(help_bot.bot, welcome_message="Hello there", eval_margin="2.5")  # no knowledge bases
-    response = world.client_for(world.alice).post(url("bot_detail", "acme", help_bot.bot.pk), data)
+    # The editor's knowledge section, every base unticked.
+    response = world.client_for(world.alice).post(url("bot_knowledge", "acme", help_bot.bot.pk), {})
     with tenant_context(world.tenant_a):
         help_bot.bot.refresh_from_db()
         run = EvalRun.objects.get()
         attached = help_bot.bot.knowledge_bases.count()
     assert response["Location"] == url("eval_run_detail", "acme", help_bot.bot.pk, run.pk)
-    assert help_bot.bot.welcome_message == "Hello there" and help_bot.bot.eval_margin == 2.5
     assert attached == 1 and run.purpose == "knowledge" and run.knowledge_base_ids == [] and run.gate == "waiting"
 
 

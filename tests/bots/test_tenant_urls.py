@@ -13,7 +13,8 @@ from bots.admin import BotAdminForm
 from bots.models import Bot, ProviderCredential
 from tenants.context import tenant_context
 from tests.bots.factories import BotFactory
-from tests.bots.test_dashboard import settings_post, url
+from tests.bots.test_dashboard import url
+from tests.bots.test_editor import chain_post, row
 from tests.support.tenant_urls import PUBLIC_LOOKING_NAME, point_name_at, refused_urls
 
 REFUSED = refused_urls(8000)
@@ -54,11 +55,11 @@ def test_a_provider_key_base_url_that_is_not_public_is_a_field_error_in_the_serv
 
 
 @pytest.mark.parametrize("base_url", REFUSED.values(), ids=REFUSED.keys())
-def test_the_bot_settings_form_shows_a_refused_base_url_in_place(world, base_url):
+def test_the_model_chain_editor_shows_a_refused_base_url_in_place(world, base_url):
     bot = BotFactory(tenant=world.tenant_a, name="Support")
     client = world.client_for(world.alice)
     response = client.post(
-        url("bot_detail", "acme", bot.pk), settings_post(bot, model_chain=json.dumps(_chain(base_url)))
+        url("bot_models", "acme", bot.pk), chain_post(row("openai_compatible", "x", base_url=base_url))
     )
     assert response.status_code == 400 and "is refused" in response.content.decode()
     bot.refresh_from_db()
