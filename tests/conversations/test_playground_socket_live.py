@@ -13,6 +13,7 @@ from django.conf import settings
 from django.test import Client
 from websockets.asyncio.client import connect
 
+from billing.models import Plan, Subscription, UsageCounter
 from bots.models import PromptVersion
 from conversations.models import Conversation, Message, Trace
 from tests.bots.factories import PromptVersionFactory
@@ -218,3 +219,24 @@ def test_new_conversation_starts_without_memory(world, chat):
     assert first == second != third
     # The fresh conversation's request carries no earlier turn.
     assert [m["role"] for m in chat.llm.requests[-1].body["messages"]] == ["system", "user"]
+
+
+def test_playground_turns_count_against_the_plan_like_any_turn(world, chat):
+    bot = llm_bot(world.tenant_a)
+    tiny = Plan.objects.create(name="Tiny", slug="tiny", max_messages_per_month=1)
+    Subscription.objects.unscoped().filter(tenant=world.tenant_a).update(plan=tiny)
+    cookie = _cookie(world.bob)
+
+    async def scenario() -> tuple[list[dict], list[dict]]:
+        async with playground(chat, cookie) as ws:
+            await ws.send(_ask(bot, "First question"))
+            first = await recv_until(ws, "end")
+            await ws.send(_ask(bot, "Second question"))
+            return first, await recv_until(ws, "end")
+
+    first, second = asyncio.run(scenario())
+    assert first[-1]["status"] == "complete"
+    usage = UsageCounter.objects.unscoped().get(tenant=world.tenant_a)
+    assert usage.messages == 1 and usage.tokens_out == first[-1]["usage"]["tokens_out"] > 0
+    error = next(f for f in second if f["type"] == "error")
+    assert error["code"] == "quota_exceeded" and "Upgrade" in error["message"]
