@@ -152,3 +152,36 @@ def test_a_workspace_without_bots_sees_how_to_create_one(world):
 def test_the_sidebar_links_to_the_playground(world):
     response = world.client_for(world.bob).get(reverse("conversation_list", args=["acme"]))
     assert reverse("playground", args=["acme"]).encode() in response.content
+
+
+def test_the_prompt_is_cut_into_labelled_parts_with_the_memory_and_the_question():
+    from conversations.llm.base import ChatMessage
+    from conversations.pipeline.context import assemble
+    from conversations.trace_selectors import prompt_parts
+
+    context = assemble(
+        prompt_text="You are Acme's assistant.",
+        policy="knowledge_only",
+        canary="cnry-0",
+        passages=[],
+        summary="The visitor asked about refunds.",
+        facts={"plan": "Pro"},
+        window=[ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello!")],
+        user_message="And invoices?",
+        provider="openai",
+        model="gpt-4o-mini",
+        max_answer_tokens=512,
+    )
+    parts = prompt_parts(context.as_trace())
+    assert [label for label, _text in parts] == [
+        "System prompt",
+        "Rules",
+        "Sources",
+        "Memory: what the visitor told us",
+        "Memory: summary of the earlier conversation",
+        "Memory: earlier user turn",
+        "Memory: earlier assistant turn",
+        "Question",
+    ]
+    assert parts[0][1] == "You are Acme's assistant." and parts[-1][1] == "And invoices?"
+    assert "Pro" in parts[3][1] and "refunds" in parts[4][1]
