@@ -66,49 +66,21 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-class WidgetConsumer(AsyncWebsocketConsumer):
-    # No channel layer: nothing is sent to this consumer by name (resume and stop go through Redis
-    # streams and flags), and a layer costs every socket a Redis subscription loop.
+class JsonFrameConsumer(AsyncWebsocketConsumer):
+    """What the visitor and playground sockets share: JSON text frames of at most
+    WS_MAX_FRAME_BYTES, a per-socket frame budget, dispatch of `{"type": t}` to `on_<t>` in the
+    tenant's context, and error frames with a stable code. Subclasses set `self.tenant` once the
+    socket is authenticated; until then frames are ignored."""
+
+    # No channel layer: nothing is sent to these consumers by name (resume and stop go through
+    # Redis streams and flags), and a layer costs every socket a Redis subscription loop.
     channel_layer_alias = "no-channel-layer"
-
-    async def connect(self) -> None:
-        self.bot = None
-        self.relays: dict[int, AnswerRelay] = {}
-        self.followers: set[asyncio.Task] = set()
-        # Per answer, on this socket: its resume follower, the highest `seq` sent, and whether its
-        # `end` was sent. A repeated `resume` uses them to replay nothing twice (docs/protocol.md).
-        self.resumes: dict[int, asyncio.Task] = {}
-        self.sent_seq: dict[int, int] = {}
-        self.sent_end: set[int] = set()
-        self.conversation_id: int | None = None
-        self._budget = float(FRAME_BURST)
-        self._budget_at = time.monotonic()
-        token = (parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]
-        try:
-            self.bot, self.claims = await _db(widget_socket_authenticate)(
-                bot_public_id=self.scope["url_route"]["kwargs"]["bot_public_id"],
-                token=token,
-                origin=_header(self.scope, b"origin"),
-            )
-        except AppError as exc:
-            # Accept only to say why: a close code and one error frame the widget can show.
-            await self.accept()
-            await self._send_error(exc.code, exc.message)
-            await self.close(code=CLOSE_NOT_FOUND if exc.code == "bot_not_found" else CLOSE_POLICY)
-            return
-        self.tenant = self.bot.tenant
-        client = self.scope.get("client") or [None]
-        self.ip = client_ip(remote_addr=client[0], forwarded_for=_header(self.scope, b"x-forwarded-for"))
-        await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        for relay in self.relays.values():
-            relay.detach()  # the answer goes on, and is stored complete
-        for task in self.followers:
-            task.cancel()
+    tenant: Any = None
+    _budget = float(FRAME_BURST)
+    _budget_at = 0.0
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.bot is None:
+        if self.tenant is None:
             return
         size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
         if size > settings.WS_MAX_FRAME_BYTES:
@@ -146,6 +118,67 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                     retry_after=2.0,
                     client_id=frame.get("client_id"),
                 )
+
+    async def refuse(self, code: str, message: str, *, close_code: int) -> None:
+        """Accept only to say why: one error frame the client can show, then the close code."""
+        await self.accept()
+        await self._send_error(code, message)
+        await self.close(code=close_code)
+
+    def _take_frame_budget(self) -> bool:
+        now = time.monotonic()
+        self._budget = min(FRAME_BURST, self._budget + (now - self._budget_at) * FRAME_RATE)
+        self._budget_at = now
+        if self._budget < 1:
+            return False
+        self._budget -= 1
+        return True
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        # orjson: a tenth of json.dumps' CPU, for every frame of every answer (same compact JSON).
+        await self.send(text_data=orjson.dumps(frame).decode())
+
+    async def _send_error(self, code: str, message: str, **extra: Any) -> None:
+        frame = {"type": "error", "code": code, "message": message}
+        frame.update({k: v for k, v in extra.items() if v is not None})
+        await self._send_frame(frame)
+
+
+class WidgetConsumer(JsonFrameConsumer):
+    async def connect(self) -> None:
+        self.bot = None
+        self.relays: dict[int, AnswerRelay] = {}
+        self.followers: set[asyncio.Task] = set()
+        # Per answer, on this socket: its resume follower, the highest `seq` sent, and whether its
+        # `end` was sent. A repeated `resume` uses them to replay nothing twice (docs/protocol.md).
+        self.resumes: dict[int, asyncio.Task] = {}
+        self.sent_seq: dict[int, int] = {}
+        self.sent_end: set[int] = set()
+        self.conversation_id: int | None = None
+        self._budget = float(FRAME_BURST)
+        self._budget_at = time.monotonic()
+        token = (parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]
+        try:
+            self.bot, self.claims = await _db(widget_socket_authenticate)(
+                bot_public_id=self.scope["url_route"]["kwargs"]["bot_public_id"],
+                token=token,
+                origin=_header(self.scope, b"origin"),
+            )
+        except AppError as exc:
+            await self.refuse(
+                exc.code, exc.message, close_code=CLOSE_NOT_FOUND if exc.code == "bot_not_found" else CLOSE_POLICY
+            )
+            return
+        self.tenant = self.bot.tenant
+        client = self.scope.get("client") or [None]
+        self.ip = client_ip(remote_addr=client[0], forwarded_for=_header(self.scope, b"x-forwarded-for"))
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for relay in self.relays.values():
+            relay.detach()  # the answer goes on, and is stored complete
+        for task in self.followers:
+            task.cancel()
 
     # --- client frames --------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:
@@ -270,25 +303,10 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             }
         )
 
-    def _take_frame_budget(self) -> bool:
-        now = time.monotonic()
-        self._budget = min(FRAME_BURST, self._budget + (now - self._budget_at) * FRAME_RATE)
-        self._budget_at = now
-        if self._budget < 1:
-            return False
-        self._budget -= 1
-        return True
-
     async def _send_frame(self, frame: dict[str, Any]) -> None:
-        # orjson: a tenth of json.dumps' CPU, for every frame of every answer (same compact JSON).
-        await self.send(text_data=orjson.dumps(frame).decode())
+        await super()._send_frame(frame)
         message_id, seq = frame.get("message_id"), frame.get("seq")
         if isinstance(seq, int):
             self.sent_seq[message_id] = max(seq, self.sent_seq.get(message_id, 0))
         if frame["type"] == "end":
             self.sent_end.add(message_id)
-
-    async def _send_error(self, code: str, message: str, **extra: Any) -> None:
-        frame = {"type": "error", "code": code, "message": message}
-        frame.update({k: v for k, v in extra.items() if v is not None})
-        await self._send_frame(frame)

@@ -98,6 +98,12 @@ class Trace(TenantScopedModel):
     attempts = models.JSONField(default=list, blank=True)
     # [{"check": "injection|blocked_topic|redaction|canary|length", "where": "input|retrieved|output", "detail": ..}]
     guardrail_hits = models.JSONField(default=list, blank=True)
+    # Time per stage, for the trace inspector's waterfall: {"begin_ms", "retrieve_ms", "assemble_ms",
+    # "first_token_ms", "generate_ms", "settle_ms", "total_ms", "spans": {stage: [start_ms, ms]}},
+    # every offset counted from the turn's start.
+    timings = models.JSONField(default=dict, blank=True)
+    # The prompt version the turn answered with (a draft one in the playground); None: the default prompt.
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -38,6 +38,7 @@ from tenants.models import Tenant
 from . import metrics
 from .models import Conversation, Message, Trace
 from .pipeline import events as ev
+from .pipeline.candidate import Candidate, evaluating
 from .pipeline.service import answer_stream
 from .selectors import citation_public
 from .streams import stream_batcher, stream_clear_stop
@@ -63,8 +64,11 @@ class AnswerRelay:
         channel: str,
         send: Send | None,
         client_id: Any = None,
+        candidate: Candidate | None = None,
     ) -> None:
         self.bot = bot
+        # The playground's chosen prompt version, used in place of the published one (candidate.py).
+        self.candidate = candidate
         self.tenant = tenant
         self.conversation = conversation
         self.user_message = user_message
@@ -118,7 +122,9 @@ class AnswerRelay:
 
     # --- the turn ------------------------------------------------------------------------------
     async def run(self) -> None:
-        with tenant_context(self.tenant):
+        # Set here, inside the turn's own task: start_background runs it in a fresh context.
+        trying = evaluating(self.candidate) if self.candidate is not None else contextlib.nullcontext()
+        with tenant_context(self.tenant), trying:
             await self._run()
 
     async def _run(self) -> None:

@@ -17,7 +17,7 @@ from tenants.models import ApiKey
 
 from .access import identity_verify, origin_check, widget_bot_resolve
 from .models import Conversation, Message
-from .selectors import conversation_latest_for_visitor, message_list, message_public
+from .selectors import conversation_latest_for_visitor, message_list, message_public, playground_visitor_id
 from .tokens import SessionClaims, session_token_issue
 
 VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
@@ -156,3 +156,19 @@ def visitor_conversation_for_turn(
     conversation.last_active = timezone.now()
     conversation.save(update_fields=["last_active"])
     return conversation
+
+
+def playground_conversation_for_turn(*, bot: Bot, user_id: int, conversation_id: int | None) -> Conversation:
+    """The playground conversation a member's message goes to: the socket's current one when it is
+    with the same bot, else a new one (so changing bot, or "New conversation", starts with no
+    memory). Marks it active. Requires the bot's tenant in context."""
+    visitor_id = playground_visitor_id(user_id=user_id)
+    if conversation_id is not None:
+        conversation = Conversation.objects.filter(
+            pk=conversation_id, bot=bot, visitor_id=visitor_id, channel=Conversation.Channel.PLAYGROUND
+        ).first()
+        if conversation is not None:
+            conversation.last_active = timezone.now()
+            conversation.save(update_fields=["last_active"])
+            return conversation
+    return conversation_start(bot=bot, channel=Conversation.Channel.PLAYGROUND, visitor_id=visitor_id)

@@ -15,4 +15,10 @@ urlpatterns = [
         views.conversation_detail,
         name="conversation_detail",
     ),
+    path(
+        "t/<slug:tenant_slug>/conversations/<int:conversation_id>/messages/<int:message_id>/trace/",
+        views.message_trace,
+        name="message_trace",
+    ),
+    path("t/<slug:tenant_slug>/playground/", views.playground, name="playground"),
 ]

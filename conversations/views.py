@@ -1,5 +1,5 @@
-"""HTTP views of the conversations app that are not the API: the widget session, /metrics, the
-conversation pages and the bot editor's Test connection button."""
+"""HTTP views of the conversations app that are not the API: the widget session, /metrics, and the
+dashboard's conversation pages, playground, trace inspector and the bot editor's Test connection."""
 
 from __future__ import annotations
 
@@ -24,8 +24,14 @@ from tenants.models import Role
 from .access import client_ip
 from .connection_test import ConnectionResult, connection_test
 from .ratelimit import Bucket, Rate, RateLimited, configured_rate, rate_limit_take_sync
-from .selectors import conversation_detail_for_dashboard, conversation_list_for_dashboard
+from .selectors import (
+    conversation_detail_for_dashboard,
+    conversation_list_for_dashboard,
+    message_with_trace,
+    playground_choices,
+)
 from .services import widget_session_open
+from .trace_selectors import trace_inspect
 
 SESSION_BODY_MAX = 4096
 # Each test is a real (billed) request to a provider: enough to try every row a few times.
@@ -98,7 +104,14 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 @require_role(Role.MEMBER)
 def conversation_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    return render(request, "conversations/conversation_list.html", {"conversations": conversation_list_for_dashboard()})
+    # The playground's and evaluation runs' conversations are the tenant's own tests: hidden by default.
+    include_tests = request.GET.get("show") == "all"
+    conversations = conversation_list_for_dashboard(include_tests=include_tests)
+    return render(
+        request,
+        "conversations/conversation_list.html",
+        {"conversations": conversations, "include_tests": include_tests},
+    )
 
 
 @require_role(Role.MEMBER)
@@ -154,3 +167,24 @@ def bot_test_connection(request: HttpRequest, tenant_slug: str, bot_id: int) -> 
     if status == 429:
         response["Retry-After"] = str(max(1, round(decision.retry_after)))
     return response
+
+
+@require_role(Role.MEMBER)
+def message_trace(request: HttpRequest, tenant_slug: str, conversation_id: int, message_id: int) -> HttpResponse:
+    """One answer's trace: the inspector as a partial for htmx (the playground's "Show trace"),
+    or as a page of its own (linked from the conversation page)."""
+    message = message_with_trace(conversation_id=conversation_id, message_id=message_id)
+    if message is None:
+        raise Http404("No trace for this answer.")
+    context = {"view": trace_inspect(message=message), "conversation": message.conversation}
+    if request.htmx:  # type: ignore[attr-defined]  # set by django-htmx's middleware
+        return render(request, "conversations/_trace.html", context)
+    return render(request, "conversations/message_trace.html", context)
+
+
+@require_role(Role.MEMBER)
+def playground(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    """Pick a bot (?bot=<id>) and a prompt version (?version=<number>, the published one by
+    default), then chat over the playground socket (conversations/playground.py)."""
+    choice = playground_choices(bot_id=request.GET.get("bot"), version=request.GET.get("version"))
+    return render(request, "conversations/playground.html", {"choice": choice})

@@ -166,9 +166,12 @@ async def _begin(bot: Bot, conversation: Conversation, text: str, started: float
         blocked_topic=topic,
     )
     turn.latency["open_ms"] = ms_since(started)
+    turn.span("begin", started, ms=turn.latency["open_ms"])
     if begin.passages is not None:
         turn.passages, turn.verdicts, turn.retrieved = begin.passages, begin.verdicts, True
         turn.latency["retrieval_ms"] = begin.retrieval_ms
+        # Searched inside begin's database hop, at its end.
+        turn.spans["retrieve"] = [round(turn.latency["open_ms"] - begin.retrieval_ms, 2), begin.retrieval_ms]
     return turn
 
 
@@ -176,11 +179,12 @@ async def _retrieve(turn: TurnState, text: str) -> Retrieval:
     """The retrieve stage: rewrite a follow-up into a standalone query, then search and gate, with
     the query vectors computed while the turn was opened (turn_begin ran it already when they were
     ready in time and the question needed no rewrite)."""
-    if turn.retrieved:
+    if turn.retrieved:  # its span was recorded by _begin
         return Retrieval(turn.passages, turn.latency.get("retrieval_ms", 0.0), turn.verdicts)
-    if not turn.knowledge_bases:
-        return Retrieval([], 0.0)
     started = time.perf_counter()
+    if not turn.knowledge_bases:
+        turn.span("retrieve", started)
+        return Retrieval([], 0.0)
     turn.rewrite = await rewrite_query(
         text=text, window=turn.setup.window, chain=turn.setup.chain, keys=turn.setup.keys
     )
@@ -194,7 +198,9 @@ async def _retrieve(turn: TurnState, text: str) -> Retrieval:
     request = RetrievalRequest(
         tenant=turn.tenant, bot=turn.bot, query=query, query_vectors=vectors, knowledge_bases=turn.knowledge_bases
     )
-    return await in_db_thread(turn.tenant, retrieve, request=request)
+    retrieval = await in_db_thread(turn.tenant, retrieve, request=request)
+    turn.span("retrieve", started)
+    return retrieval
 
 
 async def _settle(turn: TurnState, outcome: TurnOutcome) -> None:
@@ -243,9 +249,11 @@ async def _after_begin(turn: TurnState, text: str) -> AsyncIterator[AnswerEvent]
         return
 
     turn.canary = "cnry-" + secrets.token_hex(8)
+    assemble_started = time.perf_counter()
     turn.context = assemble_prompt(
         AssemblyRequest(bot=turn.bot, setup=setup, passages=turn.passages, user_message=text, canary=turn.canary)
     )
+    turn.span("assemble", assemble_started)
     async with contextlib.aclosing(_generate(turn, text)) as events:
         async for event in events:
             yield event
@@ -254,6 +262,7 @@ async def _after_begin(turn: TurnState, text: str) -> AsyncIterator[AnswerEvent]
 async def _generate(turn: TurnState, text: str) -> AsyncIterator[AnswerEvent]:
     """The generate stage: stream the chain with failover through the output filter, then settle."""
     assert turn.context is not None  # assembled by the caller
+    turn.generate_started = time.perf_counter()
     client = shared_redis()
     policy = BreakerPolicy.from_settings()
 

@@ -62,6 +62,24 @@ class TurnState:
     hits: list[dict[str, Any]] = field(default_factory=list)
     canary: str = ""
     settled: bool = False
+    # Each stage's [start_ms, ms] from the turn's start, for the trace's waterfall (a perf_counter
+    # read or two per stage: nothing a turn would notice).
+    spans: dict[str, list[float]] = field(default_factory=dict)
+    generate_started: float | None = None
+
+    def span(self, stage: str, since: float, *, ms: float | None = None) -> None:
+        """Record that `stage` ran from `since` (a perf_counter reading) for `ms` (default: until now)."""
+        self.spans[stage] = [round((since - self.started) * 1000, 2), ms if ms is not None else ms_since(since)]
+
+    def timings(self) -> dict[str, Any]:
+        """The trace's timings: one `<stage>_ms` per stage that ran, the first token, and the spans."""
+        if self.generate_started is not None and "generate" not in self.spans:
+            self.span("generate", self.generate_started)  # generation ends where the settle begins
+        timings: dict[str, Any] = {f"{stage}_ms": ms for stage, (_start, ms) in self.spans.items()}
+        if "first_token_ms" in self.latency:
+            timings["first_token_ms"] = self.latency["first_token_ms"]
+        timings["spans"] = {stage: list(span) for stage, span in self.spans.items()}
+        return timings
 
     def outcome(self, status: str, content: str, **extra: Any) -> TurnOutcome:
         """What the settle stage writes for this turn, ending it with `status` and `content`."""
@@ -69,12 +87,15 @@ class TurnState:
         return TurnOutcome(
             status=status,
             content=content,
+            started=self.started,
+            timings=self.timings(),
             latency=self.latency,
             retrieved=[
                 {"chunk_id": p.chunk_id, "document_id": p.document_id, "score": round(p.score, 4)}
                 for p in self.passages
             ],
             retrieval={
+                "query": self.rewrite.rewritten if self.rewrite else self.setup.user_message.content,
                 "rewrite": self.rewrite.as_trace() if self.rewrite else None,
                 "verdicts": self.verdicts,
             },

@@ -69,6 +69,8 @@ class TurnOutcome:
     prompt: list[dict[str, str]] = field(default_factory=list)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     guardrail_hits: list[dict[str, Any]] = field(default_factory=list)
+    started: float = 0.0  # the turn's perf_counter start (0: unknown), for the settle's span
+    timings: dict[str, Any] = field(default_factory=dict)  # per stage, see Trace.timings
 
 
 @dataclass
@@ -269,6 +271,7 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
     deleted meanwhile raises DatabaseError (as save(update_fields=...) does) and writes nothing."""
     from conversations.tasks import memory_refresh_enqueue
 
+    settle_started = time.perf_counter()
     message = setup.assistant_message
     message.content = outcome.content
     message.status = outcome.status
@@ -283,6 +286,8 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
     with transaction.atomic():
         message.save(update_fields=[*SETTLED_FIELDS, "updated"])
         Trace.objects.create(
+            timings=_with_settle(outcome, settle_started),
+            prompt_version=setup.prompt_version,
             tenant=tenant,
             message=message,
             retrieved=outcome.retrieved,
@@ -306,6 +311,22 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
             lambda: memory_refresh_enqueue(tenant_id=tenant.pk, conversation_id=conversation_id),
             robust=True,  # a broker hiccup must not fail a turn that is already answered
         )
+
+
+def _with_settle(outcome: TurnOutcome, settle_started: float) -> dict[str, Any]:
+    """The outcome's timings and the settle's span. The span ends as the trace is written: its own
+    insert and the usage row follow, in the same transaction, and are left out of it."""
+    if not outcome.started:
+        return dict(outcome.timings)
+    now = time.perf_counter()
+    settle = [round((settle_started - outcome.started) * 1000, 2), round((now - settle_started) * 1000, 2)]
+    spans = {**outcome.timings.get("spans", {}), "settle": settle}
+    return {
+        **outcome.timings,
+        "settle_ms": settle[1],
+        "total_ms": round((now - outcome.started) * 1000, 2),
+        "spans": spans,
+    }
 
 
 SETTLED_FIELDS = ("content", "status", "model", "tokens_in", "tokens_out", "cost", "citations", "latency", "error_code")
