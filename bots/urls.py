@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import eval_views, views
+from . import eval_views, views, widget_views
 
 _BOTS = "t/<slug:tenant_slug>/bots/"
 _BOT = _BOTS + "<int:bot_id>/"
@@ -11,6 +11,8 @@ urlpatterns = [
     path(_BOTS + "keys/", views.credential_list, name="credential_list"),
     path(_BOTS + "keys/<int:providercredential_id>/delete/", views.credential_delete, name="credential_delete"),
     path(_BOT, views.bot_detail, name="bot_detail"),
+    path(_BOT + "widget/", widget_views.bot_widget, name="bot_widget"),
+    path(_BOT + "widget/allow-origin/", widget_views.bot_widget_origin_allow, name="bot_widget_origin_allow"),
     path(_BOT + "prompts/", views.prompt_list, name="prompt_list"),
     path(_BOT + "prompts/<int:promptversion_id>/", views.prompt_detail, name="prompt_detail"),
     path(_BOT + "prompts/<int:promptversion_id>/publish/", views.prompt_publish, name="prompt_publish"),
