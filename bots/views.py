@@ -24,6 +24,9 @@ from .forms import BotCreateForm, BotSettingsForm, CredentialForm, PromptVersion
 from .models import Bot, PromptVersion, ProviderCredential
 
 
+SETTINGS_FORM_LOOK_KEYS = ("title", "primary_color", "position", "avatar_url", "hide_powered_by")
+
+
 def _bot(bot_id: int) -> Bot:
     return get_object_or_404(Bot.objects, pk=bot_id)
 
@@ -80,7 +83,11 @@ def bot_detail(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpRespo
         if form.is_valid():
             try:
                 with transaction.atomic():
-                    services.bot_update(bot=bot, **form.service_fields())
+                    fields = form.service_fields()
+                    # Look keys this form has no field for (set in the widget designer) are kept.
+                    kept = {k: v for k, v in (bot.widget or {}).items() if k not in SETTINGS_FORM_LOOK_KEYS}
+                    fields["widget"] = {**kept, **fields["widget"]}
+                    services.bot_update(bot=bot, **fields)
                     # A change of knowledge bases goes through the evaluation gate; the rest saves now.
                     outcome = gate.gate_change_knowledge(
                         bot=bot,
