@@ -32,12 +32,12 @@ def preview_token_issue(*, bot_public_id: str, user_id: int) -> str:
     return signing.dumps({"b": bot_public_id, "u": user_id}, salt=SALT)
 
 
-def preview_token_verify(*, token: object, bot_public_id: str, max_age: int = PREVIEW_TTL_SECONDS) -> PreviewClaims:
+def preview_token_verify(*, token: object, bot_public_id: str) -> PreviewClaims:
     """The claims of a valid, unexpired token for this bot, or PreviewTokenInvalid."""
     if not isinstance(token, str) or not token or len(token) > 500:
         raise PreviewTokenInvalid("missing")
     try:
-        payload = signing.loads(token, salt=SALT, max_age=max_age)
+        payload = signing.loads(token, salt=SALT, max_age=PREVIEW_TTL_SECONDS)
     except signing.SignatureExpired:
         raise PreviewTokenInvalid("expired") from None
     except signing.BadSignature:

@@ -23,7 +23,6 @@ from .evaluation import gate
 from .forms import BotCreateForm, BotSettingsForm, CredentialForm, PromptVersionForm
 from .models import Bot, PromptVersion, ProviderCredential
 
-
 SETTINGS_FORM_LOOK_KEYS = ("title", "primary_color", "position", "avatar_url", "hide_powered_by")
 
 
