@@ -318,7 +318,11 @@
       // The "Powered by" line: the widget's session omits hide_powered_by unless the plan has custom branding.
       self.powered.hidden = !!wg.hide_powered_by;
       if (self.welcome) self.welcome.setText(bot.welcome_message || "");
-      if (self.chips) self.drawChips(wg.suggested_questions);
+      // Redrawn only when they change: a redraw under the pointer would swallow a click (the
+      // designer applies the look again when a field loses focus, which a click on a chip causes).
+      if (self.chips && JSON.stringify(wg.suggested_questions || []) !== self.chipsKey) {
+        self.drawChips(wg.suggested_questions);
+      }
     },
 
     // Suggested questions: one button each, sent with a click (or Enter/Space from the keyboard).
@@ -326,6 +330,7 @@
     drawChips: function (questions) {
       var self = this;
       if (self.chips && self.chips.parentNode) self.chips.parentNode.removeChild(self.chips);
+      self.chipsKey = JSON.stringify(questions || []);
       self.chips = el("div", "cw-chips");
       self.chips.setAttribute("role", "group");
       self.chips.setAttribute("aria-label", "Suggested questions");

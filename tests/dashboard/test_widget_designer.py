@@ -4,11 +4,14 @@ and the onboarding checklist then say the snippet is installed."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from bots.models import Bot
+from chatbot_saas.demo_host import make_server
 from conversations.models import Conversation
 from knowledge.ingestion import document_ingest
 from knowledge.models import Document
@@ -18,6 +21,7 @@ from tenants.models import Role
 from tests.bots.factories import BotFactory
 from tests.dashboard.conftest import shots
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
+from tests.widget.conftest import HostSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -26,6 +30,17 @@ WARRANTY = (
     "The warranty covers parts and labour but not accidental damage."
 )
 QUESTION = "How long is the warranty?"
+
+
+@pytest.fixture(scope="module")
+def host_site() -> Iterator[HostSite]:
+    """The customer's website, on another origin (as tests/widget/conftest.py serves it)."""
+    site = HostSite(server=None)
+    site.server = make_server(lambda: site.html, quiet=True)
+    threading.Thread(target=site.server.serve_forever, daemon=True).start()
+    yield site
+    site.server.shutdown()
+    site.server.server_close()
 
 
 @pytest.fixture
@@ -75,9 +90,9 @@ def test_an_admin_designs_the_widget_live_and_a_visitor_chats_on_the_allowed_sit
     assert launcher_colour(page) == "rgb(15, 118, 110)"
 
     # The look changes as the settings change, before saving.
-    page.get_by_label("Primary colour").fill("#b91c1c")
-    page.get_by_label("Suggested questions").fill(QUESTION)
-    page.get_by_label("Launcher label").fill("Ask us")
+    page.locator("#id_widget_primary_color").fill("#b91c1c")
+    page.locator("#id_widget_suggested_questions").fill(QUESTION)
+    page.locator("#id_widget_launcher_label").fill("Ask us")
     assert launcher_colour(page) == "rgb(185, 28, 28)"
     assert page.locator("chat-widget .cw-chip").all_inner_texts() == [QUESTION]
     bot.refresh_from_db()
