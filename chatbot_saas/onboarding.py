@@ -58,11 +58,11 @@ def onboarding_checklist(*, tenant: Tenant) -> Checklist:
     docs_url = reverse("kb_detail", args=[slug, first_kb.pk]) if first_kb else kb_url
     return Checklist(
         [
-            Step("knowledge_base", "Create a knowledge base", first_kb is not None, kb_url, "Knowledge"),
+            Step("knowledge_base", "Create a knowledge base", first_kb is not None, kb_url, "Create one"),
             Step(
                 "document_ready", "Add a first document and let it get ready", doc_ready, docs_url, "Upload documents"
             ),
-            Step("bot", "Create a bot and attach the knowledge base", first_bot is not None, bots_url, "Bots"),
+            Step("bot", "Create a bot and attach the knowledge base", first_bot is not None, bots_url, "Create a bot"),
             Step("playground", "Try the bot", tried, widget_url, "Try it in the preview"),
             Step("installed", "Paste the snippet into your website", installed, widget_url, "Get the snippet"),
         ]

@@ -23,8 +23,8 @@ def test_a_new_workspace_sees_five_steps_to_do_each_linking_where_it_is_done(wor
     html = world.client_for(world.alice).get("/t/acme/").content.decode()
     assert _done(html) == dict.fromkeys(STEPS, False)
     assert "0 of 5 done" in html
-    assert 'href="/t/acme/knowledge/">Knowledge</a>' in html
-    assert 'href="/t/acme/bots/">Bots</a>' in html
+    assert 'href="/t/acme/knowledge/">Create one</a>' in html
+    assert 'href="/t/acme/bots/">Create a bot</a>' in html
 
 
 def test_the_steps_tick_themselves_as_the_workspace_is_set_up(world):
