@@ -8,6 +8,8 @@ origins, and what is asked there is playground traffic. Members may look; admins
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +30,12 @@ def _bot(bot_id: int) -> Bot:
     return get_object_or_404(Bot.objects, pk=bot_id)
 
 
+def _is_admin(request: HttpRequest) -> bool:
+    # require_role has checked that the middleware set the membership.
+    membership = getattr(request, "membership", None)
+    return membership is not None and membership.has_role(Role.ADMIN)
+
+
 def _forbidden(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/forbidden.html", {"needed_role": "Admin"}, status=403)
 
@@ -36,7 +44,7 @@ def _forbidden(request: HttpRequest) -> HttpResponse:
 def bot_widget(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpResponse:
     bot = _bot(bot_id)
     if request.method == "POST":
-        if not request.membership.has_role(Role.ADMIN):
+        if not _is_admin(request):
             return _forbidden(request)
         form = WidgetDesignForm(request.POST)
         if form.is_valid():
@@ -56,10 +64,10 @@ def bot_widget(request: HttpRequest, tenant_slug: str, bot_id: int) -> HttpRespo
     context = {
         "bot": bot,
         "form": form,
-        "is_admin": request.membership.has_role(Role.ADMIN),
+        "is_admin": _is_admin(request),
         "embed_src": request.build_absolute_uri(static("widget/embed.js")),
         "api_origin": own_origin,
-        "preview_token": preview_token_issue(bot_public_id=bot.public_id, user_id=request.user.pk),
+        "preview_token": preview_token_issue(bot_public_id=bot.public_id, user_id=cast(int, request.user.pk)),
         "seen": selectors.widget_origins_seen(bot=bot),
         "no_origins": not bot.allowed_origins and not bot.allow_any_origin,
     }

@@ -106,13 +106,14 @@ def widget_socket_authenticate(
     # A preview session was issued only to the dashboard's own origin (widget_session_open checked
     # it with the designer's preview token) and its token is bound to that origin, so it needs no
     # place in the bot's allowed origins. Any other token from here is refused as before.
+    preview: SessionClaims | None
     try:
-        claims = session_token_verify(token=token or "", bot_public_id=bot.public_id, origin=origin_normalize(origin))
+        preview = session_token_verify(token=token or "", bot_public_id=bot.public_id, origin=origin_normalize(origin))
     except AppError:
-        claims = None
-    if claims is None or claims.channel != "playground":
+        preview = None
+    if preview is None or preview.channel != "playground":
         raise OriginNotAllowed("This website is not allowed to use this chatbot. Add it to the bot's allowed origins.")
-    return bot, claims
+    return bot, preview
 
 
 def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str:
