@@ -53,7 +53,8 @@ class Bot(TenantScopedModel):
     temperature = models.FloatField(default=0.2)
     # Ordered list of {"provider": "openai|anthropic|openai_compatible|offline", "model": "...", "params": {...}}
     model_chain = models.JSONField(default=list, blank=True)
-    # Widget look: {"primary_color", "position": "right|left", "title", "avatar_url", "scheme": "auto|light|dark"}
+    # Widget look: {"primary_color", "position": "right|left", "title", "avatar_url", "scheme": "auto|light|dark",
+    # "launcher_label", "suggested_questions": [...]} (checked by bots.validation.check_widget_look).
     # hide_powered_by is branding (WIDGET_BRANDING_KEYS): honoured only on plans with custom_branding.
     widget = models.JSONField(default=dict, blank=True)
     allowed_origins = models.JSONField(default=list, blank=True)
@@ -274,3 +275,25 @@ class EvalResult(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"Result of run {self.run_id}: {self.question[:40]}"
+
+
+class WidgetOrigin(TenantScopedModel):
+    """A page origin the bot's widget asked for a session from: the designer's install check.
+
+    Written by the widget session endpoint at most once per origin every few minutes
+    (conversations.services.widget_origin_note), for allowed and refused origins alike, so an
+    admin sees where the snippet is pasted and which sites still need adding."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="widget_origins")
+    origin = models.CharField(max_length=300)
+    # Whether the origin was allowed when last seen (the designer also compares with today's list).
+    allowed = models.BooleanField(default=False)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [models.UniqueConstraint(fields=["bot", "origin"], name="uniq_widget_origin_per_bot")]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} seen on {self.origin}"

@@ -15,7 +15,7 @@ from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from .crypto import decrypt
-from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion, ProviderCredential
+from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion, ProviderCredential, WidgetOrigin
 
 
 def bot_list() -> QuerySet[Bot]:
@@ -197,3 +197,21 @@ def provider_keys_from(
     # One credential per tenant and provider (uniq_credential_per_provider).
     by_provider = {c.provider: c for c in credentials}
     return {p: _key_from(p, by_provider.get(p)) for p in sorted(set(providers))}
+
+
+@dataclass(frozen=True)
+class SeenOrigin:
+    origin: str
+    first_seen: Any
+    last_seen: Any
+    allowed: bool  # by the bot's list as it is now (it may have changed since the widget loaded)
+
+
+def widget_origins_seen(*, bot: Bot, limit: int = 20) -> list[SeenOrigin]:
+    """The install check: where the bot's widget loaded from, latest first, each flagged by
+    today's allowed origins. One query; the bot's tenant must be in context."""
+    allowed = {o.rstrip("/").lower() for o in bot.allowed_origins or []}
+    return [
+        SeenOrigin(r.origin, r.first_seen, r.last_seen, bot.allow_any_origin or r.origin in allowed)
+        for r in WidgetOrigin.objects.filter(bot=bot).order_by("-last_seen")[:limit]
+    ]

@@ -19,7 +19,7 @@ from tenants.models import Tenant
 
 from . import validation
 from .crypto import encrypt
-from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion, ProviderCredential
+from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion, ProviderCredential, WidgetOrigin
 
 # Fields bot_update may change, with the check each needs.
 EDITABLE_FIELDS = {
@@ -42,7 +42,7 @@ EDITABLE_FIELDS = {
     "min_passage_score",
     "eval_margin",
 }
-WIDGET_KEYS = {"primary_color", "position", "title", "avatar_url", "scheme", "hide_powered_by", "suggested_questions"}
+WIDGET_KEYS = validation.WIDGET_KEYS
 
 
 def default_model_chain() -> list[dict[str, Any]]:
@@ -71,19 +71,6 @@ def _branding_error(*, tenant: Tenant, widget: Any, current: dict[str, Any]) -> 
     return None
 
 
-def _check_widget(widget: Any, *, tenant: Tenant, current: dict[str, Any]) -> dict[str, Any]:
-    """The widget settings normalised, or ValidationError({"widget" or "suggested_questions": ...})."""
-    if not isinstance(widget, dict) or set(widget) - WIDGET_KEYS:
-        raise ValidationError({"widget": f"Widget settings may only hold {', '.join(sorted(WIDGET_KEYS))}."})
-    if not isinstance(widget.get("hide_powered_by", False), bool):
-        raise ValidationError({"widget": "hide_powered_by must be true or false."})
-    if branding := _branding_error(tenant=tenant, widget=widget, current=current):
-        raise ValidationError({"widget": [branding]})
-    if "suggested_questions" in widget:
-        widget = {**widget, "suggested_questions": validation.check_suggested_questions(widget["suggested_questions"])}
-    return widget
-
-
 def _check_bot_fields(
     values: dict[str, Any], *, tenant: Tenant, current_widget: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -110,9 +97,12 @@ def _check_bot_fields(
             errors.update(exc.message_dict)
     if "widget" in values:
         try:
-            clean["widget"] = _check_widget(values["widget"], tenant=tenant, current=current_widget or {})
+            clean["widget"] = validation.check_widget_look(values["widget"])
         except ValidationError as exc:
-            errors.update(exc.error_dict)  # keeps the branding refusal's code (plan_feature_required)
+            errors.update(exc.message_dict)
+        else:
+            if branding := _branding_error(tenant=tenant, widget=clean["widget"], current=current_widget or {}):
+                errors["widget"] = [branding]
     if "name" in values and (not isinstance(values["name"], str) or not values["name"].strip()):
         errors["name"] = ["A bot needs a name."]
     if errors:
@@ -267,3 +257,25 @@ def provider_credential_set(*, tenant: Tenant, provider: str, api_key: str, base
 
 def provider_credential_delete(*, credential: ProviderCredential) -> None:
     credential.delete()
+
+
+# Enough for every site a real tenant embeds a bot on; a flood of forged Origin headers stops here.
+MAX_WIDGET_ORIGINS_PER_BOT = 50
+
+
+def widget_origin_record(*, bot: Bot, origin: str, allowed: bool) -> WidgetOrigin | None:
+    """Note that the bot's widget asked for a session from `origin` (normalised), now.
+
+    Idempotent upsert on (bot, origin); keeps first_seen. A new origin beyond
+    MAX_WIDGET_ORIGINS_PER_BOT is not recorded (returns None). Crosses no tenant: the row
+    belongs to the bot's tenant, which need not be in context (the session endpoint has none)."""
+    now = timezone.now()
+    rows = WidgetOrigin.objects.unscoped().filter(bot=bot, origin=origin)
+    if rows.update(last_seen=now, allowed=allowed):
+        return rows.first()
+    if WidgetOrigin.objects.unscoped().filter(bot=bot).count() >= MAX_WIDGET_ORIGINS_PER_BOT:
+        return None
+    record, _created = WidgetOrigin.objects.unscoped().get_or_create(
+        bot=bot, origin=origin, defaults={"tenant": bot.tenant, "allowed": allowed, "first_seen": now, "last_seen": now}
+    )
+    return record

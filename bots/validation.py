@@ -192,3 +192,100 @@ def check_suggested_questions(value: Any) -> list[str]:
                 }
             )
     return clean
+
+
+# The widget look (bot.widget): every key with its check. hide_powered_by is also a branding key,
+# gated by the plan in bots.services.
+WIDGET_KEYS = {
+    "primary_color",
+    "position",
+    "title",
+    "avatar_url",
+    "scheme",
+    "launcher_label",
+    "suggested_questions",
+    "hide_powered_by",
+}
+WIDGET_POSITIONS = ("right", "left")
+WIDGET_SCHEMES = ("auto", "light", "dark")
+MAX_WIDGET_TITLE = 80
+MAX_LAUNCHER_LABEL = 40
+
+
+def check_widget_look(widget: Any) -> dict[str, Any]:
+    """Return the look normalised (blank text keys dropped), or raise ValidationError keyed by
+    `widget_<key>` (the designer's field names), so every error lands beside its field."""
+    if not isinstance(widget, dict) or set(widget) - WIDGET_KEYS:
+        raise ValidationError({"widget": f"Widget settings may only hold {', '.join(sorted(WIDGET_KEYS))}."})
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for key, value in widget.items():
+        try:
+            checked = _check_look_value(key, value)
+        except ValueError as exc:
+            # hide_powered_by has no field of its own on every form: its error is the look's.
+            errors["widget" if key == "hide_powered_by" else f"widget_{key}"] = str(exc)
+            continue
+        if checked not in ("", None, []):
+            clean[key] = checked
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def _check_look_value(key: str, value: Any) -> Any:
+    if key == "hide_powered_by":
+        if not isinstance(value, bool):
+            raise ValueError("hide_powered_by must be true or false.")
+        return value or None
+    if key == "suggested_questions":
+        try:
+            return check_suggested_questions(value)
+        except ValidationError as exc:
+            raise ValueError(" ".join(exc.message_dict["suggested_questions"])) from None
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be text.")
+    value = value.strip()
+    if value and key in _TEXT_CHECKS:
+        return _TEXT_CHECKS[key](value)
+    return value
+
+
+def _text_check(ok: Any, message: str) -> Any:
+    def check(value: str) -> str:
+        if not ok(value):
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+_TEXT_CHECKS = {
+    "primary_color": _text_check(
+        lambda v: re.fullmatch(r"#[0-9a-fA-F]{6}", v), "The colour must be a hex colour such as #2563eb."
+    ),
+    "position": _text_check(lambda v: v in WIDGET_POSITIONS, "The position must be right or left."),
+    "scheme": _text_check(lambda v: v in WIDGET_SCHEMES, "The theme must be auto, light or dark."),
+    "title": _text_check(
+        lambda v: len(v) <= MAX_WIDGET_TITLE, f"The title can have at most {MAX_WIDGET_TITLE} characters."
+    ),
+    "launcher_label": _text_check(
+        lambda v: len(v) <= MAX_LAUNCHER_LABEL, f"The launcher label can have at most {MAX_LAUNCHER_LABEL} characters."
+    ),
+    "avatar_url": lambda v: _checked_avatar_url(v),
+}
+
+
+def _checked_avatar_url(url: str) -> str:
+    # Visitors' browsers load the avatar, but it is still a tenant-set URL: the same egress guard
+    # as every other one, so no page of ours points at an internal address. A name that does not
+    # resolve (yet) is let through: nothing of ours fetches it, and a browser just shows no avatar.
+    try:
+        check_url(url)
+    except EgressRefused as exc:
+        if exc.code == "url_unresolvable":
+            return url
+        raise ValueError(f"The avatar URL is refused: {exc} Use an image on the public internet (https://…).") from None
+    return url

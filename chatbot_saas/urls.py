@@ -3,12 +3,15 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 
 from .health import healthz
+from .home import tenant_home
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="landing.html"), name="landing"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    # The workspace home: here, not in tenants.urls, because its checklist reads every app.
+    path("t/<slug:tenant_slug>/", tenant_home, name="tenant_home"),
     path("", include("tenants.urls")),
     path("", include("knowledge.urls")),
     path("", include("bots.urls")),

@@ -100,9 +100,20 @@ def widget_socket_authenticate(
     """The WebSocket handshake: the bot is available, the origin is allowed, and the session token
     was issued for this bot, this origin and a visitor. Returns the bot (with its tenant) and the claims."""
     bot = widget_bot_resolve(bot_public_id=bot_public_id)
-    normalized = origin_check(bot=bot, origin=origin)
-    claims = session_token_verify(token=token or "", bot_public_id=bot.public_id, origin=normalized)
-    return bot, claims
+    if origin_allowed(bot=bot, origin=origin):
+        claims = session_token_verify(token=token or "", bot_public_id=bot.public_id, origin=origin_normalize(origin))
+        return bot, claims
+    # A preview session was issued only to the dashboard's own origin (widget_session_open checked
+    # it with the designer's preview token) and its token is bound to that origin, so it needs no
+    # place in the bot's allowed origins. Any other token from here is refused as before.
+    preview: SessionClaims | None
+    try:
+        preview = session_token_verify(token=token or "", bot_public_id=bot.public_id, origin=origin_normalize(origin))
+    except AppError:
+        preview = None
+    if preview is None or preview.channel != "playground":
+        raise OriginNotAllowed("This website is not allowed to use this chatbot. Add it to the bot's allowed origins.")
+    return bot, preview
 
 
 def client_ip(*, remote_addr: str | None, forwarded_for: str | None) -> str:

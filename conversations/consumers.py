@@ -199,6 +199,7 @@ class WidgetConsumer(JsonFrameConsumer):
             visitor_id=self.claims.visitor_id,
             external_user_id=self.claims.external_user_id,
             conversation_id=self.conversation_id,
+            channel=self._channel(),
         )
         self.conversation_id = conversation.pk
         relay = AnswerRelay(
@@ -206,7 +207,7 @@ class WidgetConsumer(JsonFrameConsumer):
             tenant=self.tenant,
             conversation=conversation,
             user_message=text,
-            channel=Conversation.Channel.WIDGET,
+            channel=self._channel(),
             send=self._send_frame,
             client_id=client_id,
         )
@@ -254,7 +255,7 @@ class WidgetConsumer(JsonFrameConsumer):
     async def on_new_conversation(self, frame: dict[str, Any]) -> None:
         conversation = await _db(services.conversation_start)(
             bot=self.bot,
-            channel=Conversation.Channel.WIDGET,
+            channel=self._channel(),
             visitor_id=self.claims.visitor_id,
             external_user_id=self.claims.external_user_id,
         )
@@ -262,6 +263,12 @@ class WidgetConsumer(JsonFrameConsumer):
         await self._send_frame({"type": "conversation", "conversation_id": conversation.pk})
 
     # --- helpers ----------------------------------------------------------------------------
+    def _channel(self) -> str:
+        # The designer's live preview is playground traffic (kept out of visitor analytics).
+        if self.claims.channel == Conversation.Channel.PLAYGROUND:
+            return Conversation.Channel.PLAYGROUND
+        return Conversation.Channel.WIDGET
+
     async def _owned_message(self, frame: dict[str, Any]) -> Message:
         message = await _db(message_for_visitor)(
             bot=self.bot, visitor_id=self.claims.visitor_id, message_id=frame.get("message_id")

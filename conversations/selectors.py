@@ -12,8 +12,10 @@ from .models import Conversation, Message
 HISTORY_LIMIT = 50
 
 
-def conversation_latest_for_visitor(*, bot: Bot, visitor_id: str) -> Conversation | None:
-    return Conversation.objects.filter(bot=bot, visitor_id=visitor_id, channel=Conversation.Channel.WIDGET).first()
+def conversation_latest_for_visitor(
+    *, bot: Bot, visitor_id: str, channel: str = Conversation.Channel.WIDGET
+) -> Conversation | None:
+    return Conversation.objects.filter(bot=bot, visitor_id=visitor_id, channel=channel).first()
 
 
 def conversation_for_visitor(*, bot: Bot, visitor_id: str, conversation_id: int) -> Conversation | None:

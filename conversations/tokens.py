@@ -29,10 +29,15 @@ class SessionClaims:
     visitor_id: str
     origin: str
     external_user_id: str = ""
+    # "widget" for visitors; "playground" for the widget designer's preview (bots.preview), whose
+    # conversations stay out of visitor analytics and whose origin is the dashboard's own.
+    channel: str = "widget"
 
 
 def session_token_issue(*, claims: SessionClaims) -> str:
     payload = {"b": claims.bot_public_id, "v": claims.visitor_id, "o": claims.origin, "u": claims.external_user_id}
+    if claims.channel != "widget":
+        payload["c"] = claims.channel
     return signing.dumps(payload, salt=SALT, compress=True)
 
 
@@ -57,4 +62,5 @@ def session_token_verify(*, token: str, bot_public_id: str, origin: str) -> Sess
         visitor_id=str(payload.get("v", "")),
         origin=payload["o"],
         external_user_id=str(payload.get("u", "")),
+        channel=str(payload.get("c", "widget")),
     )

@@ -80,6 +80,9 @@ def widget_session(request: HttpRequest, bot_public_id: str) -> HttpResponse:
             origin=request.headers.get("Origin"),
             visitor_id=body.get("visitor_id"),
             identity=body.get("identity"),
+            preview=body.get("preview"),
+            # The app's own origin, where the widget designer's preview runs.
+            own_origin=f"{request.scheme}://{request.get_host()}",
         )
     except AppError as exc:
         response = JsonResponse(exc.as_dict(), status=exc.status)

@@ -5,7 +5,6 @@ from . import views
 urlpatterns = [
     path("dashboard/", views.dashboard_redirect, name="dashboard"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
-    path("t/<slug:tenant_slug>/", views.tenant_home, name="tenant_home"),
     path("t/<slug:tenant_slug>/members/", views.member_list, name="member_list"),
     path("t/<slug:tenant_slug>/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("t/<slug:tenant_slug>/members/<int:membership_id>/role/", views.member_role, name="member_role"),

@@ -1,4 +1,5 @@
-"""Dashboard views for the workspace itself: home, switcher, team, settings, API keys.
+"""Dashboard views for the workspace itself: switcher, team, settings, API keys (the home page,
+which reads other apps for its checklist, is chatbot_saas.home).
 
 Every object is fetched through the tenant scope (`Model.objects`), so another tenant's id
 is a 404 exactly like a missing one.
@@ -32,15 +33,6 @@ def dashboard_redirect(request: HttpRequest) -> HttpResponse:
     selected = request.session.get(SESSION_TENANT_KEY)
     chosen = next((m for m in memberships if m.tenant.slug == selected), memberships[0])
     return redirect("tenant_home", tenant_slug=chosen.tenant.slug)
-
-
-@require_role(Role.MEMBER)
-def tenant_home(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    context = {
-        "member_count": Membership.objects.count(),
-        "memberships": memberships_for_user(user=request.user),
-    }
-    return render(request, "tenants/home.html", context)
 
 
 def _forbidden(request: TenantRequest, needed: str = "Admin") -> HttpResponse:

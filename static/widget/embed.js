@@ -69,6 +69,10 @@
     "box-shadow:0 0 0 6px var(--chat-widget-primary,var(--cw-bot-primary,#2563eb))}" +
     ".cw-launch svg{width:26px;height:26px;fill:none;stroke:currentColor;stroke-width:2;" +
     "stroke-linecap:round;stroke-linejoin:round}.cw-launch[hidden]{display:none}" +
+    ".cw-launch.cw-labelled{width:auto;padding:0 20px 0 16px;border-radius:28px;gap:8px;" +
+    "font:600 15px/1 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif}" +
+    ".cw-label{white-space:nowrap;max-width:240px;overflow:hidden;text-overflow:ellipsis}" +
+    ".cw-launch[aria-expanded=true] .cw-label{display:none}" +
     "@media (prefers-reduced-motion:reduce){.cw-launch{transition:none}}";
 
   function adoptCss(root, css) {
@@ -93,6 +97,8 @@
     self.api = (script.getAttribute("data-api") || src.origin).replace(/\/+$/, "");
     self.index = index;
     self.identity = ident(identity);
+    // The dashboard's widget designer: a signed preview token instead of an allowed origin.
+    self.previewToken = script.getAttribute("data-preview") || "";
     self.state = "loading";
     self.open = false;
     var vkey = "cw:" + self.botId + ":visitor";
@@ -111,6 +117,9 @@
     self.iconChat = svg(ICON_CHAT);
     self.iconClose = svg(ICON_CLOSE);
     self.launcher.appendChild(self.iconChat);
+    self.label = el("span", "cw-label");
+    self.label.hidden = true;
+    self.launcher.appendChild(self.label);
     self.launcher.addEventListener("click", function () { self.toggle(); });
     self.wrap.appendChild(self.launcher);
     self.root.appendChild(self.wrap);
@@ -125,6 +134,7 @@
       var self = this;
       var body = { visitor_id: self.visitorId };
       if (self.identity) body.identity = self.identity;
+      if (self.previewToken) body.preview = self.previewToken;
       return fetch(self.api + "/widget/" + encodeURIComponent(self.botId) + "/session", {
         method: "POST",
         mode: "cors",
@@ -176,6 +186,28 @@
         this.host.style.setProperty("--cw-bot-primary", wg.primary_color);
       }
       this.wrap.className = "cw-wrap" + (wg.position === "left" ? " cw-left" : "");
+      var label = typeof wg.launcher_label === "string" ? wg.launcher_label.trim() : "";
+      this.label.textContent = label;
+      this.label.hidden = !label;
+      this.launcher.classList.toggle("cw-labelled", !!label);
+    },
+
+    // The designer's live preview: apply a look (bot.widget keys, plus welcome_message) now,
+    // without a new session. Nothing is saved; a reload shows the saved look again.
+    preview: function (look) {
+      if (!this.data || !look) return;
+      var bot = this.data.bot = this.data.bot || {};
+      var wg = {};
+      var k;
+      for (k in bot.widget || {}) wg[k] = bot.widget[k];
+      for (k in look) if (k !== "welcome_message") wg[k] = look[k];
+      if (typeof look.welcome_message === "string") bot.welcome_message = look.welcome_message;
+      bot.widget = wg;
+      if (!(wg.primary_color && w.CSS && CSS.supports("color", wg.primary_color))) {
+        this.host.style.removeProperty("--cw-bot-primary");
+      }
+      this.theme(bot);
+      if (this.panel) this.panel.applyLook(bot);
     },
 
     toggle: function () { this.open ? this.hide() : this.show(); },
@@ -271,7 +303,7 @@
 
   if (!api) {
     // The public API: window.ChatWidget.open(), .close(), .identify({id, hmac, name}),
-    // .on('message', fn). With several bots on a page, pass the bot id as the last argument.
+    // .on('message', fn), .preview(look) (the dashboard's designer: try a look without saving). With several bots on a page, pass the bot id as the last argument.
     api = w.ChatWidget = {
       _instances: [],
       _loadPanel: loadPanel,
@@ -279,6 +311,7 @@
       open: function (botId) { var i = pick(botId); if (i) i.show(); },
       close: function (botId) { each(botId, function (i) { i.hide(); }); },
       toggle: function (botId) { var i = pick(botId); if (i) i.toggle(); },
+      preview: function (look, botId) { each(botId, function (i) { i.preview(look); }); },
       identify: function (identity, botId) {
         if (!botId) api._identity = identity;
         each(botId, function (i) { i.identify(identity); });

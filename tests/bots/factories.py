@@ -3,7 +3,16 @@ from __future__ import annotations
 import factory
 
 from bots.crypto import encrypt
-from bots.models import Bot, EvalCase, EvalResult, EvalRun, PromptPublication, PromptVersion, ProviderCredential
+from bots.models import (
+    Bot,
+    EvalCase,
+    EvalResult,
+    EvalRun,
+    PromptPublication,
+    PromptVersion,
+    ProviderCredential,
+    WidgetOrigin,
+)
 from tests.factories import SCOPED_FACTORIES, ScopedFactory, TenantFactory
 
 
@@ -99,3 +108,16 @@ SCOPED_FACTORIES.update(
         ProviderCredential: ProviderCredentialFactory,
     }
 )
+
+
+class WidgetOriginFactory(ScopedFactory):
+    class Meta:
+        model = WidgetOrigin
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    origin = factory.Sequence(lambda n: f"https://site{n}.example.com")
+    allowed = True
+
+
+SCOPED_FACTORIES[WidgetOrigin] = WidgetOriginFactory
