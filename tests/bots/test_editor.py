@@ -336,7 +336,7 @@ def test_the_service_checks_suggested_questions_wherever_they_come_from(world, i
 
     with pytest.raises(ValidationError) as exc:
         services.bot_update(bot=bot_a, widget={"suggested_questions": [f"Question {n}?" for n in range(7)]})
-    assert "At most 6 suggested questions" in exc.value.message_dict["suggested_questions"][0]
+    assert "At most 6 suggested questions" in exc.value.message_dict["widget_suggested_questions"][0]
     services.bot_update(bot=bot_a, widget={"position": "left", "suggested_questions": "  One?  \n\nTwo?"})
     bot_a.refresh_from_db()
     assert bot_a.widget == {"position": "left", "suggested_questions": ["One?", "Two?"]}

@@ -168,7 +168,7 @@ def test_the_designer_reads_a_fixed_number_of_queries_however_many_origins_were_
 DESIGNER_QUERIES = 7
 
 
-def test_saving_the_bot_settings_keeps_the_look_set_in_the_designer(world):
+def test_saving_the_bot_basics_keeps_the_look_set_in_the_designer(world):
     look = {"title": "Acme help", "launcher_label": "Ask us", "suggested_questions": ["Where is my order?"]}
     bot = BotFactory(tenant=world.tenant_a, widget=look)
     response = world.client_for(world.alice).post(
@@ -177,22 +177,32 @@ def test_saving_the_bot_settings_keeps_the_look_set_in_the_designer(world):
             "name": bot.name,
             "status": "active",
             "welcome_message": "Hi",
-            "fallback_message": "Sorry",
-            "answer_policy": "general",
-            "max_answer_tokens": 400,
-            "temperature": 0.3,
-            "retrieval_k": 4,
-            "model_chain": json.dumps([{"provider": "offline", "model": "extractive"}]),
-            "allowed_origins": SHOP,
-            "widget_title": "New title",
-            "widget_position": "right",
+            "suggested_questions": "Where is my order?\nCan I return it?",
         },
     )
     assert response.status_code == 302, response.content
     bot.refresh_from_db()
     assert bot.widget == {
-        "title": "New title",
-        "position": "right",
+        "title": "Acme help",
         "launcher_label": "Ask us",
-        "suggested_questions": ["Where is my order?"],
+        "suggested_questions": ["Where is my order?", "Can I return it?"],
     }
+
+
+def test_the_designer_refuses_hiding_the_powered_by_line_without_the_pro_plan_and_lets_pro_do_it(world):
+    from billing.services import subscription_comp
+
+    subscription_comp(tenant=world.tenant_a, plan_slug="starter")
+    bot = BotFactory(tenant=world.tenant_a)
+    client = world.client_for(world.alice)
+    response = client.post(_url(bot), _form(widget_hide_powered_by="on"))
+    assert response.status_code == 400
+    assert "does not include custom branding. Upgrade to Pro" in response.content.decode()
+    bot.refresh_from_db()
+    assert "hide_powered_by" not in bot.widget
+
+    subscription_comp(tenant=world.tenant_a, plan_slug="pro")
+    assert client.post(_url(bot), _form(widget_hide_powered_by="on", allow_any_origin="on")).status_code == 302
+    bot.refresh_from_db()
+    assert bot.widget["hide_powered_by"] is True
+    assert bot.allow_any_origin is True
