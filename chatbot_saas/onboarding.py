@@ -63,7 +63,7 @@ def onboarding_checklist(*, tenant: Tenant) -> Checklist:
                 "document_ready", "Add a first document and let it get ready", doc_ready, docs_url, "Upload documents"
             ),
             Step("bot", "Create a bot and attach the knowledge base", first_bot is not None, bots_url, "Create a bot"),
-            Step("playground", "Try the bot in the playground", tried, playground_url, "Open the playground"),
+            Step("playground", "Try the bot in the playground", tried, playground_url, "Ask it a question"),
             Step("installed", "Paste the snippet into your website", installed, widget_url, "Get the snippet"),
         ]
     )
