@@ -10,10 +10,15 @@ What lives here, and why it is per process:
 - the embedding models of each bot's knowledge bases at its last turn: a hint for starting the
   query embedding early;
 - session settings already sent on each database connection (hnsw.ef_search);
+- each bot's turn configuration (its plan, published prompt, knowledge bases and the tenant's
+  provider credentials; conversations.pipeline.config): read once per TURN_CONFIG_TTL seconds
+  rather than in four queries per turn, forgotten at once when this process saves one of them;
 - the memory-refresh batch: conversations settled in the last MEMORY_REFRESH_BATCH_SECONDS,
   and the timer that queues them.
 
 Every entry is a cache or a hint: losing it costs a query or an embedding, never a wrong answer.
+Only the turn configuration can be out of date, and by at most TURN_CONFIG_TTL seconds, for a
+change made by another process (see conversations.pipeline.config).
 Lower apps (knowledge) read and write it too, so it lives here and imports no app. Tests call
 reset() between cases (tests/conftest.py); a short-lived process may call it before it exits.
 """
@@ -21,6 +26,7 @@ reset() between cases (tests/conftest.py); a short-lived process may call it bef
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -42,6 +48,17 @@ kb_models_hint: dict[int, tuple[str, ...]] = {}
 KB_MODELS_HINT_SIZE = 10_000
 # driver connection -> {setting: value} sent on it; a reconnect is a new driver connection
 session_settings: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
+
+# bot id -> (time.monotonic() deadline, tenant id, the bot's turn configuration)
+turn_configs: dict[int, tuple[float, int, Any]] = {}
+TURN_CONFIGS_MAX = 10_000  # bots; past it the cache starts afresh (an entry is a few small rows)
+# How long another process's change to a bot's configuration may go unseen here (this process's
+# own changes are seen at once): a dashboard edit reaches every server within this time.
+TURN_CONFIG_TTL = 2.0
+# Bumped by every forget: a read that began before it must not store what it read (it may predate
+# the change), so remember_turn_config stores only under the generation its read began in.
+_turn_config_generation = 0
+_turn_config_lock = threading.Lock()
 
 # The memory-refresh batch (conversations.tasks.memory_refresh_enqueue): {conversation id: tenant id}
 refresh_pending: dict[int, int] = {}
@@ -79,6 +96,38 @@ def remember_kb_models(bot_id: int, models: tuple[str, ...]) -> None:
         kb_models_hint[bot_id] = models
 
 
+def turn_config(tenant_id: int, bot_id: int) -> tuple[Any | None, int]:
+    """The bot's remembered turn configuration if still fresh (else None), and the generation
+    to pass to remember_turn_config after reading it afresh."""
+    generation = _turn_config_generation
+    entry = turn_configs.get(bot_id)
+    if entry is not None and entry[1] == tenant_id and entry[0] > time.monotonic():
+        return entry[2], generation
+    return None, generation
+
+
+def remember_turn_config(tenant_id: int, bot_id: int, config: Any, generation: int) -> None:
+    """Keep `config` for TURN_CONFIG_TTL seconds, unless something was forgotten since its read began."""
+    with _turn_config_lock:
+        if generation != _turn_config_generation:
+            return
+        if len(turn_configs) >= TURN_CONFIGS_MAX and bot_id not in turn_configs:
+            turn_configs.clear()
+        turn_configs[bot_id] = (time.monotonic() + TURN_CONFIG_TTL, tenant_id, config)
+
+
+def forget_turn_configs(tenant_id: int | None = None) -> None:
+    """Forget the turn configurations of the tenant's bots (of every tenant's, without one)."""
+    global _turn_config_generation
+    with _turn_config_lock:
+        _turn_config_generation += 1
+        if tenant_id is None:
+            turn_configs.clear()
+            return
+        for bot_id in [bot_id for bot_id, entry in turn_configs.items() if entry[1] == tenant_id]:
+            del turn_configs[bot_id]
+
+
 def reset() -> None:
     """Forget everything above: stop the pools (waiting for their work), close the connections
     their threads opened, cancel the memory-refresh timer without sending its batch, and clear
@@ -112,3 +161,4 @@ def reset() -> None:
     kb_indexes_seen.clear()
     kb_models_hint.clear()
     session_settings.clear()
+    forget_turn_configs()

@@ -9,6 +9,9 @@ class ConversationsConfig(AppConfig):
         # bots (below us) starts evaluation runs; the runner needs the answer pipeline, which is ours.
         from bots.evaluation.gate import register_run_starter
 
+        from .pipeline.config import connect_signals
         from .tasks import eval_run_queue
 
         register_run_starter(eval_run_queue)
+        # A bot's turn configuration is remembered per process; its rows' writes forget it.
+        connect_signals()

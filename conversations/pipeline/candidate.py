@@ -38,6 +38,11 @@ def evaluating(candidate: Candidate) -> Iterator[None]:
         _candidate.reset(token)
 
 
+def active() -> bool:
+    """Whether this turn is an evaluation turn (a candidate is set)."""
+    return _candidate.get() is not None
+
+
 def apply(
     *, prompt: tuple[str, int | None] | None, knowledge_bases: list[tuple[int, str]]
 ) -> tuple[tuple[str, int | None] | None, list[tuple[int, str]]]:

@@ -14,22 +14,22 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from billing.models import Subscription
-from billing.quotas import QuotaExceeded, plan_of, quota_check
+from billing.models import Plan
+from billing.quotas import QuotaExceeded, quota_check
 from billing.services import usage_record
-from bots.models import Bot, PromptVersion, ProviderCredential
+from bots.models import Bot, ProviderCredential
 from bots.selectors import ProviderKey, provider_keys_from
 from conversations.llm.base import ChatMessage
 from conversations.models import Conversation, Message, Trace
-from knowledge.models import KnowledgeBase
 from knowledge.types import RetrievedPassage
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from . import candidate
+from .config import turn_config
 from .memory import Memory, memory_read
 from .retrieval import decision_for, traced_verdicts
 
@@ -90,8 +90,8 @@ class TurnBegin:
 def turn_begin(
     *, bot: Bot, conversation: Conversation, text: str, query_vectors: Future | None = None, retrieve: bool = True
 ) -> TurnBegin:
-    """The begin stage's database side, in one thread hop: read the bot's tenant fresh with its
-    subscription (a suspension applies to the next message), refuse if it or the bot is not active (nothing
+    """The begin stage's database side, in one thread hop: read the bot's tenant fresh (a
+    suspension applies to the next message), refuse if it or the bot is not active (nothing
     stored), read the turn's inputs through its scope (_read_inputs), check the quota and store
     the turn's two messages (_turn_open). Needs no tenant context: it sets the bot's tenant.
 
@@ -100,13 +100,13 @@ def turn_begin(
     for, up to EMBEDDING_WAIT seconds), and `retrieve` is set (no refusal is due), the passages
     are searched here too (the retrieve stage's work), saving the pipeline another hop.
     """
-    subscription, tenant = _subscription_and_tenant(bot)
+    tenant = Tenant.objects.get(pk=bot.tenant_id)
     if not tenant.is_active:
         return TurnBegin(tenant, refused="tenant_suspended")
     if bot.status != Bot.Status.ACTIVE:
         return TurnBegin(tenant, refused="bot_paused")
     with tenant_context(tenant):
-        inputs = _read_inputs(bot=bot, conversation=conversation, subscription=subscription)
+        inputs = _read_inputs(bot=bot, conversation=conversation)
         setup, knowledge_bases = _turn_open(tenant=tenant, bot=bot, conversation=conversation, text=text, inputs=inputs)
         begin = TurnBegin(tenant, setup=setup, knowledge_bases=knowledge_bases)
         wait = retrieve and bool(knowledge_bases) and setup.quota_error is None
@@ -144,51 +144,28 @@ def _allowed(entry: dict[str, Any], allowed: list[str]) -> bool:
     return entry["model"] in allowed or f"{entry['provider']}:{entry['model']}" in allowed
 
 
-def _subscription_and_tenant(bot: Bot) -> tuple[Subscription | None, Tenant]:
-    """The bot's tenant, read fresh, and its subscription with the plan: one query, the tenant
-    joined to its subscription (one per tenant). A tenant without a subscription row (it is then
-    on the default plan) is read by a query of its own, as is a missing tenant (DoesNotExist).
-
-    The subscription is read through the scoped manager; the scope needs only the tenant's id,
-    which the bot holds, so a stand-in carrying that id sets it until the fresh tenant is read."""
-    with tenant_context(Tenant(pk=bot.tenant_id)):
-        subscriptions = list(Subscription.objects.select_related("plan", "tenant"))
-    if subscriptions:
-        return subscriptions[0], subscriptions[0].tenant
-    return None, Tenant.objects.get(pk=bot.tenant_id)
-
-
 @dataclass
 class _Inputs:
-    subscription: Subscription | None
+    plan: Plan
     prompt: tuple[str, int | None] | None  # the published prompt version's text and number
     memory: Memory
     knowledge_bases: list[tuple[int, str]]  # (id, embedding model)
-    credentials: list[ProviderCredential]
+    credentials: tuple[ProviderCredential, ...]
 
 
-def _read_inputs(*, bot: Bot, conversation: Conversation, subscription: Subscription | None) -> _Inputs:
-    """The conversation's memory (window, summary and facts), the bot's published prompt, its
-    knowledge bases and the provider credentials the chain needs: four small queries (three for
-    a chain of offline models only). Tenant scope required.
-
-    Small queries rather than one row of subqueries: compiling that one cost ~5 ms of CPU per
-    turn, these together ~2 ms, and each extra round trip well under a millisecond. Joins are
-    used where they are cheaper than a query (memory_read); the published prompt and the
-    knowledge bases joined in one query saved only ~0.15 ms, not worth the rows it repeats."""
-    providers = sorted({e["provider"] for e in bot.model_chain or [] if e["provider"] != "offline"})
-    # One published version per bot (one_published_prompt_per_bot): no ordering needed.
-    published = PromptVersion.objects.filter(bot_id=bot.pk, is_published=True).values_list("text", "number")
-    knowledge_bases = KnowledgeBase.objects.filter(bots=bot.pk).order_by("id").values_list("id", "embedding_model")
-    credentials = list(ProviderCredential.objects.filter(provider__in=providers)) if providers else []
+def _read_inputs(*, bot: Bot, conversation: Conversation) -> _Inputs:
+    """The bot's turn configuration (its plan, published prompt, knowledge bases and the
+    provider credentials: config.turn_config, remembered for a short while) and the
+    conversation's memory (window, summary and facts, read fresh). Tenant scope required."""
+    config = turn_config(bot=bot)
     # Evaluation runs judge the prompt or knowledge bases about to go live; otherwise unchanged.
-    prompt, bases = candidate.apply(prompt=next(iter(published), None), knowledge_bases=list(knowledge_bases))
+    prompt, bases = candidate.apply(prompt=config.prompt, knowledge_bases=list(config.knowledge_bases))
     return _Inputs(
-        subscription=subscription,
+        plan=config.plan,
         prompt=prompt,
         memory=memory_read(conversation_id=conversation.pk, size=settings.BOT_MEMORY_WINDOW_MESSAGES),
         knowledge_bases=bases,
-        credentials=credentials,
+        credentials=config.credentials,
     )
 
 
@@ -204,7 +181,7 @@ def _turn_open(
     messages. An exceeded quota is returned (not raised) so the caller can settle the turn and
     report it. `last_active` is written by turn_settle, after the answer.
     """
-    plan = plan_of(inputs.subscription)
+    plan = inputs.plan
     quota_error = None
     try:
         # The period's usage is read by quota_check, and only when the plan limits messages.
@@ -268,7 +245,7 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
     """The settle stage: write the assistant message's final state, its trace, the usage and the
     conversation's last_active in one transaction, then queue the memory refresh once it commits.
     Tenant scope required. Called once per turn, also when the visitor stopped it. A message
-    deleted meanwhile raises DatabaseError (as save(update_fields=...) does) and writes nothing."""
+    deleted meanwhile raises DatabaseError (as save(update_fields=...) would) and writes nothing."""
     from conversations.tasks import memory_refresh_enqueue
 
     settle_started = time.perf_counter()
@@ -284,7 +261,11 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
     message.error_code = outcome.error_code[:64]
     message.updated = timezone.now()
     with transaction.atomic():
-        message.save(update_fields=[*SETTLED_FIELDS, "updated"])
+        # The UPDATE save(update_fields=...) would send, through the scope, without save()'s
+        # per-field machinery: ~0.4 ms of CPU less per turn.
+        settled = {name: getattr(message, name) for name in (*SETTLED_FIELDS, "updated")}
+        if not Message.objects.filter(pk=message.pk).update(**settled):
+            raise DatabaseError(f"Message {message.pk} was deleted before its turn was settled.")
         Trace.objects.create(
             timings=_with_settle(outcome, settle_started),
             prompt_version=setup.prompt_version,

@@ -122,25 +122,43 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
     assert full.startswith("退款在五个工作日内到账。")
 
 
-# 12, each a small ordinary ORM query. Before the first token: the subscription with its plan and
-# the tenant (joined: one query, ~0.8 ms of CPU less than two), the usage counter (read only when
-# the plan limits messages, as here), the published prompt, the window with the conversation's
-# summary and facts (joined; a first turn reads them alone) and the knowledge bases (the provider
-# keys make one more when the chain has a provider other than offline), then one INSERT for both
-# messages. Settling is one transaction (here a savepoint and its release) writing the message,
-# the trace, last_active and the usage. Was 3 when the reads were sent as one multi-statement
-# round trip and settling was one statement of CTEs, both compiled by hand through private Django
-# APIs; 14 before the two joins. Before: 18, 13, 6, 3, 14.
-EXPECTED_TURN_QUERIES = 12
+# 10, each a small ordinary ORM query. Before the first token: the tenant (read fresh every turn,
+# so a suspension applies to the next message), the window with the conversation's summary and
+# facts (joined; a first turn reads them alone), the usage counter (read only when the plan limits
+# messages, as here), then one INSERT for both messages. Settling is one transaction (here a
+# savepoint and its release) writing the message, the trace, last_active and the usage.
+# The bot's turn configuration (the subscription with its plan, the published prompt, the
+# knowledge bases, the provider credentials: four queries, COLD_CONFIG_QUERIES) is remembered for
+# runtime.TURN_CONFIG_TTL seconds (conversations/pipeline/config.py), so a bot answering more than
+# once in that time reads it once: that saved ~3.5 ms of CPU per turn in the answer benchmark.
+# Was 3 when the reads were sent as one multi-statement round trip and settling was one statement
+# of CTEs, both compiled by hand through private Django APIs. Before: 18, 13, 6, 3, 14, 12.
+EXPECTED_TURN_QUERIES = 10
+COLD_CONFIG_QUERIES = 4
 
 
-def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(conversation_a, django_assert_num_queries):
+def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(
+    conversation_a, django_assert_num_queries, monkeypatch
+):
+    from chatbot_saas import runtime
     from tests.fakes.fixtures import ask
 
+    monkeypatch.setattr(runtime, "TURN_CONFIG_TTL", 3600)  # however loaded the machine running the test
     bot = conversation_a.bot
     for i in range(3):
         ask(bot, conversation_a, f"warm-up question {i}")
     # Opening the turn, retrieval's knowledge-base ids, settling (message, trace, usage) and the
     # savepoints: the same count on the fourth turn as on the first, so history costs no queries.
     with django_assert_num_queries(EXPECTED_TURN_QUERIES):
+        ask(bot, conversation_a, "How long do refunds take?")
+
+
+def test_a_turn_reads_the_bots_configuration_again_once_it_is_forgotten(conversation_a, django_assert_num_queries):
+    from chatbot_saas import runtime
+    from tests.fakes.fixtures import ask
+
+    bot = conversation_a.bot
+    ask(bot, conversation_a, "warm-up question")
+    runtime.forget_turn_configs(bot.tenant_id)
+    with django_assert_num_queries(EXPECTED_TURN_QUERIES + COLD_CONFIG_QUERIES):
         ask(bot, conversation_a, "How long do refunds take?")
