@@ -41,7 +41,7 @@ class GapRow:
 
 def gap_list(*, bot_id: int | None = None, dismissed: bool = False, now: datetime | None = None) -> list[GapRow]:
     """The tenant's gap groups, most recently seen first, each with its representative question,
-    its trend over two weeks and a few examples: three queries, whatever the number of groups.
+    its trend over two weeks and a few examples: two queries, whatever the number of groups.
     Tenant scope required."""
     now = now or timezone.now()
     week = now - timedelta(days=TREND_DAYS)
