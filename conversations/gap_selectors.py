@@ -38,6 +38,15 @@ class GapRow:
         top = max(self.recent, self.before, 1)
         return round(20 * self.before / top), round(20 * self.recent / top)
 
+    @property
+    def chart(self) -> list[dict[str, int | str]]:
+        """The trend chart's bars as SVG rectangles on a 26x22 canvas, baseline at y=21."""
+        before, recent = self.bars
+        return [
+            {"x": 2, "y": 21 - before, "height": before, "name": "before"},
+            {"x": 14, "y": 21 - recent, "height": recent, "name": "recent"},
+        ]
+
 
 def gap_list(*, bot_id: int | None = None, dismissed: bool = False, now: datetime | None = None) -> list[GapRow]:
     """The tenant's gap groups, most recently seen first, each with its representative question,
