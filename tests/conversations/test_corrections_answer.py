@@ -5,6 +5,7 @@ fake OpenAI server)."""
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from bots.correction_services import correction_create, correction_delete, correction_set_enabled, correction_update
 from bots.models import Bot, Correction
@@ -111,3 +112,14 @@ def test_with_a_model_the_correction_is_the_first_source_labelled_from_the_suppo
     first_source = system.split("<<<SOURCE 1:")[1].split("<<<END SOURCE 1>>>")[0]
     assert first_source.startswith(" From the support team>>>") and ANSWER in first_source
     assert turn.citations[0]["correction_id"] == correction.pk
+
+
+def test_the_trace_inspector_shows_the_matched_correction_and_its_similarity(corrected, world):
+    conversation, bot, correction = corrected
+    turn = ask(bot, conversation, "Do you deliver on weekends?")
+    client = world.client_for(world.alice)
+    page = client.get(reverse("message_trace", args=["acme", conversation.pk, turn.start.assistant_message_id]))
+    body = page.content.decode()
+    assert f"correction {correction.pk}, similarity 1.00 to its question" in body
+    assert "From the support team, correction" in body
+    assert reverse("message_correct", args=["acme", conversation.pk, turn.start.assistant_message_id]) in body
