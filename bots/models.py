@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from pgvector.django import VectorField
 
 from tenants.scoping import TenantScopedModel
 
@@ -74,6 +75,9 @@ class Bot(TenantScopedModel):
     # Publishing gate (issue 15): a change that lowers the evaluation score by more than this many
     # points (0-100) compared with the published version's last run needs an explicit confirmation.
     eval_margin = models.FloatField(default=5.0)
+    # Whether the bot has an enabled correction (kept by bots.correction_services): the answer
+    # pipeline asks for a matching correction only then, so bots without any pay no extra query.
+    has_corrections = models.BooleanField(default=False, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="uniq_bot_name_per_tenant")]
@@ -297,3 +301,61 @@ class WidgetOrigin(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.bot_id} seen on {self.origin}"
+
+
+# Field limits of a correction, for forms, the CSV import and the services alike.
+CORRECTION_QUESTION_MAX = 1000
+CORRECTION_ANSWER_MAX = 4000
+CORRECTION_URL_MAX = 500
+
+
+class Correction(TenantScopedModel):
+    """A curated question and answer in a bot's knowledge, written by the support team.
+
+    The current version's text lives on this row (what the answer pipeline matches against);
+    every edit also adds a CorrectionVersion, like prompt versions. `embedding` is the question
+    embedded with the bot's knowledge-base model (`embedding_model`), untyped like the chunks'."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="corrections")
+    question = models.TextField()
+    answer = models.TextField()
+    source_url = models.URLField(max_length=CORRECTION_URL_MAX, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    enabled = models.BooleanField(default=True)
+    embedding = VectorField()
+    embedding_model = models.CharField(max_length=64)
+    # Questions answered from it since it was written (counted when a turn matches it).
+    uses = models.PositiveIntegerField(default=0)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated", "-id"]
+        indexes = [models.Index(fields=["bot", "enabled", "embedding_model"], name="bots_correction_match")]
+
+    def __str__(self) -> str:
+        return f"Correction {self.pk} of bot {self.bot_id}"
+
+
+class CorrectionVersion(TenantScopedModel):
+    """One immutable version of a correction; the highest number is the live one."""
+
+    correction = models.ForeignKey(Correction, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    question = models.TextField()
+    answer = models.TextField()
+    source_url = models.URLField(max_length=CORRECTION_URL_MAX, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["correction", "number"], name="uniq_correction_version")]
+
+    def __str__(self) -> str:
+        return f"{self.correction_id} v{self.number}"

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from . import editor_views, eval_views, views, widget_views
+from . import correction_views, editor_views, eval_views, views, widget_views
 
 _BOTS = "t/<slug:tenant_slug>/bots/"
 _BOT = _BOTS + "<int:bot_id>/"
 _EVAL = _BOT + "evaluation/"
+_CORRECTIONS = _BOT + "corrections/"
 
 urlpatterns = [
     path(_BOTS, views.bot_list, name="bot_list"),
@@ -32,4 +33,9 @@ urlpatterns = [
     path(_EVAL + "runs/<int:evalrun_id>/", eval_views.eval_run_detail, name="eval_run_detail"),
     path(_EVAL + "runs/<int:evalrun_id>/confirm/", eval_views.eval_run_confirm, name="eval_run_confirm"),
     path(_EVAL + "runs/<int:evalrun_id>/cancel/", eval_views.eval_run_cancel, name="eval_run_cancel"),
+    path(_CORRECTIONS, correction_views.correction_list, name="correction_list"),
+    path(_CORRECTIONS + "import/", correction_views.correction_import, name="correction_import"),
+    path(_CORRECTIONS + "<int:correction_id>/", correction_views.correction_edit, name="correction_edit"),
+    path(_CORRECTIONS + "<int:correction_id>/toggle/", correction_views.correction_toggle, name="correction_toggle"),
+    path(_CORRECTIONS + "<int:correction_id>/delete/", correction_views.correction_remove, name="correction_delete"),
 ]

@@ -417,6 +417,11 @@ CELERY_BEAT_SCHEDULE["conversations-settle-stale-streaming"] = {
     "task": "conversations.tasks.settle_stale_streaming",
     "schedule": 60.0,
 }
+# Knowledge gaps: file the answers settled or rated since the last scan (conversations/gaps.py).
+CELERY_BEAT_SCHEDULE["conversations-knowledge-gaps-scan"] = {
+    "task": "conversations.tasks.knowledge_gaps_scan_task",
+    "schedule": 60.0,
+}
 
 # --- Widget (issue 6) --------------------------------------------------------------------------
 # The demo host page (`python -m chatbot_saas.demo_host`, the Procfile's `demo`): a second

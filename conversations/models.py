@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
+from pgvector.django import HnswIndex, VectorField
 
 from tenants.scoping import TenantScopedModel
 
@@ -108,3 +109,78 @@ class Trace(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"Trace for message {self.message_id}"
+
+
+# Knowledge gaps are grouped with the local embedding model, whatever model a bot's knowledge
+# uses: grouping is analytics, it must not call a paid API, and one fixed dimension lets the
+# centroids carry an HNSW index.
+GAP_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+GAP_DIMENSIONS = 384
+
+
+class GapGroup(TenantScopedModel):
+    """A topic of questions the bot failed: unanswered, or answered and thumbed down.
+
+    `centroid` is the running mean of its items' vectors (conversations.gaps.gap_item_add), and
+    `representative` its item nearest to that mean."""
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="gap_groups")
+    centroid = VectorField(dimensions=GAP_DIMENSIONS)
+    size = models.PositiveIntegerField(default=0)
+    representative = models.ForeignKey("GapItem", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dismissed = models.BooleanField(default=False)
+    # The correction written from this group, if any (it stays listed, marked as answered).
+    correction = models.ForeignKey(
+        "bots.Correction", null=True, blank=True, on_delete=models.SET_NULL, related_name="gap_groups"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "dismissed", "-last_seen"], name="conv_gapgroup_list"),
+            HnswIndex(
+                name="conv_gapgroup_centroid",
+                fields=["centroid"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Gap group {self.pk} of bot {self.bot_id}"
+
+
+class GapItem(TenantScopedModel):
+    """One failed visitor question, at most once per answer."""
+
+    class Kind(models.TextChoices):
+        UNANSWERED = "unanswered"
+        THUMBS_DOWN = "thumbs_down"
+
+    group = models.ForeignKey(GapGroup, on_delete=models.CASCADE, related_name="items")
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="gap_item")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    question = models.TextField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    embedding = VectorField(dimensions=GAP_DIMENSIONS)
+    created = models.DateTimeField(default=timezone.now)  # when the visitor asked
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["group", "created"])]
+
+    def __str__(self) -> str:
+        return f"Gap item for message {self.message_id}"
+
+
+class GapScan(models.Model):
+    """The gap scanner's watermark (one row): answers settled or rated after `upto` are new.
+    Not tenant-scoped: the scan runs over every tenant, each answer under its own tenant."""
+
+    upto = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Gap scan up to {self.upto}"

@@ -61,6 +61,8 @@ class TraceView:
     first_token_ms: float | None = None
     total_ms: float | None = None
     prompt_version: int | None = None
+    # The correction the turn answered from: {"correction_id", "similarity"}, or None.
+    correction: dict[str, Any] | None = None
 
 
 def trace_inspect(*, message: Message) -> TraceView:
@@ -81,7 +83,17 @@ def trace_inspect(*, message: Message) -> TraceView:
         first_token_ms=timings.get("first_token_ms", (message.latency or {}).get("first_token_ms")),
         total_ms=timings.get("total_ms", (message.latency or {}).get("total_ms")),
         prompt_version=trace.prompt_version,
+        correction=_correction(retrieval),
     )
+
+
+def _correction(retrieval: dict[str, Any]) -> dict[str, Any] | None:
+    """The matched correction, from its verdict (conversations/pipeline/corrections.py)."""
+    for verdict in retrieval.get("verdicts") or []:
+        signals = verdict.get("signals") or {}
+        if signals.get("correction_id"):
+            return {"correction_id": signals["correction_id"], "similarity": signals.get("similarity")}
+    return None
 
 
 def _question(prompt: list[dict[str, str]]) -> str:

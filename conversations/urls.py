@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import gap_views, views
 
 # The REST API (api/v1/) and the OpenAI-compatible routes (v1/) are mounted in chatbot_saas/api.py.
 
@@ -20,5 +20,13 @@ urlpatterns = [
         views.message_trace,
         name="message_trace",
     ),
+    path(
+        "t/<slug:tenant_slug>/conversations/<int:conversation_id>/messages/<int:message_id>/correct/",
+        gap_views.message_correct,
+        name="message_correct",
+    ),
     path("t/<slug:tenant_slug>/playground/", views.playground, name="playground"),
+    path("t/<slug:tenant_slug>/knowledge-gaps/", gap_views.knowledge_gaps, name="knowledge_gaps"),
+    path("t/<slug:tenant_slug>/knowledge-gaps/<int:gapgroup_id>/dismiss/", gap_views.gap_dismiss, name="gap_dismiss"),
+    path("t/<slug:tenant_slug>/knowledge-gaps/<int:gapgroup_id>/correct/", gap_views.gap_correct, name="gap_correct"),
 ]

@@ -188,6 +188,8 @@ def message_trace(request: HttpRequest, tenant_slug: str, conversation_id: int, 
 @require_role(Role.MEMBER)
 def playground(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     """Pick a bot (?bot=<id>) and a prompt version (?version=<number>, the published one by
-    default), then chat over the playground socket (conversations/playground.py)."""
+    default), optionally with a question to ask (?q=), then chat over the playground socket (conversations/playground.py)."""
     choice = playground_choices(bot_id=request.GET.get("bot"), version=request.GET.get("version"))
-    return render(request, "conversations/playground.html", {"choice": choice})
+    # ?q= prefills the message box: a correction's Re-test button replays its question.
+    question = request.GET.get("q", "")[: settings.BOT_MAX_INPUT_CHARS]
+    return render(request, "conversations/playground.html", {"choice": choice, "question": question})

@@ -31,3 +31,6 @@ class RetrievedPassage:
     similarity: float | None = None
     vector_rank: int | None = None
     text_rank: int | None = None
+    # Set when the passage is a correction the support team wrote (bots.Correction), not a chunk:
+    # it is then put first, and the offline answerer gives its text as the answer.
+    correction_id: int | None = None

@@ -117,7 +117,10 @@ def choose_sentences(query: str, passages: list[RetrievedPassage]) -> list[Candi
 
 
 def compose_answer(query: str, passages: list[RetrievedPassage], no_answer: str = "") -> str:
-    """The extractive answer, or `no_answer` (the bot's "I don't know") when there is nothing to quote."""
+    """The extractive answer, or `no_answer` (the bot's "I don't know") when there is nothing to quote.
+    A correction the support team wrote (put first by the retrieve stage) is the answer as it is."""
+    if passages and passages[0].correction_id is not None:
+        return f"{passages[0].snippet} [1]"
     picked = choose_sentences(query, passages)
     if not picked:
         return no_answer or NOTHING_FOUND

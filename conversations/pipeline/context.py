@@ -155,6 +155,8 @@ def citations_for(answer: str, passages: list[RetrievedPassage]) -> list[dict]:
                     "page": p.page,
                     "url": p.url,
                     "snippet": (p.snippet or p.text)[:300],
+                    # A correction the support team wrote (the widget and dashboards label it so).
+                    **({"correction_id": p.correction_id} if p.correction_id is not None else {}),
                 }
             )
     return items

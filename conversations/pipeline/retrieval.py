@@ -13,6 +13,8 @@ from knowledge.answer_retrieval import CANDIDATES, RetrievalDecision
 from knowledge.types import RetrievedPassage
 from tenants.models import Tenant
 
+from .corrections import vectors_for_corrections, with_correction
+
 # The pool re-ranked and gated. The gate's benchmark (knowledge/answer_retrieval.py, CANDIDATES)
 # gives hit@5 / MRR 0.96 / 0.88 at 40 against 0.97 / 0.88 at 60, while the search's p50 on its
 # 42-page corpus grows from ~21 ms (k=5) towards ~34 ms (k=60): 40 keeps nearly all the quality
@@ -74,6 +76,7 @@ def decision_for(
         knowledge_bases = list(bot.knowledge_bases.order_by("id").values_list("id", "embedding_model"))
     if not knowledge_bases:
         return RetrievalDecision(kept=[])
+    query_vectors = vectors_for_corrections(bot, query, knowledge_bases[0][1], query_vectors)
     decision = passages_for_answer(
         tenant=tenant,
         knowledge_base_ids=[kb_id for kb_id, _model in knowledge_bases],
@@ -88,6 +91,10 @@ def decision_for(
         floor = bot.min_passage_score
         kept = [p for p in decision.kept if p.similarity is None or p.similarity >= floor]
         decision = RetrievalDecision(kept=kept, verdicts=decision.verdicts)
+    if bot.has_corrections:  # a correction the support team wrote comes first (pipeline/corrections.py)
+        decision = with_correction(
+            decision, bot=bot, embedding_model=knowledge_bases[0][1], k=bot.retrieval_k, query_vectors=query_vectors
+        )
     return decision
 
 

@@ -5,6 +5,8 @@ import factory
 from bots.crypto import encrypt
 from bots.models import (
     Bot,
+    Correction,
+    CorrectionVersion,
     EvalCase,
     EvalResult,
     EvalRun,
@@ -121,3 +123,31 @@ class WidgetOriginFactory(ScopedFactory):
 
 
 SCOPED_FACTORIES[WidgetOrigin] = WidgetOriginFactory
+
+
+class CorrectionFactory(ScopedFactory):
+    """A correction with a placeholder vector (tests that match questions use correction_create)."""
+
+    class Meta:
+        model = Correction
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    question = factory.Sequence(lambda n: f"Question {n}?")
+    answer = "The support team's answer."
+    embedding = factory.LazyFunction(lambda: [1.0] + [0.0] * 383)
+    embedding_model = "all-MiniLM-L6-v2"
+
+
+class CorrectionVersionFactory(ScopedFactory):
+    class Meta:
+        model = CorrectionVersion
+
+    tenant = factory.SubFactory(TenantFactory)
+    correction = factory.SubFactory(CorrectionFactory, tenant=factory.SelfAttribute("..tenant"))
+    number = factory.Sequence(lambda n: n + 1)
+    question = "Question?"
+    answer = "Answer."
+
+
+SCOPED_FACTORIES.update({Correction: CorrectionFactory, CorrectionVersion: CorrectionVersionFactory})

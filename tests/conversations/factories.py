@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import factory
 
-from conversations.models import Conversation, Message, Trace
+from conversations.models import Conversation, GapGroup, GapItem, Message, Trace
 from tests.bots.factories import BotFactory
 from tests.factories import SCOPED_FACTORIES, ScopedFactory, TenantFactory
 
@@ -52,3 +52,37 @@ def conversation_with_document(tenant, *, text: str, **bot_fields):
         conversation = ConversationFactory(tenant=tenant, **{f"bot__{k}": v for k, v in bot_fields.items()})
         bot_attach_knowledge_bases(bot=conversation.bot, knowledge_base_ids=[kb.pk])
     return conversation, kb
+
+
+def _unit_vector() -> list[float]:
+    return [1.0] + [0.0] * 383
+
+
+class GapGroupFactory(ScopedFactory):
+    class Meta:
+        model = GapGroup
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    centroid = factory.LazyFunction(_unit_vector)
+    size = 1
+
+
+class GapItemFactory(ScopedFactory):
+    class Meta:
+        model = GapItem
+
+    tenant = factory.SubFactory(TenantFactory)
+    group = factory.SubFactory(GapGroupFactory, tenant=factory.SelfAttribute("..tenant"))
+    message = factory.SubFactory(
+        MessageFactory,
+        tenant=factory.SelfAttribute("..tenant"),
+        conversation__bot=factory.SelfAttribute("...group.bot"),
+    )
+    conversation = factory.SelfAttribute("message.conversation")
+    question = "A question the bot could not answer?"
+    kind = GapItem.Kind.UNANSWERED
+    embedding = factory.LazyFunction(_unit_vector)
+
+
+SCOPED_FACTORIES.update({GapGroup: GapGroupFactory, GapItem: GapItemFactory})
