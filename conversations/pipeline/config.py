@@ -29,7 +29,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from billing.models import Plan, Subscription
 from billing.quotas import plan_of
-from bots.models import Bot, PromptVersion, ProviderCredential
+from bots.models import Bot, Correction, PromptVersion, ProviderCredential
 from chatbot_saas import runtime
 from knowledge.models import KnowledgeBase
 
@@ -42,10 +42,13 @@ class TurnConfig:
     prompt: tuple[str, int | None] | None  # the published prompt version's text and number
     knowledge_bases: tuple[tuple[int, str], ...]  # (id, embedding model), by id
     credentials: tuple[ProviderCredential, ...]  # the tenant's, one per provider at most
+    # Whether the bot has an enabled correction: read here, not off the caller's bot row, which a
+    # widget socket holds for its whole connection (a correction written meanwhile must apply).
+    has_corrections: bool = False
 
 
 def turn_config(*, bot: Bot) -> TurnConfig:
-    """The bot's turn configuration: remembered, or read afresh in four small queries (see the
+    """The bot's turn configuration: remembered, or read afresh in five small queries (see the
     module docstring for how fresh it is). Tenant scope required (the bot's tenant)."""
     if candidate.active():
         return _read(bot)
@@ -68,6 +71,7 @@ def _read(bot: Bot) -> TurnConfig:
         prompt=next(iter(published), None),
         knowledge_bases=tuple(bases),
         credentials=tuple(ProviderCredential.objects.all()),
+        has_corrections=Correction.objects.filter(bot_id=bot.pk, enabled=True).exists(),
     )
 
 
@@ -94,7 +98,7 @@ def _plan_changed(sender: type, instance: Plan, using: str | None = None, **kwar
 
 def connect_signals() -> None:
     """Called once, from ConversationsConfig.ready()."""
-    for model in (Subscription, PromptVersion, KnowledgeBase, ProviderCredential):
+    for model in (Subscription, PromptVersion, KnowledgeBase, ProviderCredential, Correction):
         post_save.connect(_row_changed, sender=model, dispatch_uid=f"turn_config_{model.__name__}_saved")
         post_delete.connect(_row_changed, sender=model, dispatch_uid=f"turn_config_{model.__name__}_deleted")
     m2m_changed.connect(_bases_changed, sender=Bot.knowledge_bases.through, dispatch_uid="turn_config_bases")

@@ -158,6 +158,8 @@ def _read_inputs(*, bot: Bot, conversation: Conversation) -> _Inputs:
     provider credentials: config.turn_config, remembered for a short while) and the
     conversation's memory (window, summary and facts, read fresh). Tenant scope required."""
     config = turn_config(bot=bot)
+    # The caller's bot row may be as old as its socket; this flag must follow corrections as they change.
+    bot.has_corrections = config.has_corrections
     # Evaluation runs judge the prompt or knowledge bases about to go live; otherwise unchanged.
     prompt, bases = candidate.apply(prompt=config.prompt, knowledge_bases=list(config.knowledge_bases))
     return _Inputs(

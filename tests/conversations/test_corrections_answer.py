@@ -123,3 +123,17 @@ def test_the_trace_inspector_shows_the_matched_correction_and_its_similarity(cor
     assert f"correction {correction.pk}, similarity 1.00 to its question" in body
     assert "From the support team, correction" in body
     assert reverse("message_correct", args=["acme", conversation.pk, turn.start.assistant_message_id]) in body
+
+
+def test_a_correction_written_while_a_widget_holds_its_bot_row_applies_to_the_next_turn(world, in_tenant_a):
+    """A widget socket keeps its Bot object for the whole connection; the turn reads whether the
+    bot has corrections from its turn configuration, which a new correction refreshes."""
+    from conversations.pipeline.config import turn_config
+    from tests.bots.factories import BotFactory
+
+    bot = BotFactory(tenant=world.tenant_a)
+    held = Bot.objects.get(pk=bot.pk)  # what a connected socket holds
+    assert turn_config(bot=held).has_corrections is False
+    correction_create(bot=bot, question="Do you ship to Norway?", answer="Yes, in 3 to 5 working days.")
+    assert held.has_corrections is False  # the socket's row is stale...
+    assert turn_config(bot=held).has_corrections is True  # ...the turn's configuration is not

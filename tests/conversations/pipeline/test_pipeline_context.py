@@ -128,13 +128,14 @@ def test_text_without_spaces_still_streams_and_is_still_redacted():
 # messages, as here), then one INSERT for both messages. Settling is one transaction (here a
 # savepoint and its release) writing the message, the trace, last_active and the usage.
 # The bot's turn configuration (the subscription with its plan, the published prompt, the
-# knowledge bases, the provider credentials: four queries, COLD_CONFIG_QUERIES) is remembered for
+# knowledge bases, the provider credentials, whether it has corrections: five queries,
+# COLD_CONFIG_QUERIES) is remembered for
 # runtime.TURN_CONFIG_TTL seconds (conversations/pipeline/config.py), so a bot answering more than
 # once in that time reads it once: that saved ~3.5 ms of CPU per turn in the answer benchmark.
 # Was 3 when the reads were sent as one multi-statement round trip and settling was one statement
 # of CTEs, both compiled by hand through private Django APIs. Before: 18, 13, 6, 3, 14, 12.
 EXPECTED_TURN_QUERIES = 10
-COLD_CONFIG_QUERIES = 4
+COLD_CONFIG_QUERIES = 5
 
 
 def test_a_turn_runs_a_fixed_number_of_queries_whatever_the_history(
