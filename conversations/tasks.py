@@ -93,3 +93,12 @@ def eval_run_task(*, tenant_id: int, run_id: int) -> None:
 def eval_run_queue(run: object) -> None:
     """How bots.evaluation.gate queues a run (registered in ConversationsConfig.ready)."""
     eval_run_task.delay(tenant_id=run.tenant_id, run_id=run.pk)  # type: ignore[attr-defined]
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def insights_rollup_refresh_task() -> None:
+    """Celery beat, every INSIGHTS_ROLLUP_SECONDS: recompute today's and yesterday's rollups and the
+    days of recently changed messages, for every tenant (idempotent: a retry or overlap is harmless)."""
+    from .insights.rollups import rollup_refresh
+
+    rollup_refresh()
