@@ -94,9 +94,7 @@ def _day_counts(day: date, tenant: Tenant | None) -> list[dict[str, Any]]:
             conversations=Count("conversation_id", distinct=True),
             messages=Count("id"),
             questions=Count("id", filter=Q(role=Message.Role.USER)),
-            visitors=Count(
-                "conversation__visitor_id", distinct=True, filter=~Q(conversation__visitor_id="")
-            ),
+            visitors=Count("conversation__visitor_id", distinct=True, filter=~Q(conversation__visitor_id="")),
             answered=Count("id", filter=assistant & Q(status=Message.Status.COMPLETE) & ~Q(model=NO_ANSWER_MODEL)),
             unanswered=Count("id", filter=unanswered),
             thumbs_up=Count("id", filter=Q(feedback=Message.Feedback.UP)),
@@ -220,4 +218,3 @@ def rollup_refresh(*, now: datetime | None = None) -> list[RollupResult]:
     """The periodic task's body: each day to refresh, each in its own transaction (a crash between
     two days leaves the finished one done and the next one as it was)."""
     return [rollup_day(day=day) for day in rollup_days_to_refresh(now=now)]
-
