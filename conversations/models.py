@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from tenants.scoping import TenantScopedModel
 
-
 # The model recorded on the relevance gate's "I don't know" answer (pipeline/service.py): no
 # passage passed the gate, so the bot answered with its no_answer_text without calling a model.
 NO_ANSWER_MODEL = "policy:no_passages"

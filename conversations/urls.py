@@ -1,13 +1,18 @@
 from django.urls import path
 
-from . import views
+from . import explorer_views, views
 
 # The REST API (api/v1/) and the OpenAI-compatible routes (v1/) are mounted in chatbot_saas/api.py.
 
 urlpatterns = [
     path("widget/<str:bot_public_id>/session", views.widget_session, name="widget_session"),
     path("metrics", views.metrics_view, name="metrics"),
-    path("t/<slug:tenant_slug>/conversations/", views.conversation_list, name="conversation_list"),
+    path("t/<slug:tenant_slug>/conversations/", explorer_views.conversation_list, name="conversation_list"),
+    path(
+        "t/<slug:tenant_slug>/conversations/export.<str:fmt>",
+        explorer_views.conversation_export,
+        name="conversation_export",
+    ),
     # The bot editor's Test connection button (here, not in bots: it calls conversations.llm).
     path("t/<slug:tenant_slug>/bots/<int:bot_id>/models/test/", views.bot_test_connection, name="bot_test_connection"),
     path(

@@ -26,7 +26,6 @@ from .connection_test import ConnectionResult, connection_test
 from .ratelimit import Bucket, Rate, RateLimited, configured_rate, rate_limit_take_sync
 from .selectors import (
     conversation_detail_for_dashboard,
-    conversation_list_for_dashboard,
     message_with_trace,
     playground_choices,
 )
@@ -103,18 +102,6 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         if not settings.METRICS_TOKEN or not hmac.compare_digest(supplied.encode(), settings.METRICS_TOKEN.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
-
-
-@require_role(Role.MEMBER)
-def conversation_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    # The playground's and evaluation runs' conversations are the tenant's own tests: hidden by default.
-    include_tests = request.GET.get("show") == "all"
-    conversations = conversation_list_for_dashboard(include_tests=include_tests)
-    return render(
-        request,
-        "conversations/conversation_list.html",
-        {"conversations": conversations, "include_tests": include_tests},
-    )
 
 
 @require_role(Role.MEMBER)
