@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ class SearchVectorOf(models.Func):
     search, written once so that the two match (Postgres uses the index only for the same expression)."""
 
     template = "to_tsvector('simple'::regconfig, COALESCE(%(expressions)s, ''))"
-    output_field = models.TextField()
+    output_field = SearchVectorField()
 
 
 class Conversation(TenantScopedModel):

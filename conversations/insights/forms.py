@@ -26,7 +26,7 @@ class _BotChoice(forms.ModelChoiceField):
 
 def _bot_field() -> _BotChoice:
     return _BotChoice(
-        queryset=Bot.objects.none(),
+        queryset=Bot.objects.unscoped().none(),  # replaced in __init__, inside the tenant scope
         required=False,
         empty_label="All bots",
         error_messages={"invalid_choice": "That bot is not in this workspace. Pick one from the list."},
