@@ -51,7 +51,7 @@ def conversation_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 
 
 @require_role(Role.MEMBER)
-def conversation_export(request: HttpRequest, tenant_slug: str, fmt: str) -> HttpResponse:
+def conversation_export(request: HttpRequest, tenant_slug: str, fmt: str) -> HttpResponse | StreamingHttpResponse:
     """The selected messages as CSV (a header row, alone when nothing matches) or JSON Lines,
     streamed from a server-side cursor. Members may export; the filters are the explorer's."""
     form = ExplorerFilter(_with_old_links(request))

@@ -39,7 +39,7 @@ class OverviewFilter(forms.Form):
         choices=[(str(n), f"Last {n} days") for n in RANGES],
         coerce=int,
         required=False,
-        empty_value=30,
+        empty_value=None,  # the view's default, 30 days
         error_messages={"invalid_choice": "Pick a period of 7, 30 or 90 days."},
     )
     bot = _bot_field()

@@ -87,7 +87,7 @@ def _day_counts(day: date, tenant: Tenant | None) -> list[dict[str, Any]]:
     assistant = Q(role=Message.Role.ASSISTANT)
     unanswered = assistant & Q(model=NO_ANSWER_MODEL)
     first_token = Cast(KT("latency__first_token_ms"), FloatField())
-    return list(
+    rows: Any = (
         _visitor_messages(day, tenant)
         .values("tenant_id", bot_id=F("conversation__bot_id"))
         .annotate(
@@ -108,6 +108,7 @@ def _day_counts(day: date, tenant: Tenant | None) -> list[dict[str, Any]]:
         )
         .order_by()
     )
+    return list(rows)
 
 
 def _day_questions(day: date, tenant: Tenant | None) -> list[DailyQuestion]:

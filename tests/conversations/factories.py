@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import factory
-
 import datetime
+
+import factory
 
 from conversations.models import Conversation, DailyQuestion, DailyRollup, Message, Trace
 from tests.bots.factories import BotFactory
