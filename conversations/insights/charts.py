@@ -11,7 +11,7 @@ from typing import Any
 from .selectors import DayPoint
 
 WIDTH, HEIGHT = 600, 160
-PAD_LEFT, PAD_BOTTOM, PAD_TOP = 44, 20, 10
+PAD_LEFT, PAD_BOTTOM, PAD_TOP = 64, 20, 10
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class Series:
     css: str  # the series' class in static/css/insights.css (its colour)
     values: list[float | None]
     points: str = ""  # the polyline's "x,y x,y" (lines only)
+    # A dot per value (lines only): a day alone between two quiet days is still seen.
+    dots: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -106,9 +108,12 @@ def _chart(
         ]
     else:
         for s in built:
-            s.points = " ".join(
-                f"{round(PAD_LEFT + i * step + step / 2, 1)},{y_of(v)}" for i, v in enumerate(s.values) if v is not None
-            )
+            s.dots = [
+                (round(PAD_LEFT + i * step + step / 2, 1), y_of(v), f"{labels[i]}: {s.name} {_fmt(v, unit)}")
+                for i, v in enumerate(s.values)
+                if v is not None
+            ]
+            s.points = " ".join(f"{x},{y}" for x, y, _ in s.dots)
     chart.description = _describe(chart, points)
     return chart
 

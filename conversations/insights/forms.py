@@ -40,6 +40,7 @@ class OverviewFilter(forms.Form):
         coerce=int,
         required=False,
         empty_value=None,  # the view's default, 30 days
+        initial="30",
         error_messages={"invalid_choice": "Pick a period of 7, 30 or 90 days."},
     )
     bot = _bot_field()

@@ -61,6 +61,7 @@ class UsageBar:
     label: str
     used: int
     limit: int | None
+    in_bytes: bool = False
 
     @property
     def percent(self) -> int:
@@ -180,7 +181,7 @@ def usage_bars(*, tenant: Tenant) -> list[UsageBar]:
     """Usage against the plan's limits, through billing's quota interface (as the billing page)."""
     plan = effective_plan(tenant=tenant)
     return [
-        UsageBar(label, current_usage(tenant=tenant, kind=kind), getattr(plan, limit_field))
+        UsageBar(label, current_usage(tenant=tenant, kind=kind), getattr(plan, limit_field), kind == "storage_bytes")
         for kind, (limit_field, label) in LIMIT_FIELDS.items()
         if kind in countable_kinds()
     ]
