@@ -8,6 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
 from .selectors import DayPoint
 
 WIDTH, HEIGHT = 600, 160
@@ -57,6 +60,49 @@ class Chart:
             (label, ["—" if s.values[i] is None else _fmt(s.values[i], self.unit) for s in self.series])
             for i, label in enumerate(self.labels)
         ]
+
+    @property
+    def marks(self) -> str:
+        """The bars, or the lines and their dots, as SVG markup: built here rather than in the
+        template, where 90 days of 5 charts meant ~18k variable look-ups (most of the page's time)."""
+        if self.kind == "bars":
+            parts = [
+                format_html(
+                    '<rect class="bar s1" x="{}" y="{}" width="{}" height="{}"><title>{}</title></rect>',
+                    b.x,
+                    b.y,
+                    b.width,
+                    b.height,
+                    b.label,
+                )
+                for b in self.bars
+            ]
+        else:
+            parts = []
+            for s in self.series:
+                if s.points:
+                    parts.append(format_html('<polyline class="line {}" points="{}" />', s.css, s.points))
+                parts += [
+                    format_html(
+                        '<circle class="dot {}" cx="{}" cy="{}" r="3"><title>{}</title></circle>', s.css, x, y, t
+                    )
+                    for x, y, t in s.dots
+                ]
+        return mark_safe("".join(parts))  # noqa: S308 - every part went through format_html
+
+    @property
+    def table_body(self) -> str:
+        """The table fallback's rows, as markup (the same reason as `marks`)."""
+        return mark_safe(  # noqa: S308 - every part went through format_html
+            "".join(
+                format_html(
+                    '<tr><th scope="row">{}</th>{}</tr>',
+                    label,
+                    format_html_join("", "<td>{}</td>", ((c,) for c in cells)),
+                )
+                for label, cells in self.rows
+            )
+        )
 
     @property
     def top_label(self) -> str:

@@ -78,6 +78,9 @@ def test_the_overview_shows_todays_counts_from_the_rollups(acme_today, world):
     html = response.content.decode()
     assert '<title id="chart-messages-title">Messages per day</title>' in html
     assert "Messages per day: the numbers" in html
+    today = timezone.now().astimezone(UTC).strftime("%b %d")
+    assert f"<title>{today}: 6</title></rect>" in html  # today's bar, with its figure
+    assert f'<tr><th scope="row">{today}</th><td>6</td></tr>' in html  # and in the table
     assert "Get started" in html  # the onboarding checklist stays above
 
 
