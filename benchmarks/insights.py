@@ -79,8 +79,9 @@ def _load(tenant: Any, bot: Any, total: int, seed: int = 17) -> float:
     """COPY `total` messages (and their conversations) spread over the last DAYS days."""
     from conversations.models import Conversation, Message
 
-    if Message.objects.unscoped().filter(tenant=tenant).count() >= total:
-        return 0.0
+    conversations = total // MESSAGES_PER_CONVERSATION
+    if Message.objects.unscoped().filter(tenant=tenant).count() >= conversations * MESSAGES_PER_CONVERSATION:
+        return 0.0  # built by an earlier run
     started = time.perf_counter()
     Message.objects.unscoped().filter(tenant=tenant).delete()
     Conversation.objects.unscoped().filter(tenant=tenant).delete()
@@ -89,7 +90,6 @@ def _load(tenant: Any, bot: Any, total: int, seed: int = 17) -> float:
     now = timezone.now()
     start = now - timedelta(days=DAYS)
     span = (now - start).total_seconds()
-    conversations = total // MESSAGES_PER_CONVERSATION
     batch = 20_000
     for first in range(0, conversations, batch):
         count = min(batch, conversations - first)
