@@ -110,8 +110,9 @@ def conversation_detail(request: HttpRequest, tenant_slug: str, conversation_id:
     if found is None:
         raise Http404("No such conversation.")
     conversation, messages = found
+    # Not "messages": that name is Django's flash messages, which the base layout shows on top.
     return render(
-        request, "conversations/conversation_detail.html", {"conversation": conversation, "messages": messages}
+        request, "conversations/conversation_detail.html", {"conversation": conversation, "transcript": messages}
     )
 
 

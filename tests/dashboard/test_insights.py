@@ -79,6 +79,9 @@ def test_the_overview_shows_the_days_counts_after_real_turns(acme_with_turns, si
     page.get_by_test_id("latest-unanswered").get_by_role("link", name="Can I pay with bitcoin?").click()
     page.wait_for_url(f"{live_daphne}/t/acme/conversations/*/")
     assert page.get_by_text("Can I pay with bitcoin?").is_visible()
+    assert page.get_by_text("I don't know", exact=True).is_visible()  # the badge on the refusal
+    # The transcript's messages are not shown again as flash messages above it.
+    assert "(complete)" not in page.locator(".flash").inner_text()
     shots(page, "insights-transcript")
 
     page.goto(f"{live_daphne}/t/acme/?range=5")
