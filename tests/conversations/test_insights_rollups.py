@@ -201,7 +201,24 @@ def test_the_command_refuses_a_bad_day(db):
         call_command("insights_rollup", "--day", "yesterday")
 
 
-def test_the_rollup_task_runs_in_a_transaction_of_its_own(day_of_acme):
+def test_a_day_can_be_recomputed_inside_a_callers_transaction(day_of_acme):
     # rollup_day opens its own transaction; called inside another one it must still work.
     with transaction.atomic():
         assert rollup_day(day=DAY).rows == 1
+
+
+def test_celery_beat_runs_the_refresh_of_today_and_yesterday(world, settings):
+    from django.utils import timezone
+
+    from conversations.tasks import insights_rollup_refresh_task
+
+    assert settings.CELERY_BEAT_SCHEDULE["insights-rollup-refresh"]["task"] == insights_rollup_refresh_task.name
+    bot = BotFactory(tenant=world.tenant_a)
+    now = timezone.now()
+    conversation = ConversationFactory(tenant=world.tenant_a, bot=bot)
+    MessageFactory(tenant=world.tenant_a, conversation=conversation, role="user", content="Hello?", created=now)
+
+    insights_rollup_refresh_task.apply().get()
+
+    row = DailyRollup.objects.unscoped().get(tenant=world.tenant_a, day=now.astimezone(UTC).date())
+    assert (row.bot_id, row.questions) == (bot.pk, 1)
