@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--calibrate", action="store_true", help="quality: grid-search the relevance gate on the calibration half"
     )
+    parser.add_argument("--messages", type=int, default=None, help="insights: messages to build (default 1M)")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_saas.settings")
     django.setup()

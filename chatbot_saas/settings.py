@@ -148,7 +148,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# The insights rollups (conversations/insights/rollups.py): today, yesterday and recently changed days.
+INSIGHTS_ROLLUP_SECONDS = envint("INSIGHTS_ROLLUP_SECONDS", 300)
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "insights-rollup-refresh": {
+        "task": "conversations.tasks.insights_rollup_refresh_task",
+        "schedule": INSIGHTS_ROLLUP_SECONDS,
+        # A run that waited longer than the interval is superseded by the next one.
+        "options": {"expires": INSIGHTS_ROLLUP_SECONDS},
+    },
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth and accounts (django-allauth) -----------------------------------------------

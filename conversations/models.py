@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 from tenants.scoping import TenantScopedModel
+
+# The model recorded on the relevance gate's "I don't know" answer (pipeline/service.py): no
+# passage passed the gate, so the bot answered with its no_answer_text without calling a model.
+NO_ANSWER_MODEL = "policy:no_passages"
+
+
+class SearchVectorOf(models.Func):
+    """to_tsvector('simple', <column>): the expression of the full-text index, and of the explorer's
+    search, written once so that the two match (Postgres uses the index only for the same expression)."""
+
+    template = "to_tsvector('simple'::regconfig, COALESCE(%(expressions)s, ''))"
+    output_field = SearchVectorField()
 
 
 class Conversation(TenantScopedModel):
@@ -79,6 +93,18 @@ class Message(TenantScopedModel):
         indexes = [
             models.Index(fields=["conversation", "created"]),
             models.Index(fields=["status", "updated"]),
+            # The explorer's full-text search: a functional index, so every write keeps it current
+            # without a column or trigger of our own ('simple': no stemming, any language).
+            GinIndex(SearchVectorOf("content"), name="conversations_msg_content_fts"),
+            # The overview's "latest unanswered" and the explorer's unanswered filter read only
+            # the relevance gate's "I don't know" answers: a small partial index.
+            models.Index(
+                fields=["tenant", "-created"],
+                name="conversations_msg_unanswered",
+                condition=models.Q(model=NO_ANSWER_MODEL),
+            ),
+            # The rollup task finds the days of late and re-settled messages by `updated`.
+            models.Index(fields=["updated"], name="conversations_msg_updated"),
         ]
 
     def __str__(self) -> str:
@@ -184,3 +210,53 @@ class GapScan(models.Model):
 
     def __str__(self) -> str:
         return f"Gap scan up to {self.upto}"
+
+
+class DailyRollup(TenantScopedModel):
+    """One bot's visitor activity on one day (UTC), recomputed from its messages by
+    conversations/insights/rollups.py. Playground and evaluation turns (TEST_CHANNELS) are left out.
+    The dashboards read these rows, never the message table."""
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    conversations = models.PositiveIntegerField(default=0)
+    messages = models.PositiveIntegerField(default=0)  # both roles
+    questions = models.PositiveIntegerField(default=0)  # the visitors' messages
+    visitors = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    unanswered = models.PositiveIntegerField(default=0)  # the relevance gate's "I don't know"
+    thumbs_up = models.PositiveIntegerField(default=0)
+    thumbs_down = models.PositiveIntegerField(default=0)
+    handoffs = models.PositiveIntegerField(default=0)  # 0 until conversations can be handed off
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))
+    ttft_p50_ms = models.FloatField(null=True, blank=True)
+    ttft_p95_ms = models.FloatField(null=True, blank=True)
+    provider_errors = models.PositiveIntegerField(default=0)  # failed provider attempts (traces)
+    computed = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "bot", "day"], name="insights_rollup_one_per_day")]
+        indexes = [models.Index(fields=["tenant", "day"])]
+
+    def __str__(self) -> str:
+        return f"Rollup of bot {self.bot_id} on {self.day}"
+
+
+class DailyQuestion(TenantScopedModel):
+    """How often visitors asked one question (normalised text) of one bot on one day: the most
+    frequent QUESTIONS_PER_DAY per bot and day, kept by the same rollup, for the overview's top questions."""
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    text = models.CharField(max_length=300)
+    count = models.PositiveIntegerField(default=0)
+    # One conversation where it was asked, for the overview's link.
+    conversation_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.text!r} x{self.count} on {self.day}"

@@ -101,3 +101,12 @@ def knowledge_gaps_scan_task() -> None:
     from .gaps import gaps_scan
 
     gaps_scan()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def insights_rollup_refresh_task() -> None:
+    """Celery beat, every INSIGHTS_ROLLUP_SECONDS: recompute today's and yesterday's rollups and the
+    days of recently changed messages, for every tenant (idempotent: a retry or overlap is harmless)."""
+    from .insights.rollups import rollup_refresh
+
+    rollup_refresh()

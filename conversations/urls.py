@@ -1,13 +1,26 @@
 from django.urls import path
 
-from . import gap_views, views
+from . import explorer_views, gap_views, views
 
 # The REST API (api/v1/) and the OpenAI-compatible routes (v1/) are mounted in chatbot_saas/api.py.
 
 urlpatterns = [
     path("widget/<str:bot_public_id>/session", views.widget_session, name="widget_session"),
     path("metrics", views.metrics_view, name="metrics"),
-    path("t/<slug:tenant_slug>/conversations/", views.conversation_list, name="conversation_list"),
+    path("t/<slug:tenant_slug>/conversations/", explorer_views.conversation_list, name="conversation_list"),
+    # One route per format (not a <fmt> kwarg), so the cross-tenant walk tries both.
+    path(
+        "t/<slug:tenant_slug>/conversations/export.csv",
+        explorer_views.conversation_export,
+        {"fmt": "csv"},
+        name="conversation_export_csv",
+    ),
+    path(
+        "t/<slug:tenant_slug>/conversations/export.jsonl",
+        explorer_views.conversation_export,
+        {"fmt": "jsonl"},
+        name="conversation_export_jsonl",
+    ),
     # The bot editor's Test connection button (here, not in bots: it calls conversations.llm).
     path("t/<slug:tenant_slug>/bots/<int:bot_id>/models/test/", views.bot_test_connection, name="bot_test_connection"),
     path(

@@ -26,7 +26,6 @@ from .connection_test import ConnectionResult, connection_test
 from .ratelimit import Bucket, Rate, RateLimited, configured_rate, rate_limit_take_sync
 from .selectors import (
     conversation_detail_for_dashboard,
-    conversation_list_for_dashboard,
     message_with_trace,
     playground_choices,
 )
@@ -106,25 +105,14 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_role(Role.MEMBER)
-def conversation_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    # The playground's and evaluation runs' conversations are the tenant's own tests: hidden by default.
-    include_tests = request.GET.get("show") == "all"
-    conversations = conversation_list_for_dashboard(include_tests=include_tests)
-    return render(
-        request,
-        "conversations/conversation_list.html",
-        {"conversations": conversations, "include_tests": include_tests},
-    )
-
-
-@require_role(Role.MEMBER)
 def conversation_detail(request: HttpRequest, tenant_slug: str, conversation_id: int) -> HttpResponse:
     found = conversation_detail_for_dashboard(conversation_id=conversation_id)
     if found is None:
         raise Http404("No such conversation.")
     conversation, messages = found
+    # Not "messages": that name is Django's flash messages, which the base layout shows on top.
     return render(
-        request, "conversations/conversation_detail.html", {"conversation": conversation, "messages": messages}
+        request, "conversations/conversation_detail.html", {"conversation": conversation, "transcript": messages}
     )
 
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import datetime
+
 import factory
 
-from conversations.models import Conversation, GapGroup, GapItem, Message, Trace
+from conversations.models import Conversation, DailyQuestion, DailyRollup, GapGroup, GapItem, Message, Trace
 from tests.bots.factories import BotFactory
 from tests.factories import SCOPED_FACTORIES, ScopedFactory, TenantFactory
 
@@ -34,7 +36,35 @@ class TraceFactory(ScopedFactory):
     message = factory.SubFactory(MessageFactory, tenant=factory.SelfAttribute("..tenant"))
 
 
-SCOPED_FACTORIES.update({Conversation: ConversationFactory, Message: MessageFactory, Trace: TraceFactory})
+class DailyRollupFactory(ScopedFactory):
+    class Meta:
+        model = DailyRollup
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    day = factory.LazyFunction(lambda: datetime.datetime.now(datetime.UTC).date())
+
+
+class DailyQuestionFactory(ScopedFactory):
+    class Meta:
+        model = DailyQuestion
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    day = factory.LazyFunction(lambda: datetime.datetime.now(datetime.UTC).date())
+    text = "how do i reset my password"
+    count = 1
+
+
+SCOPED_FACTORIES.update(
+    {
+        Conversation: ConversationFactory,
+        Message: MessageFactory,
+        Trace: TraceFactory,
+        DailyRollup: DailyRollupFactory,
+        DailyQuestion: DailyQuestionFactory,
+    }
+)
 
 
 def conversation_with_document(tenant, *, text: str, **bot_fields):

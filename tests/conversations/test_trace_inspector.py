@@ -107,9 +107,10 @@ def test_the_conversation_list_leaves_out_playground_and_evaluation_unless_asked
         MessageFactory.create_batch(2, tenant=world.tenant_a, conversation=conversation)
     bob = world.client_for(world.bob)
     bob.get(reverse("conversation_list", args=["acme"]))  # the session and membership are cached after this
-    # The session, the user, the membership, the conversations with their bots and counts, then the
-    # sidebar's workspaces and the billing banner's subscription: none per row.
-    with django_assert_num_queries(6):
+    # The session, the user, the membership, the conversations with their bots and counts, the
+    # explorer's bot choices, then the sidebar's workspaces and the billing banner's subscription:
+    # none per row.
+    with django_assert_num_queries(7):
         visitors = bob.get(reverse("conversation_list", args=["acme"]))
     everything = bob.get(reverse("conversation_list", args=["acme"]) + "?show=all")
     assert {c.channel for c in visitors.context["conversations"]} == {"widget", "api"}
