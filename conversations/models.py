@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from tenants.scoping import TenantScopedModel
+
+
+class HandoffStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    ASSIGNED = "assigned", "Assigned"
+    CLOSED = "closed", "Closed"
+    # Handed back to the bot by an agent: the bot answers again.
+    RETURNED = "returned", "Back with the bot"
 
 
 class Conversation(TenantScopedModel):
@@ -31,10 +40,26 @@ class Conversation(TenantScopedModel):
     summary = models.TextField(blank=True)
     summary_upto_message_id = models.BigIntegerField(null=True, blank=True)
     visitor_facts = models.JSONField(default=dict, blank=True)
+    # Human handoff (issue 18): empty while the bot answers; the bot stays quiet while waiting/assigned.
+    handoff_status = models.CharField(max_length=16, choices=HandoffStatus.choices, blank=True, default="")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    handoff_requested = models.DateTimeField(null=True, blank=True)
+    handoff_closed = models.DateTimeField(null=True, blank=True)
+    first_agent_reply = models.DateTimeField(null=True, blank=True)
+    page_url = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-last_active"]
-        indexes = [models.Index(fields=["tenant", "bot", "-last_active"])]
+        indexes = [
+            models.Index(fields=["tenant", "bot", "-last_active"]),
+            models.Index(fields=["tenant", "handoff_status"]),
+        ]
+
+    @property
+    def with_human(self) -> bool:
+        return self.handoff_status in (HandoffStatus.WAITING, HandoffStatus.ASSIGNED)
 
     def __str__(self) -> str:
         return f"Conversation {self.pk} with {self.bot_id}"
@@ -44,6 +69,8 @@ class Message(TenantScopedModel):
     class Role(models.TextChoices):
         USER = "user"
         ASSISTANT = "assistant"
+        # A team member answering in the inbox (human handoff); `author` says who.
+        AGENT = "agent"
 
     class Status(models.TextChoices):
         STREAMING = "streaming"
@@ -70,6 +97,9 @@ class Message(TenantScopedModel):
     error_code = models.CharField(max_length=64, blank=True)
     feedback = models.CharField(max_length=8, choices=Feedback.choices, blank=True)
     feedback_comment = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
 
@@ -108,3 +138,35 @@ class Trace(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"Trace for message {self.message_id}"
+
+
+class Lead(TenantScopedModel):
+    """A visitor's contact details and question, from the widget's lead form."""
+
+    class Reason(models.TextChoices):
+        FORM = "form", "Lead form"
+        OUTSIDE_HOURS = "outside_hours", "Outside business hours"
+        NO_PICKUP = "no_pickup", "Nobody picked up"
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="leads")
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    visitor_id = models.CharField(max_length=80, blank=True)
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    # {"Company": "Acme"}: the bot's custom fields, by label.
+    fields = models.JSONField(default=dict, blank=True)
+    question = models.TextField(blank=True)
+    consent = models.BooleanField(default=False)
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.FORM)
+    page_url = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created"])]
+
+    def __str__(self) -> str:
+        return f"Lead {self.pk} ({self.email or self.name or 'anonymous'})"

@@ -93,3 +93,11 @@ def eval_run_task(*, tenant_id: int, run_id: int) -> None:
 def eval_run_queue(run: object) -> None:
     """How bots.evaluation.gate queues a run (registered in ConversationsConfig.ready)."""
     eval_run_task.delay(tenant_id=run.tenant_id, run_id=run.pk)  # type: ignore[attr-defined]
+
+
+@shared_task(acks_late=True, ignore_result=True)
+@tenant_task
+def handoff_pickup_check_task(*, tenant_id: int, conversation_id: int) -> None:
+    from .handoff import handoff_pickup_check
+
+    handoff_pickup_check(conversation_id=conversation_id)
