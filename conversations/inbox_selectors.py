@@ -1,0 +1,95 @@
+"""Reads for the inbox and the leads pages (human handoff). Require the tenant in context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from tenants.models import Membership
+
+from .models import Conversation, HandoffStatus, Lead, Message
+
+RECENTLY_CLOSED_DAYS = 2
+LIST_LIMIT = 50
+
+
+@dataclass
+class InboxLists:
+    waiting: list[Conversation]
+    assigned: list[Conversation]
+    closed: list[Conversation]
+
+    @property
+    def waiting_count(self) -> int:
+        return len(self.waiting)
+
+
+def _with_leads(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    return qs.select_related("bot", "assigned_to").prefetch_related(
+        Prefetch("leads", queryset=Lead.objects.order_by("-created"))
+    )
+
+
+def inbox_lists() -> InboxLists:
+    """Waiting (oldest first), assigned, and recently closed conversations, with bot, agent and
+    leads: three queries plus one for the leads."""
+    since = timezone.now() - timezone.timedelta(days=RECENTLY_CLOSED_DAYS)
+    handed = _with_leads(Conversation.objects.exclude(handoff_status=""))
+    rows = list(
+        handed.filter(handoff_status__in=[HandoffStatus.WAITING, HandoffStatus.ASSIGNED]).order_by("handoff_requested")[
+            :LIST_LIMIT
+        ]
+    )
+    closed = list(
+        handed.filter(
+            handoff_status__in=[HandoffStatus.CLOSED, HandoffStatus.RETURNED], handoff_requested__gte=since
+        ).order_by("-handoff_requested")[:LIST_LIMIT]
+    )
+    return InboxLists(
+        waiting=[c for c in rows if c.handoff_status == HandoffStatus.WAITING],
+        assigned=[c for c in rows if c.handoff_status == HandoffStatus.ASSIGNED],
+        closed=closed,
+    )
+
+
+def inbox_conversation(*, conversation_id: int) -> tuple[Conversation, list[Message]] | None:
+    """One handed-off conversation with its whole transcript (bot, visitor and agents)."""
+    conversation = _with_leads(Conversation.objects.exclude(handoff_status="")).filter(pk=conversation_id).first()
+    if conversation is None:
+        return None
+    messages = list(
+        Message.objects.select_related("author").filter(conversation=conversation).order_by("created", "id")
+    )
+    return conversation, messages
+
+
+def transfer_targets(*, exclude_user_id: int) -> list[Membership]:
+    return [m for m in Membership.objects.select_related("user").exclude(user_id=exclude_user_id) if m.is_agent_capable]
+
+
+def lead_list(*, limit: int | None = 200) -> list[Lead]:
+    qs = Lead.objects.select_related("bot").order_by("-created", "-id")
+    return list(qs[:limit] if limit else qs)
+
+
+LEAD_CSV_HEADER = ["created", "bot", "name", "email", "phone", "question", "consent", "reason", "page_url", "fields"]
+
+
+def lead_csv_rows() -> Any:
+    """Every lead as CSV rows, newest first, read in chunks (an export can be large)."""
+    for lead in Lead.objects.select_related("bot").order_by("-created", "-id").iterator(chunk_size=500):
+        yield [
+            lead.created.isoformat(),
+            lead.bot.name,
+            lead.name,
+            lead.email,
+            lead.phone,
+            lead.question,
+            "yes" if lead.consent else "no",
+            lead.reason,
+            lead.page_url,
+            "; ".join(f"{k}: {v}" for k, v in (lead.fields or {}).items()),
+        ]
