@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
@@ -78,18 +78,23 @@ def lead_list(*, limit: int | None = 200) -> list[Lead]:
 LEAD_CSV_HEADER = ["created", "bot", "name", "email", "phone", "question", "consent", "reason", "page_url", "fields"]
 
 
-def lead_csv_rows() -> Any:
-    """Every lead as CSV rows, newest first, read in chunks (an export can be large)."""
-    for lead in Lead.objects.select_related("bot").order_by("-created", "-id").iterator(chunk_size=500):
-        yield [
-            lead.created.isoformat(),
-            lead.bot.name,
-            lead.name,
-            lead.email,
-            lead.phone,
-            lead.question,
-            "yes" if lead.consent else "no",
-            lead.reason,
-            lead.page_url,
-            "; ".join(f"{k}: {v}" for k, v in (lead.fields or {}).items()),
-        ]
+def lead_csv_rows() -> Iterator[list[str]]:
+    """Every lead as CSV rows, newest first, read in chunks (an export can be large). The query is
+    scoped here, while the tenant is in context: a streamed response is read after the view returns."""
+    leads = Lead.objects.select_related("bot").order_by("-created", "-id")
+    return (_csv_row(lead) for lead in leads.iterator(chunk_size=500))
+
+
+def _csv_row(lead: Lead) -> list[str]:
+    return [
+        lead.created.isoformat(),
+        lead.bot.name,
+        lead.name,
+        lead.email,
+        lead.phone,
+        lead.question,
+        "yes" if lead.consent else "no",
+        lead.reason,
+        lead.page_url,
+        "; ".join(f"{k}: {v}" for k, v in (lead.fields or {}).items()),
+    ]

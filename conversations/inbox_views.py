@@ -174,10 +174,11 @@ def _safe_cell(value: Any) -> str:
 @require_agent
 def leads_csv(request: HttpRequest, tenant_slug: str) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
+    leads = lead_csv_rows()  # scoped now: the body is read after the middleware has left the tenant
 
     def rows() -> Iterator[str]:
         yield writer.writerow(LEAD_CSV_HEADER)
-        for row in lead_csv_rows():
+        for row in leads:
             yield writer.writerow([_safe_cell(c) for c in row])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

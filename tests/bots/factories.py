@@ -8,6 +8,7 @@ from bots.models import (
     EvalCase,
     EvalResult,
     EvalRun,
+    HandoffSettings,
     PromptPublication,
     PromptVersion,
     ProviderCredential,
@@ -121,3 +122,15 @@ class WidgetOriginFactory(ScopedFactory):
 
 
 SCOPED_FACTORIES[WidgetOrigin] = WidgetOriginFactory
+
+
+class HandoffSettingsFactory(ScopedFactory):
+    class Meta:
+        model = HandoffSettings
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    enabled = True
+
+
+SCOPED_FACTORIES[HandoffSettings] = HandoffSettingsFactory

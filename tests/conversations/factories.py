@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import factory
 
-from conversations.models import Conversation, Message, Trace
+from conversations.models import Conversation, Lead, Message, Trace
 from tests.bots.factories import BotFactory
 from tests.factories import SCOPED_FACTORIES, ScopedFactory, TenantFactory
 
@@ -34,7 +34,19 @@ class TraceFactory(ScopedFactory):
     message = factory.SubFactory(MessageFactory, tenant=factory.SelfAttribute("..tenant"))
 
 
-SCOPED_FACTORIES.update({Conversation: ConversationFactory, Message: MessageFactory, Trace: TraceFactory})
+class LeadFactory(ScopedFactory):
+    class Meta:
+        model = Lead
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    name = "Vera Visitor"
+    email = factory.Sequence(lambda n: f"visitor{n}@example.com")
+
+
+SCOPED_FACTORIES.update(
+    {Conversation: ConversationFactory, Message: MessageFactory, Trace: TraceFactory, Lead: LeadFactory}
+)
 
 
 def conversation_with_document(tenant, *, text: str, **bot_fields):
