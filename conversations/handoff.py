@@ -170,9 +170,9 @@ def _assigned_to(conversation_id: int, user: AbstractBaseUser) -> Conversation:
 def handoff_reply(*, conversation_id: int, user: AbstractBaseUser, text: Any) -> Message:
     """Store an agent's message, then deliver it (on commit). The stored row is the delivery
     guarantee: a visitor who was offline gets it from `handoff_sync` or the session's history."""
-    text = chat_text_check(text)
     with transaction.atomic():
-        conversation = _assigned_to(conversation_id, user)
+        conversation = _assigned_to(conversation_id, user)  # first: a stranger's id is a 404, whatever the text
+        text = chat_text_check(text)
         now = timezone.now()
         message = Message.objects.create(
             conversation=conversation, role=Message.Role.AGENT, content=text, author=user, created=now, updated=now
