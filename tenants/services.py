@@ -199,6 +199,16 @@ def membership_role_change(*, membership: Membership, role: str, by: Membership)
     return membership
 
 
+def membership_agent_set(*, membership: Membership, is_agent: bool, by: Membership) -> Membership:
+    """Give or take a member's `agent` permission (answering visitors in the inbox). Owners and
+    admins are agents anyway. Raises PermissionDenied unless `by` is an admin. Tenant scope required."""
+    if not by.has_role(Role.ADMIN):
+        raise PermissionDenied("Only admins and owners can choose who answers visitors.")
+    membership.is_agent = is_agent
+    membership.save(update_fields=["is_agent"])
+    return membership
+
+
 @transaction.atomic
 def membership_leave(*, membership: Membership) -> None:
     """The member leaves the workspace themselves. The last owner cannot leave (it would be

@@ -235,3 +235,70 @@ def test_the_second_agent_to_take_is_told_it_is_taken(world):
     assert "Another agent has already taken this conversation." in page.content.decode()
     conversation.refresh_from_db()
     assert conversation.assigned_to == world.alice
+
+
+def _handoff_post(**overrides: object) -> dict:
+    data = {
+        "enabled": "on",
+        "on_request": "on",
+        "hours_enabled": "on",
+        "timezone": "Europe/Paris",
+        "hours_days": ["0", "1", "2"],
+        "hours_start": "09:00",
+        "hours_end": "17:30",
+        "outside_hours_message": "We are closed.",
+        "pickup_timeout_minutes": "3",
+        "lead_when": "handoff",
+        "name_field": "optional",
+        "email_field": "required",
+        "phone_field": "off",
+        "custom_fields": "Company\nOrder number",
+        "consent_text": "",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.django_db
+def test_an_admin_turns_handoff_on_in_the_bot_editor_and_the_widget_session_offers_it(world):
+    from bots.models import HandoffSettings
+    from conversations.services import widget_session_open
+    from tests.bots.factories import BotFactory
+
+    bot = BotFactory(tenant=world.tenant_a)
+    client = world.client_for(world.alice)
+    assert client.get(f"/t/acme/bots/{bot.pk}/handoff/").status_code == 200
+    assert client.post(f"/t/acme/bots/{bot.pk}/handoff/", _handoff_post()).status_code == 302
+    saved = HandoffSettings.objects.unscoped().get(bot=bot)
+    assert (saved.enabled, saved.hours_days, saved.custom_fields) == (True, [0, 1, 2], ["Company", "Order number"])
+    session = widget_session_open(
+        bot_public_id=bot.public_id, origin="http://127.0.0.1:8001", visitor_id="visitor-12345"
+    )
+    fields = [f["key"] for f in session["bot"]["handoff"]["lead_form"]["fields"]]
+    assert fields == ["name", "email", "custom:Company", "custom:Order number"]
+
+
+@pytest.mark.django_db
+def test_bad_handoff_settings_are_shown_in_place_and_members_cannot_save(world):
+    from tests.bots.factories import BotFactory
+
+    bot = BotFactory(tenant=world.tenant_a)
+    page = world.client_for(world.alice).post(
+        f"/t/acme/bots/{bot.pk}/handoff/", _handoff_post(timezone="Mars/Olympus", hours_days=[])
+    )
+    assert page.status_code == 400
+    assert "Unknown time zone" in page.content.decode() and "Pick at least one business day" in page.content.decode()
+    assert world.client_for(world.bob).post(f"/t/acme/bots/{bot.pk}/handoff/", _handoff_post()).status_code == 403
+
+
+@pytest.mark.django_db
+def test_an_admin_makes_a_member_an_agent_on_the_team_page(world):
+    bob_membership = Membership.objects.unscoped().get(tenant=world.tenant_a, user=world.bob)
+    alice = world.client_for(world.alice)
+    assert "Make agent" in alice.get("/t/acme/members/").content.decode()
+    alice.post(f"/t/acme/members/{bob_membership.pk}/agent/", {"is_agent": "1"})
+    bob_membership.refresh_from_db()
+    assert bob_membership.is_agent
+    assert world.client_for(world.bob).get("/t/acme/inbox/").status_code == 200
+    refused = world.client_for(world.bob).post(f"/t/acme/members/{bob_membership.pk}/agent/", {"is_agent": "0"})
+    assert refused.status_code == 403
