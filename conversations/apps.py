@@ -12,3 +12,9 @@ class ConversationsConfig(AppConfig):
         from .tasks import eval_run_queue
 
         register_run_starter(eval_run_queue)
+
+        from tenants.events import event_emitted
+
+        from .handoff_bus import close_inboxes_of_suspended_tenant
+
+        event_emitted.connect(close_inboxes_of_suspended_tenant, dispatch_uid="handoff-close-suspended")

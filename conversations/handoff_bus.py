@@ -44,3 +44,13 @@ def bus_send_on_commit(group: str, frame: dict[str, Any]) -> None:
 async def bus_send(group: str, frame: dict[str, Any]) -> None:
     """From async code (typing indicators: nothing stored, nothing to wait for)."""
     await get_channel_layer().group_send(group, {"type": "handoff.frame", "frame": frame})
+
+
+def close_inboxes_of_suspended_tenant(sender: str, tenant_id: int, **kwargs: Any) -> None:
+    """tenants.events receiver: a suspended workspace's open inboxes close at once."""
+    if sender != "tenant.suspended":
+        return
+    try:
+        async_to_sync(get_channel_layer().group_send)(inbox_group(tenant_id), {"type": "inbox.suspended"})
+    except Exception:
+        logger.exception("could not close the inboxes of suspended tenant %s", tenant_id)

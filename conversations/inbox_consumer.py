@@ -66,6 +66,10 @@ class InboxConsumer(JsonFrameConsumer):
             return  # one's own typing
         await self._send_frame(frame)
 
+    async def inbox_suspended(self, event: dict[str, Any]) -> None:
+        await self._send_error("tenant_suspended", "This workspace is suspended. See its billing page.")
+        await self.close(code=CLOSE_POLICY)
+
     async def on_watch(self, frame: dict[str, Any]) -> None:
         conversation = await _db(handoff_conversation_get)(conversation_id=frame.get("conversation_id"))
         if self.watching is not None:

@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from chatbot_saas.errors import AppError, PermissionDenied
 
 from .context import tenant_context
+from .events import event_emit
 from .limits import member_limits_check
 from .models import ApiKey, Invitation, Membership, Role, Tenant
 
@@ -50,8 +51,10 @@ def tenant_create_with_owner(*, name: str, owner: AbstractBaseUser, slug: str | 
 
 
 def tenant_suspend(*, tenant: Tenant) -> None:
+    """Suspend the workspace. Emits `tenant.suspended` (the inbox closes its live sockets on it)."""
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
     tenant.status = Tenant.Status.SUSPENDED
+    transaction.on_commit(lambda: event_emit(name="tenant.suspended", tenant_id=tenant.pk, payload={}))
 
 
 def tenant_reactivate(*, tenant: Tenant) -> None:

@@ -184,3 +184,19 @@ def test_the_lead_form_is_checked_on_the_server_and_rate_limited_per_visitor(wor
     lead = Lead.objects.unscoped().get(pk=out["ok"]["lead_id"])
     assert (lead.email, lead.reason, lead.question) == ("vera@example.com", "outside_hours", "Call me back?")
     assert asyncio.run(spam()) == ["lead_ok", "lead_ok", "lead_ok", "rate_limited", "rate_limited"]
+
+
+def test_suspending_a_workspace_closes_its_open_inboxes(world, agent_server):
+    from tenants.services import tenant_suspend
+
+    cookie = _cookie(_signed_in(world.alice))
+
+    async def scenario() -> tuple[int | None, list[dict]]:
+        async with inbox(agent_server, cookie) as ws:
+            await ws.send(_frame("typing", conversation_id=0, on=True))  # a round trip: the socket is in its group
+            await recv_until(ws, "error")
+            await asyncio.to_thread(tenant_suspend, tenant=world.tenant_a)
+            return await closed_with(ws)
+
+    code, frames = asyncio.run(scenario())
+    assert code == 4403 and frames[-1]["code"] == "tenant_suspended"
