@@ -15,6 +15,7 @@ from chatbot_saas.errors import AppError
 from tenants.events import event_emit
 
 from .handoff import agents_of_tenant, handoff_settings_for
+from .handoff_bus import bus_send_on_commit, inbox_group
 from .models import Conversation, Lead
 
 CUSTOM_FIELD_MAX = 200
@@ -88,6 +89,8 @@ def lead_submit(
         reason=reason if reason in Lead.Reason.values else Lead.Reason.FORM,
         page_url=clean.get("page_url") or "",
     )
+    if conversation is not None:  # the inbox shows the visitor's name and email as soon as they give them
+        bus_send_on_commit(inbox_group(bot.tenant_id), {"type": "inbox_changed", "conversation_id": conversation.pk})
     payload = {"lead_id": lead.pk, "bot_id": bot.pk, "conversation_id": conversation.pk if conversation else None}
     transaction.on_commit(lambda: event_emit(name="lead.created", tenant_id=bot.tenant_id, payload=payload))
     recipients = [m.user.email for m in agents_of_tenant() if m.user.email]

@@ -30,6 +30,8 @@
     var log = document.getElementById("inbox-log");
     if (!log) return;
     if (id && log.querySelector('[data-id="' + id + '"]')) return;
+    var empty = log.querySelector("li.muted");
+    if (empty) log.removeChild(empty);
     var li = document.createElement("li");
     li.className = "inbox-msg inbox-" + role;
     if (id) li.dataset.id = id;

@@ -87,7 +87,7 @@
       this.ask.disabled = false;
       this.status(f.text);
       if (this.away) {
-        this.showForm(f.status === "away" ? "outside_hours" : "no_pickup", f.text, true);
+        this.showForm(f.status === "away" ? "outside_hours" : "no_pickup", "", true); // the status line says why
       } else if (f.status === "waiting" && lead.when === "handoff" && !this.leadSent && !this.storedLead()) {
         this.showForm("form", "While you wait, tell us how to reach you.");
       }

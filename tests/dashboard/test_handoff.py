@@ -84,7 +84,7 @@ def test_a_visitor_reaches_a_person_who_answers_live_and_hands_back_to_the_bot(
         # The agent's list fills in by itself, with a count in the title.
         expect(agent.get_by_role("heading", name="Waiting (1)")).to_be_visible()
         expect(agent).to_have_title(re.compile(r"^\(1\) Inbox"))
-        agent.reload()  # the lead was sent after the live refresh; a reload shows it
+        expect(agent.get_by_role("link", name="Vera")).to_be_visible()  # the lead's name, also live
         shots(agent, "handoff-inbox-waiting")
         agent.get_by_role("link", name="Vera").click()
         agent.get_by_role("button", name="Take this conversation").click()
