@@ -79,7 +79,6 @@ class HandoffForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.is_bound and self.instance.pk:
             self.initial["custom_fields"] = "\n".join(self.instance.custom_fields or [])
-        self.fields["pickup_timeout_minutes"].min_value = 1
         self.fields["pickup_timeout_minutes"].widget.attrs.update(min=1, max=120)
 
     def clean_timezone(self) -> str:
@@ -103,7 +102,7 @@ class HandoffForm(forms.ModelForm):
         return labels
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("hours_enabled") and not data.get("hours_days"):
             self.add_error("hours_days", "Pick at least one business day, or switch business hours off.")
         if data.get("hours_enabled") and data.get("hours_start") == data.get("hours_end"):

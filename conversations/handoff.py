@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
@@ -146,7 +146,7 @@ def handoff_conversation_get(*, conversation_id: Any) -> Conversation:
     return conversation
 
 
-def handoff_take(*, conversation_id: int, user: AbstractBaseUser) -> Conversation:
+def handoff_take(*, conversation_id: int, user: User) -> Conversation:
     """Assign a waiting conversation to `user`. One conditional UPDATE: of concurrent takes exactly
     one wins; the others get `already_taken` (409)."""
     won = Conversation.objects.filter(pk=conversation_id, handoff_status=HandoffStatus.WAITING).update(
@@ -160,14 +160,14 @@ def handoff_take(*, conversation_id: int, user: AbstractBaseUser) -> Conversatio
     return conversation
 
 
-def _assigned_to(conversation_id: int, user: AbstractBaseUser) -> Conversation:
+def _assigned_to(conversation_id: int, user: User) -> Conversation:
     conversation = handoff_conversation_get(conversation_id=conversation_id)
     if conversation.handoff_status != HandoffStatus.ASSIGNED or conversation.assigned_to_id != user.pk:
         raise AppError("Take this conversation before answering or changing it.", code="not_assigned", status=409)
     return conversation
 
 
-def handoff_reply(*, conversation_id: int, user: AbstractBaseUser, text: Any) -> Message:
+def handoff_reply(*, conversation_id: int, user: User, text: Any) -> Message:
     """Store an agent's message, then deliver it (on commit). The stored row is the delivery
     guarantee: a visitor who was offline gets it from `handoff_sync` or the session's history."""
     with transaction.atomic():
@@ -187,7 +187,7 @@ def handoff_reply(*, conversation_id: int, user: AbstractBaseUser, text: Any) ->
     return message
 
 
-def agent_message_frame(message: Message, user: AbstractBaseUser | None) -> dict[str, Any]:
+def agent_message_frame(message: Message, user: User | None) -> dict[str, Any]:
     return {
         "type": "agent_message",
         "conversation_id": message.conversation_id,
@@ -215,7 +215,7 @@ def handoff_visitor_message(*, conversation: Conversation, text: str) -> Message
     return message
 
 
-def handoff_release(*, conversation_id: int, user: AbstractBaseUser) -> Conversation:
+def handoff_release(*, conversation_id: int, user: User) -> Conversation:
     """Hand the conversation back to the bot, which answers the visitor's next message."""
     conversation = _assigned_to(conversation_id, user)
     conversation.handoff_status = HandoffStatus.RETURNED
@@ -224,7 +224,7 @@ def handoff_release(*, conversation_id: int, user: AbstractBaseUser) -> Conversa
     return conversation
 
 
-def handoff_close(*, conversation_id: int, user: AbstractBaseUser) -> Conversation:
+def handoff_close(*, conversation_id: int, user: User) -> Conversation:
     """Close a waiting or assigned conversation (an agent may close one nobody took). The bot
     answers again if the visitor writes later. Emits `handoff.closed`."""
     conversation = handoff_conversation_get(conversation_id=conversation_id)
@@ -242,7 +242,7 @@ def handoff_close(*, conversation_id: int, user: AbstractBaseUser) -> Conversati
     return conversation
 
 
-def handoff_transfer(*, conversation_id: int, user: AbstractBaseUser, to_membership_id: Any) -> Conversation:
+def handoff_transfer(*, conversation_id: int, user: User, to_membership_id: Any) -> Conversation:
     """Give an assigned conversation to another agent of the workspace."""
     conversation = _assigned_to(conversation_id, user)
     target = Membership.objects.select_related("user").filter(pk=to_membership_id).first()

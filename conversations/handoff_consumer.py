@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -35,6 +36,14 @@ def lead_buckets(*, bot_id: int, visitor_id: str, ip: str) -> list[Bucket]:
 
 class HandoffVisitorMixin:
     """Needs from the consumer: bot, claims, ip, conversation_id, tenant, _send_frame, _channel."""
+
+    # Provided by WidgetConsumer (annotations only: nothing here shadows them).
+    bot: Any
+    claims: Any
+    ip: str
+    conversation_id: int | None
+    _send_frame: Callable[[dict[str, Any]], Awaitable[None]]
+    _channel: Callable[[], str]
 
     _listener: asyncio.Task | None = None
     _listening_to: int | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
@@ -36,7 +37,7 @@ def _with_leads(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
 def inbox_lists() -> InboxLists:
     """Waiting (oldest first), assigned, and recently closed conversations, with bot, agent and
     leads: three queries plus one for the leads."""
-    since = timezone.now() - timezone.timedelta(days=RECENTLY_CLOSED_DAYS)
+    since = timezone.now() - timedelta(days=RECENTLY_CLOSED_DAYS)
     handed = _with_leads(Conversation.objects.exclude(handoff_status=""))
     rows = list(
         handed.filter(handoff_status__in=[HandoffStatus.WAITING, HandoffStatus.ASSIGNED]).order_by("handoff_requested")[

@@ -11,9 +11,10 @@ from __future__ import annotations
 import csv
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -31,17 +32,22 @@ from .inbox_selectors import (
 )
 
 
-def require_agent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def require_agent(view: Callable[..., Any]) -> Callable[..., Any]:
     """Members without the agent permission get a 404: the inbox does not exist for them."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         membership = getattr(request, "membership", None)
         if membership is None or not membership.is_agent_capable:
             raise Http404("No such page.")
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def _me(request: HttpRequest) -> User:
+    # Signed in: the tenant middleware let the request through to a workspace page.
+    return cast(User, request.user)
 
 
 @require_GET
@@ -64,7 +70,7 @@ def inbox_detail(request: HttpRequest, tenant_slug: str, conversation_id: int) -
         "conversation": conversation,
         "transcript": transcript,
         "mine": conversation.assigned_to_id == request.user.pk and conversation.handoff_status == "assigned",
-        "targets": transfer_targets(exclude_user_id=request.user.pk),
+        "targets": transfer_targets(exclude_user_id=_me(request).pk),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "conversations/_inbox_conversation.html", context)
@@ -92,7 +98,7 @@ def inbox_take(request: HttpRequest, tenant_slug: str, conversation_id: int) -> 
         request,
         tenant_slug,
         conversation_id,
-        lambda: handoff.handoff_take(conversation_id=conversation_id, user=request.user),
+        lambda: handoff.handoff_take(conversation_id=conversation_id, user=_me(request)),
         "You took this conversation. The assistant stays quiet until you hand it back.",
     )
 
@@ -106,7 +112,7 @@ def inbox_reply(request: HttpRequest, tenant_slug: str, conversation_id: int) ->
         tenant_slug,
         conversation_id,
         lambda: handoff.handoff_reply(
-            conversation_id=conversation_id, user=request.user, text=request.POST.get("text")
+            conversation_id=conversation_id, user=_me(request), text=request.POST.get("text")
         ),
         "Sent.",
     )
@@ -119,7 +125,7 @@ def inbox_release(request: HttpRequest, tenant_slug: str, conversation_id: int) 
         request,
         tenant_slug,
         conversation_id,
-        lambda: handoff.handoff_release(conversation_id=conversation_id, user=request.user),
+        lambda: handoff.handoff_release(conversation_id=conversation_id, user=_me(request)),
         "The assistant answers this visitor again.",
     )
 
@@ -131,7 +137,7 @@ def inbox_close(request: HttpRequest, tenant_slug: str, conversation_id: int) ->
         request,
         tenant_slug,
         conversation_id,
-        lambda: handoff.handoff_close(conversation_id=conversation_id, user=request.user),
+        lambda: handoff.handoff_close(conversation_id=conversation_id, user=_me(request)),
         "Conversation closed.",
     )
 
@@ -146,7 +152,7 @@ def inbox_transfer(request: HttpRequest, tenant_slug: str, conversation_id: int)
         conversation_id,
         lambda: handoff.handoff_transfer(
             conversation_id=conversation_id,
-            user=request.user,
+            user=_me(request),
             to_membership_id=int(target) if target.isdigit() else None,
         ),
         "Conversation transferred.",
