@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from tenants.models import Membership
@@ -54,6 +54,38 @@ def inbox_lists() -> InboxLists:
         assigned=[c for c in rows if c.handoff_status == HandoffStatus.ASSIGNED],
         closed=closed,
     )
+
+
+@dataclass
+class HandoffStats:
+    requested: int
+    answered: int
+    avg_first_reply: timedelta | None
+
+    @property
+    def avg_first_reply_words(self) -> str:
+        """ "40 s", "3 min", "1 h 5 min"; empty when nobody was answered."""
+        if self.avg_first_reply is None:
+            return ""
+        seconds = round(self.avg_first_reply.total_seconds())
+        if seconds < 60:
+            return f"{seconds} s"
+        minutes = seconds // 60
+        return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def handoff_stats(*, days: int = 30) -> HandoffStats:
+    """Handoffs asked for in the last `days`, how many a person answered, and the average time from
+    the request to the first human reply. One query."""
+    since = timezone.now() - timedelta(days=days)
+    row = Conversation.objects.filter(handoff_requested__gte=since).aggregate(
+        requested=Count("pk"),
+        answered=Count("pk", filter=Q(first_agent_reply__isnull=False)),
+        avg_first_reply=Avg(
+            ExpressionWrapper(F("first_agent_reply") - F("handoff_requested"), output_field=DurationField())
+        ),
+    )
+    return HandoffStats(row["requested"], row["answered"], row["avg_first_reply"])
 
 
 def inbox_conversation(*, conversation_id: int) -> tuple[Conversation, list[Message]] | None:

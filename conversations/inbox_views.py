@@ -24,6 +24,7 @@ from chatbot_saas.errors import AppError
 from . import handoff
 from .inbox_selectors import (
     LEAD_CSV_HEADER,
+    handoff_stats,
     inbox_conversation,
     inbox_lists,
     lead_csv_rows,
@@ -53,9 +54,10 @@ def _me(request: HttpRequest) -> User:
 @require_GET
 @require_agent
 def inbox(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    context = {"lists": inbox_lists()}
+    context: dict[str, Any] = {"lists": inbox_lists()}
     if request.htmx:  # type: ignore[attr-defined]  # the live list refreshes just this part
         return render(request, "conversations/_inbox_lists.html", context)
+    context["stats"] = handoff_stats()
     return render(request, "conversations/inbox.html", context)
 
 

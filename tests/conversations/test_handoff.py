@@ -302,3 +302,23 @@ def test_an_admin_makes_a_member_an_agent_on_the_team_page(world):
     assert world.client_for(world.bob).get("/t/acme/inbox/").status_code == 200
     refused = world.client_for(world.bob).post(f"/t/acme/members/{bob_membership.pk}/agent/", {"is_agent": "0"})
     assert refused.status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_inbox_counts_handoffs_and_the_average_time_to_the_first_human_reply(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    for minutes in (2, 4):
+        ConversationFactory(
+            tenant=world.tenant_a,
+            handoff_status=HandoffStatus.CLOSED,
+            handoff_requested=now - timedelta(hours=1),
+            first_agent_reply=now - timedelta(hours=1) + timedelta(minutes=minutes),
+        )
+    ConversationFactory(tenant=world.tenant_a, handoff_status=HandoffStatus.WAITING, handoff_requested=now)
+    ConversationFactory(tenant=world.tenant_b, handoff_status=HandoffStatus.WAITING, handoff_requested=now)
+    page = world.client_for(world.alice).get("/t/acme/inbox/").content.decode()
+    assert "Last 30 days: 3 handoffs, 2 answered by a person; first human reply after 3 min on average." in page
