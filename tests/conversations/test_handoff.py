@@ -3,6 +3,7 @@ inbox_views.py). The live sockets, on two daphne processes, are in test_handoff_
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, time
 
@@ -322,3 +323,26 @@ def test_the_inbox_counts_handoffs_and_the_average_time_to_the_first_human_reply
     ConversationFactory(tenant=world.tenant_b, handoff_status=HandoffStatus.WAITING, handoff_requested=now)
     page = world.client_for(world.alice).get("/t/acme/inbox/").content.decode()
     assert "Last 30 days: 3 handoffs, 2 answered by a person; first human reply after 3 min on average." in page
+
+
+@pytest.mark.django_db
+def test_when_nobody_picks_up_in_time_the_visitor_is_told_over_the_channel_layer(
+    world, handoff_bot, django_capture_on_commit_callbacks
+):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from conversations.handoff import handoff_pickup_check
+    from conversations.handoff_bus import conversation_group
+
+    waiting = ConversationFactory(tenant=world.tenant_a, bot=handoff_bot, handoff_status=HandoffStatus.WAITING)
+    taken = ConversationFactory(tenant=world.tenant_a, bot=handoff_bot, handoff_status=HandoffStatus.ASSIGNED)
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(conversation_group(waiting.pk), channel)
+    with tenant_context(world.tenant_a), django_capture_on_commit_callbacks(execute=True):
+        assert handoff_pickup_check(conversation_id=waiting.pk) is True
+        assert handoff_pickup_check(conversation_id=taken.pk) is False
+    frame = async_to_sync(asyncio.wait_for)(layer.receive(channel), 10)["frame"]
+    assert (frame["type"], frame["status"]) == ("handoff", "no_pickup")
+    assert frame["text"] == handoff_bot.handoff.outside_hours_message
