@@ -359,3 +359,45 @@ class CorrectionVersion(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.correction_id} v{self.number}"
+
+
+class HandoffSettings(TenantScopedModel):
+    """Human handoff and lead capture for one bot (issue 18). No row: handoff is off."""
+
+    class LeadWhen(models.TextChoices):
+        NEVER = "never", "Never"
+        HANDOFF = "handoff", "When the visitor asks for a person"
+        BEFORE = "before", "Before the chat"
+
+    class FieldMode(models.TextChoices):
+        OFF = "off", "Not asked"
+        OPTIONAL = "optional", "Optional"
+        REQUIRED = "required", "Required"
+
+    bot = models.OneToOneField(Bot, on_delete=models.CASCADE, related_name="handoff")
+    enabled = models.BooleanField(default=False)
+    # Trigger: the visitor asks for a person (the widget's button, or "talk to a human").
+    on_request = models.BooleanField(default=True)
+    hours_enabled = models.BooleanField(default=False)
+    timezone = models.CharField(max_length=64, default="UTC")
+    # Weekdays with business hours, Monday = 0.
+    hours_days = models.JSONField(default=list, blank=True)
+    hours_start = models.TimeField(default="09:00")
+    hours_end = models.TimeField(default="17:00")
+    outside_hours_message = models.CharField(
+        max_length=500,
+        default="Our team is away right now. Leave your contact details and your question, and we will get back to you.",
+    )
+    # Nobody took the conversation in this many minutes: the visitor is asked to leave a lead instead.
+    pickup_timeout_minutes = models.PositiveSmallIntegerField(default=5)
+    lead_when = models.CharField(max_length=16, choices=LeadWhen.choices, default=LeadWhen.HANDOFF)
+    name_field = models.CharField(max_length=16, choices=FieldMode.choices, default=FieldMode.OPTIONAL)
+    email_field = models.CharField(max_length=16, choices=FieldMode.choices, default=FieldMode.REQUIRED)
+    phone_field = models.CharField(max_length=16, choices=FieldMode.choices, default=FieldMode.OFF)
+    # Labels of extra optional text fields, e.g. ["Company", "Order number"].
+    custom_fields = models.JSONField(default=list, blank=True)
+    # When set, the form shows a required consent checkbox with this text.
+    consent_text = models.CharField(max_length=300, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"Handoff settings of bot {self.bot_id}"

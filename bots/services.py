@@ -19,7 +19,15 @@ from tenants.models import Tenant
 
 from . import validation
 from .crypto import encrypt
-from .models import WIDGET_BRANDING_KEYS, Bot, PromptPublication, PromptVersion, ProviderCredential, WidgetOrigin
+from .models import (
+    WIDGET_BRANDING_KEYS,
+    Bot,
+    HandoffSettings,
+    PromptPublication,
+    PromptVersion,
+    ProviderCredential,
+    WidgetOrigin,
+)
 
 # Fields bot_update may change, with the check each needs.
 EDITABLE_FIELDS = {
@@ -279,3 +287,12 @@ def widget_origin_record(*, bot: Bot, origin: str, allowed: bool) -> WidgetOrigi
         bot=bot, origin=origin, defaults={"tenant": bot.tenant, "allowed": allowed, "first_seen": now, "last_seen": now}
     )
     return record
+
+
+def handoff_settings_save(*, bot: Bot, form: Any) -> HandoffSettings:
+    """Store the bot's handoff settings from a valid HandoffForm (creates the row the first time).
+    Requires the bot's tenant in context."""
+    settings = form.save(commit=False)
+    settings.bot = bot
+    settings.save()
+    return settings

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import correction_views, editor_views, eval_views, views, widget_views
+from . import correction_views, editor_views, eval_views, handoff_views, views, widget_views
 
 _BOTS = "t/<slug:tenant_slug>/bots/"
 _BOT = _BOTS + "<int:bot_id>/"
@@ -17,6 +17,7 @@ urlpatterns = [
     path(_BOT + "models/keys/", editor_views.bot_key_add, name="bot_key_add"),
     path(_BOT + "models/keys/<int:providercredential_id>/delete/", editor_views.bot_key_delete, name="bot_key_delete"),
     path(_BOT + "policy/", editor_views.bot_policy, name="bot_policy"),
+    path(_BOT + "handoff/", handoff_views.bot_handoff, name="bot_handoff"),
     path(_BOT + "widget/", widget_views.bot_widget, name="bot_widget"),
     path(_BOT + "widget/allow-origin/", widget_views.bot_widget_origin_allow, name="bot_widget_origin_allow"),
     path(_BOT + "prompts/", views.prompt_list, name="prompt_list"),

@@ -405,6 +405,9 @@ RATE_LIMIT_BOT = envstr("RATE_LIMIT_BOT", "600/60")
 RATE_LIMIT_TENANT = envstr("RATE_LIMIT_TENANT", "1200/60")
 RATE_LIMIT_API_KEY = envstr("RATE_LIMIT_API_KEY", "120/60")
 RATE_LIMIT_WIDGET_SESSION = envstr("RATE_LIMIT_WIDGET_SESSION", "30/60")
+# Lead form submissions (human handoff): spam protection per visitor and per IP.
+RATE_LIMIT_LEAD_VISITOR = envstr("RATE_LIMIT_LEAD_VISITOR", "3/600")
+RATE_LIMIT_LEAD_IP = envstr("RATE_LIMIT_LEAD_IP", "10/600")
 for _rate_name in (
     "RATE_LIMIT_VISITOR",
     "RATE_LIMIT_IP",
@@ -412,6 +415,8 @@ for _rate_name in (
     "RATE_LIMIT_TENANT",
     "RATE_LIMIT_API_KEY",
     "RATE_LIMIT_WIDGET_SESSION",
+    "RATE_LIMIT_LEAD_VISITOR",
+    "RATE_LIMIT_LEAD_IP",
 ):
     if not re.fullmatch(r"\s*[1-9]\d*\s*/\s*\d+(\.\d+)?\s*", globals()[_rate_name]):
         from django.core.exceptions import ImproperlyConfigured

@@ -15,3 +15,9 @@ class ConversationsConfig(AppConfig):
         register_run_starter(eval_run_queue)
         # A bot's turn configuration is remembered per process; its rows' writes forget it.
         connect_signals()
+
+        from tenants.events import event_emitted
+
+        from .handoff_bus import close_inboxes_of_suspended_tenant
+
+        event_emitted.connect(close_inboxes_of_suspended_tenant, dispatch_uid="handoff-close-suspended")

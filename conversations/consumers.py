@@ -25,6 +25,7 @@ from tenants.context import tenant_context
 
 from . import services
 from .access import client_ip, widget_socket_authenticate
+from .handoff_consumer import HandoffVisitorMixin
 from .models import Conversation, Message
 from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
 from .relay import RUNNING, AnswerRelay
@@ -144,7 +145,7 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         await self._send_frame(frame)
 
 
-class WidgetConsumer(JsonFrameConsumer):
+class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
     async def connect(self) -> None:
         self.bot = None
         self.relays: dict[int, AnswerRelay] = {}
@@ -179,6 +180,7 @@ class WidgetConsumer(JsonFrameConsumer):
             relay.detach()  # the answer goes on, and is stored complete
         for task in self.followers:
             task.cancel()
+        await self.handoff_stop_listening()
 
     # --- client frames --------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:
@@ -202,6 +204,8 @@ class WidgetConsumer(JsonFrameConsumer):
             channel=self._channel(),
         )
         self.conversation_id = conversation.pk
+        if await self.handoff_take_message(conversation, text, client_id):
+            return  # a person answers this conversation (handoff_consumer.py)
         relay = AnswerRelay(
             bot=self.bot,
             tenant=self.tenant,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
@@ -23,6 +24,14 @@ class SearchVectorOf(models.Func):
 
     template = "to_tsvector('simple'::regconfig, COALESCE(%(expressions)s, ''))"
     output_field = SearchVectorField()
+
+
+class HandoffStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    ASSIGNED = "assigned", "Assigned"
+    CLOSED = "closed", "Closed"
+    # Handed back to the bot by an agent: the bot answers again.
+    RETURNED = "returned", "Back with the bot"
 
 
 class Conversation(TenantScopedModel):
@@ -46,10 +55,26 @@ class Conversation(TenantScopedModel):
     summary = models.TextField(blank=True)
     summary_upto_message_id = models.BigIntegerField(null=True, blank=True)
     visitor_facts = models.JSONField(default=dict, blank=True)
+    # Human handoff (issue 18): empty while the bot answers; the bot stays quiet while waiting/assigned.
+    handoff_status = models.CharField(max_length=16, choices=HandoffStatus.choices, blank=True, default="")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    handoff_requested = models.DateTimeField(null=True, blank=True)
+    handoff_closed = models.DateTimeField(null=True, blank=True)
+    first_agent_reply = models.DateTimeField(null=True, blank=True)
+    page_url = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-last_active"]
-        indexes = [models.Index(fields=["tenant", "bot", "-last_active"])]
+        indexes = [
+            models.Index(fields=["tenant", "bot", "-last_active"]),
+            models.Index(fields=["tenant", "handoff_status"]),
+        ]
+
+    @property
+    def with_human(self) -> bool:
+        return self.handoff_status in (HandoffStatus.WAITING, HandoffStatus.ASSIGNED)
 
     def __str__(self) -> str:
         return f"Conversation {self.pk} with {self.bot_id}"
@@ -59,6 +84,8 @@ class Message(TenantScopedModel):
     class Role(models.TextChoices):
         USER = "user"
         ASSISTANT = "assistant"
+        # A team member answering in the inbox (human handoff); `author` says who.
+        AGENT = "agent"
 
     class Status(models.TextChoices):
         STREAMING = "streaming"
@@ -85,6 +112,9 @@ class Message(TenantScopedModel):
     error_code = models.CharField(max_length=64, blank=True)
     feedback = models.CharField(max_length=8, choices=Feedback.choices, blank=True)
     feedback_comment = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
 
@@ -227,7 +257,7 @@ class DailyRollup(TenantScopedModel):
     unanswered = models.PositiveIntegerField(default=0)  # the relevance gate's "I don't know"
     thumbs_up = models.PositiveIntegerField(default=0)
     thumbs_down = models.PositiveIntegerField(default=0)
-    handoffs = models.PositiveIntegerField(default=0)  # 0 until conversations can be handed off
+    handoffs = models.PositiveIntegerField(default=0)  # conversations that asked for a person that day
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))
@@ -260,3 +290,35 @@ class DailyQuestion(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.text!r} x{self.count} on {self.day}"
+
+
+class Lead(TenantScopedModel):
+    """A visitor's contact details and question, from the widget's lead form."""
+
+    class Reason(models.TextChoices):
+        FORM = "form", "Lead form"
+        OUTSIDE_HOURS = "outside_hours", "Outside business hours"
+        NO_PICKUP = "no_pickup", "Nobody picked up"
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="leads")
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    visitor_id = models.CharField(max_length=80, blank=True)
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    # {"Company": "Acme"}: the bot's custom fields, by label.
+    fields = models.JSONField(default=dict, blank=True)
+    question = models.TextField(blank=True)
+    consent = models.BooleanField(default=False)
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.FORM)
+    page_url = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created"])]
+
+    def __str__(self) -> str:
+        return f"Lead {self.pk} ({self.email or self.name or 'anonymous'})"

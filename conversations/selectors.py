@@ -53,13 +53,23 @@ def message_get(*, message_id: int) -> Message | None:
 
 def message_list(*, conversation: Conversation, limit: int = HISTORY_LIMIT) -> list[Message]:
     """The last `limit` messages of a conversation, oldest first."""
-    newest = list(Message.objects.filter(conversation=conversation).order_by("-created", "-id")[:limit])
+    newest = list(
+        Message.objects.select_related("author").filter(conversation=conversation).order_by("-created", "-id")[:limit]
+    )
     return newest[::-1]
+
+
+def agent_name(user: Any) -> str:
+    """What a visitor sees of a team member: their first name, else their email's local part."""
+    if user is None:
+        return "An agent"
+    first = (getattr(user, "first_name", "") or "").strip()
+    return first or (getattr(user, "email", "") or "Agent").split("@")[0]
 
 
 def message_public(message: Message) -> dict[str, Any]:
     """The fields of a message a visitor or API client may see (no trace, no cost)."""
-    return {
+    public = {
         "id": message.pk,
         "role": message.role,
         "content": message.content,
@@ -68,6 +78,9 @@ def message_public(message: Message) -> dict[str, Any]:
         "feedback": message.feedback or None,
         "created": message.created.isoformat(),
     }
+    if message.role == Message.Role.AGENT:
+        public["agent"] = agent_name(message.author)
+    return public
 
 
 def citation_public(item: dict[str, Any]) -> dict[str, Any]:

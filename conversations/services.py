@@ -108,10 +108,27 @@ def widget_session_open(
     return {
         "token": session_token_issue(claims=claims),
         "expires_in": settings.WIDGET_SESSION_TTL_SECONDS,
-        "bot": {"name": bot.name, "welcome_message": bot.welcome_message, "widget": bot_widget_look(bot=bot)},
+        "bot": {
+            "name": bot.name,
+            "welcome_message": bot.welcome_message,
+            "widget": bot_widget_look(bot=bot),
+            "handoff": _handoff_public(bot),
+        },
         "conversation_id": conversation.pk if conversation else None,
         "history": history,
     }
+
+
+def _handoff_public(bot: Bot) -> dict[str, Any] | None:
+    """Human handoff as the widget needs it (None: no "Talk to a person" control, no lead form)."""
+    from .handoff import handoff_settings_for
+    from .leads import lead_form_public
+
+    with tenant_context(bot.tenant):
+        handoff = handoff_settings_for(bot=bot)
+    if handoff is None:
+        return None
+    return {"on_request": handoff.on_request, "lead_form": lead_form_public(handoff)}
 
 
 def _preview_check(*, bot: Bot, origin: str | None, own_origin: str, token: Any) -> str:

@@ -110,3 +110,11 @@ def insights_rollup_refresh_task() -> None:
     from .insights.rollups import rollup_refresh
 
     rollup_refresh()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+@tenant_task
+def handoff_pickup_check_task(*, tenant_id: int, conversation_id: int) -> None:
+    from .handoff import handoff_pickup_check
+
+    handoff_pickup_check(conversation_id=conversation_id)

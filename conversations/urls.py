@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import explorer_views, gap_views, views
+from . import explorer_views, gap_views, inbox_views, views
 
 # The REST API (api/v1/) and the OpenAI-compatible routes (v1/) are mounted in chatbot_saas/api.py.
 
@@ -42,4 +42,16 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/knowledge-gaps/", gap_views.knowledge_gaps, name="knowledge_gaps"),
     path("t/<slug:tenant_slug>/knowledge-gaps/<int:gapgroup_id>/dismiss/", gap_views.gap_dismiss, name="gap_dismiss"),
     path("t/<slug:tenant_slug>/knowledge-gaps/<int:gapgroup_id>/correct/", gap_views.gap_correct, name="gap_correct"),
+    # Human handoff (agents only, 404 for anyone else).
+    path("t/<slug:tenant_slug>/inbox/", inbox_views.inbox, name="inbox"),
+    path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/", inbox_views.inbox_detail, name="inbox_detail"),
+    path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/take/", inbox_views.inbox_take, name="inbox_take"),
+    path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/reply/", inbox_views.inbox_reply, name="inbox_reply"),
+    path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/release/", inbox_views.inbox_release, name="inbox_release"),
+    path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/close/", inbox_views.inbox_close, name="inbox_close"),
+    path(
+        "t/<slug:tenant_slug>/inbox/<int:conversation_id>/transfer/", inbox_views.inbox_transfer, name="inbox_transfer"
+    ),
+    path("t/<slug:tenant_slug>/leads/", inbox_views.leads, name="leads"),
+    path("t/<slug:tenant_slug>/leads.csv", inbox_views.leads_csv, name="leads_csv"),
 ]

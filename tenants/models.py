@@ -48,6 +48,8 @@ ROLE_RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
 class Membership(TenantScopedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    # May answer visitors in the inbox (human handoff). Owners and admins always may: see is_agent_capable.
+    is_agent = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -59,6 +61,11 @@ class Membership(TenantScopedModel):
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
+
+    @property
+    def is_agent_capable(self) -> bool:
+        """The `agent` permission: a flag for members, implied for owners and admins."""
+        return self.is_agent or self.has_role(Role.ADMIN)
 
 
 class Invitation(TenantScopedModel):

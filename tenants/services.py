@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from chatbot_saas.errors import AppError, PermissionDenied
 
 from .context import tenant_context
+from .events import event_emit
 from .limits import member_limits_check
 from .models import ApiKey, Invitation, Membership, Role, Tenant
 
@@ -50,8 +51,10 @@ def tenant_create_with_owner(*, name: str, owner: AbstractBaseUser, slug: str | 
 
 
 def tenant_suspend(*, tenant: Tenant) -> None:
+    """Suspend the workspace. Emits `tenant.suspended` (the inbox closes its live sockets on it)."""
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
     tenant.status = Tenant.Status.SUSPENDED
+    transaction.on_commit(lambda: event_emit(name="tenant.suspended", tenant_id=tenant.pk, payload={}))
 
 
 def tenant_reactivate(*, tenant: Tenant) -> None:
@@ -196,6 +199,16 @@ def membership_role_change(*, membership: Membership, role: str, by: Membership)
         _refuse_last_owner(membership, "be demoted")
     membership.role = role
     membership.save(update_fields=["role"])
+    return membership
+
+
+def membership_agent_set(*, membership: Membership, is_agent: bool, by: Membership) -> Membership:
+    """Give or take a member's `agent` permission (answering visitors in the inbox). Owners and
+    admins are agents anyway. Raises PermissionDenied unless `by` is an admin. Tenant scope required."""
+    if not by.has_role(Role.ADMIN):
+        raise PermissionDenied("Only admins and owners can choose who answers visitors.")
+    membership.is_agent = is_agent
+    membership.save(update_fields=["is_agent"])
     return membership
 
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/members/", views.member_list, name="member_list"),
     path("t/<slug:tenant_slug>/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("t/<slug:tenant_slug>/members/<int:membership_id>/role/", views.member_role, name="member_role"),
+    path("t/<slug:tenant_slug>/members/<int:membership_id>/agent/", views.member_agent, name="member_agent"),
     path("t/<slug:tenant_slug>/settings/", views.workspace_settings, name="workspace_settings"),
     path("t/<slug:tenant_slug>/settings/leave/", views.workspace_leave, name="workspace_leave"),
     path(

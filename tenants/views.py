@@ -102,6 +102,18 @@ def member_role(request: TenantRequest, tenant_slug: str, membership_id: int) ->
 
 @require_POST
 @require_role(Role.ADMIN)
+def member_agent(request: TenantRequest, tenant_slug: str, membership_id: int) -> HttpResponse:
+    """Give or take the agent permission (answering visitors in the inbox)."""
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
+    is_agent = request.POST.get("is_agent") == "1"
+    services.membership_agent_set(membership=membership, is_agent=is_agent, by=request.membership)
+    who = membership.user.email or membership.user
+    messages.success(request, f"{who} {'can now' if is_agent else 'can no longer'} answer visitors in the inbox.")
+    return redirect("member_list", tenant_slug=tenant_slug)
+
+
+@require_POST
+@require_role(Role.ADMIN)
 def member_remove(request: TenantRequest, tenant_slug: str, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
     try:

@@ -48,6 +48,8 @@ EXPORT_FIELDS = (
 
 def _conversation_filter(data: dict[str, Any], prefix: str = "") -> Q:
     q = Q()
+    if data.get("handed_off"):
+        q &= Q(**{f"{prefix}handoff_requested__isnull": False})
     if data.get("bot") is not None:
         q &= Q(**{f"{prefix}bot": data["bot"]})
     channel = data.get("channel") or ""

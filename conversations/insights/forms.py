@@ -73,6 +73,7 @@ class ExplorerFilter(forms.Form):
     )
     unanswered = forms.BooleanField(label="Only \u201cI don\u2019t know\u201d answers", required=False)
     corrected = forms.BooleanField(label="Only answers from a correction", required=False)
+    handed_off = forms.BooleanField(label="Only conversations handed to a person", required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from ..models import NO_ANSWER_MODEL, DailyQuestion, DailyRollup, Message
+from ..models import NO_ANSWER_MODEL, Conversation, DailyQuestion, DailyRollup, Message
 from ..selectors import TEST_CHANNELS
 
 # Top questions kept per bot and day; the overview sums them over its range.
@@ -140,6 +140,17 @@ def _day_questions(day: date, tenant: Tenant | None) -> list[DailyQuestion]:
     return out
 
 
+def _day_handoffs(day: date, tenant: Tenant | None) -> dict[tuple[int, int], int]:
+    """Visitor conversations that asked for a person that day, per (tenant, bot). Counted on the
+    rows of bots with messages that day (a request comes with the visitor's messages)."""
+    start, end = day_bounds(day)
+    rows = Conversation.objects.unscoped().filter(handoff_requested__gte=start, handoff_requested__lt=end)
+    if tenant is not None:
+        rows = rows.filter(tenant_id=tenant.pk)
+    counted = rows.exclude(channel__in=TEST_CHANNELS).values("tenant_id", "bot_id").annotate(n=Count("id")).order_by()
+    return {(row["tenant_id"], row["bot_id"]): row["n"] for row in counted}
+
+
 @dataclass(frozen=True)
 class RollupResult:
     day: date
@@ -159,6 +170,7 @@ def rollup_day(*, day: date, tenant: Tenant | None = None) -> RollupResult:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, day.toordinal()])
         counts = _day_counts(day, tenant)
         questions = _day_questions(day, tenant)
+        handoffs = _day_handoffs(day, tenant)
         rollups = [
             DailyRollup(
                 tenant_id=row["tenant_id"],
@@ -178,6 +190,7 @@ def rollup_day(*, day: date, tenant: Tenant | None = None) -> RollupResult:
                 ttft_p50_ms=row["ttft_p50_ms"],
                 ttft_p95_ms=row["ttft_p95_ms"],
                 provider_errors=int(row["provider_errors"] or 0),
+                handoffs=handoffs.get((row["tenant_id"], row["bot_id"]), 0),
                 computed=now,
             )
             for row in counts

@@ -38,6 +38,7 @@ class DayPoint:
     tokens_out: int = 0
     cost: Decimal = Decimal("0")
     provider_errors: int = 0
+    handoffs: int = 0
     ttft_p50_ms: float | None = None
     ttft_p95_ms: float | None = None
     _p50_weighted: float = 0.0
@@ -108,6 +109,7 @@ _SUMMED = (
     "tokens_out",
     "cost",
     "provider_errors",
+    "handoffs",
 )
 
 

@@ -292,6 +292,7 @@
     inst.wrap.appendChild(root);
     self.applyLook(inst.data.bot || {});
     self.render(inst.data);
+    if ((inst.data.bot || {}).handoff) self.loadHandoff(inst.data.bot.handoff);
   }
 
   Panel.prototype = {
@@ -392,6 +393,7 @@
       self.log.textContent = "";
       self.msgs = {};
       self.cur = null;
+      self.lastAgentId = 0;
       self.busy(false);
       var bot = data.bot || {};
       self.chips = null;
@@ -401,6 +403,7 @@
       var history = data.history || [];
       if (!history.length) self.drawChips((bot.widget || {}).suggested_questions);
       history.forEach(function (h) {
+        if (h.role === "agent") return self.agentBubble(h.agent, h.content, h.id);
         var m = self.bubble(h.role === "user" ? "user" : "assistant");
         m.id = h.id;
         self.msgs[h.id] = m;
@@ -415,6 +418,45 @@
           } else m.finish(h.status, self);
         }
       });
+    },
+
+    // ------------------------------------------------------------ human handoff (handoff.js)
+    loadHandoff: function (config) {
+      var self = this;
+      var s = d.createElement("script");
+      s.src = self.inst.assets + "handoff.js";
+      s.async = true;
+      s.onload = function () {
+        if (!w.ChatWidget._handoff) return;
+        self.handoff = w.ChatWidget._handoff.attach(self, config);
+        if (self.ws && self.ws.readyState === 1) self.handoff.opened();
+      };
+      (d.head || d.documentElement).appendChild(s);
+    },
+
+    // A team member's message, with their name: never streamed token by token, read out whole.
+    agentBubble: function (name, text, id) {
+      var m = this.bubble("agent");
+      m.row.insertBefore(el("div", "cw-agent-name", name || "Agent"), m.body);
+      m.body.textContent = text;
+      if (id > this.lastAgentId) this.lastAgentId = id;
+      this.live.appendChild(el("p", "", (name || "Agent") + ": " + text));
+      while (this.live.childNodes.length > 4) this.live.removeChild(this.live.firstChild);
+      this.scroll();
+      return m;
+    },
+
+    // A person handles the conversation: the question was stored for them, no answer follows.
+    onSent: function (f) {
+      var p = this.pending[f.client_id];
+      if (!p) return;
+      delete this.pending[f.client_id];
+      p.user.id = f.message_id;
+      if (this.cur === p.answer) {
+        this.cur = null;
+        this.busy(false);
+      }
+      if (p.answer.row.parentNode) this.log.removeChild(p.answer.row);
     },
 
     // ------------------------------------------------------------ messages
@@ -627,6 +669,7 @@
       if (self.cur && self.cur.id) self.sendFrame({ type: "stop", message_id: self.cur.id });
       self.sendFrame({ type: "new_conversation" });
       self.render({ bot: self.inst.data.bot, history: [] });
+      if (self.handoff) self.handoff.reset();
       self.pending = {};
       self.setStatus("");
       self.input.focus();
@@ -693,6 +736,7 @@
         this.pending = {};
         this.setStatus("The connection dropped before the answer started. Please ask again.", "error");
       }
+      if (this.handoff) this.handoff.opened();
       var out = this.outbox;
       this.outbox = [];
       for (var i = 0; i < out.length; i++) this.put(out[i]);
@@ -737,6 +781,13 @@
         case "error": return this.onError(f, m);
         case "feedback_ok":
           if (m && m.thanks && !m.thanks.textContent) m.thanks.textContent = "Thanks for your feedback!";
+          return;
+        case "sent":
+          this.onSent(f);
+          if (this.handoff) this.handoff.frame(f);
+          return;
+        default:
+          if (this.handoff) this.handoff.frame(f);
       }
     },
 
@@ -793,6 +844,7 @@
       }
       if (f.code === "tenant_suspended") return this.inst.unavailable(f);
       if (f.code === "bad_frame" || f.code === "message_empty") return;
+      if (f.code === "lead_invalid" && this.handoff && this.handoff.serverErrors(f)) return;
       this.setStatus(friendly(f), "error");
       // An error about the answer in flight ends it; the visitor can ask again.
       var cur = this.cur;

@@ -10,6 +10,7 @@ from bots.models import (
     EvalCase,
     EvalResult,
     EvalRun,
+    HandoffSettings,
     PromptPublication,
     PromptVersion,
     ProviderCredential,
@@ -151,3 +152,15 @@ class CorrectionVersionFactory(ScopedFactory):
 
 
 SCOPED_FACTORIES.update({Correction: CorrectionFactory, CorrectionVersion: CorrectionVersionFactory})
+
+
+class HandoffSettingsFactory(ScopedFactory):
+    class Meta:
+        model = HandoffSettings
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    enabled = True
+
+
+SCOPED_FACTORIES[HandoffSettings] = HandoffSettingsFactory

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 import factory
 
-from conversations.models import Conversation, DailyQuestion, DailyRollup, GapGroup, GapItem, Message, Trace
+from conversations.models import Conversation, DailyQuestion, DailyRollup, GapGroup, GapItem, Lead, Message, Trace
 from tests.bots.factories import BotFactory
 from tests.factories import SCOPED_FACTORIES, ScopedFactory, TenantFactory
 
@@ -56,6 +57,16 @@ class DailyQuestionFactory(ScopedFactory):
     count = 1
 
 
+class LeadFactory(ScopedFactory):
+    class Meta:
+        model = Lead
+
+    tenant = factory.SubFactory(TenantFactory)
+    bot = factory.SubFactory(BotFactory, tenant=factory.SelfAttribute("..tenant"))
+    name = "Vera Visitor"
+    email = factory.Sequence(lambda n: f"visitor{n}@example.com")
+
+
 SCOPED_FACTORIES.update(
     {
         Conversation: ConversationFactory,
@@ -63,6 +74,7 @@ SCOPED_FACTORIES.update(
         Trace: TraceFactory,
         DailyRollup: DailyRollupFactory,
         DailyQuestion: DailyQuestionFactory,
+        Lead: LeadFactory,
     }
 )
 
@@ -79,6 +91,13 @@ def conversation_with_document(tenant, *, text: str, **bot_fields):
         kb = knowledge_base_create(tenant=tenant, name="Handbook")
         document = document_create_from_text(knowledge_base=kb, title="Handbook", text=text)
         document_ingest(document_id=document.pk)
+        # Under a transactional test a live worker of another test may have claimed the queued
+        # ingestion first: wait for whichever run publishes the document.
+        deadline = time.monotonic() + 60
+        while document.status not in ("ready", "failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            document.refresh_from_db()
+        assert document.status == "ready", document.error_message
         conversation = ConversationFactory(tenant=tenant, **{f"bot__{k}": v for k, v in bot_fields.items()})
         bot_attach_knowledge_bases(bot=conversation.bot, knowledge_base_ids=[kb.pk])
     return conversation, kb

@@ -273,3 +273,18 @@ def test_the_explorer_finds_the_conversations_answered_from_a_correction(world):
         world.client_for(world.bob).get(reverse("conversation_export_csv", args=["acme"]), {"corrected": "on"})
     )
     assert "Yes, we ship to Norway." in export and "Shipping takes 3 days." not in export
+
+
+def test_handoffs_are_counted_in_the_rollup_and_filter_the_explorer(world):
+    bot = BotFactory(tenant=world.tenant_a)
+    now = timezone.now()
+    handed = ConversationFactory(tenant=world.tenant_a, bot=bot, channel="widget", handoff_requested=now)
+    quiet = ConversationFactory(tenant=world.tenant_a, bot=bot, channel="widget")
+    for conversation in (handed, quiet):
+        MessageFactory(tenant=world.tenant_a, conversation=conversation, role="user", content="Can I talk to someone?")
+    rollup_day(day=now.astimezone(UTC).date())
+    client = world.client_for(world.bob)
+    home = client.get(reverse("tenant_home", args=["acme"]))
+    assert home.context["overview"].totals.handoffs == 1
+    listed = client.get(reverse("conversation_list", args=["acme"]), {"handed_off": "on"}).context["conversations"]
+    assert [c.pk for c in listed] == [handed.pk]

@@ -14,6 +14,7 @@ import pytest
 
 from billing.models import Plan, Subscription
 from billing.services import subscription_comp
+from chatbot_saas import runtime
 from conversations.models import Conversation, Message
 from conversations.services import dangerously_settle_stale_streaming
 from conversations.tasks import settle_stale_streaming
@@ -188,6 +189,9 @@ def test_a_tenant_over_its_message_quota_is_refused_everywhere_until_it_upgrades
     assert rest.status_code == 402 and rest.json()["error"]["code"] == "quota_exceeded"
 
     Subscription.objects.unscoped().filter(tenant=world.tenant_a).update(plan=pro)
+    # The server remembers a bot's turn configuration (the plan among it) for TURN_CONFIG_TTL;
+    # a change made by another process, as here, applies once that has passed.
+    time.sleep(runtime.TURN_CONFIG_TTL + 0.5)
     assert asyncio.run(socket_turn())[-1]["status"] == "complete"
     completion = client.chat.completions.create(model=bot.public_id, messages=[{"role": "user", "content": "x"}])
     assert completion.choices[0].message.content == LONG_ANSWER

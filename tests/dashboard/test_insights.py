@@ -32,10 +32,9 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def acme_with_turns(transactional_db, settings, tmp_path):
+def acme_with_turns(transactional_db):
     """Acme's owner, and three real turns of the offline bot today: two answered in the widget and
     one "I don't know"; then a playground turn, which the overview leaves out. Rolled up."""
-    settings.MEDIA_ROOT = tmp_path / "media"
     tenant = TenantFactory(name="Acme", slug="acme")
     owner = UserFactory(username="olga", email="olga@example.com")
     MembershipFactory(tenant=tenant, user=owner, role=Role.OWNER)

@@ -39,7 +39,7 @@ def test_a_new_user_drops_two_files_watches_both_get_ready_and_searches(
     page.on("request", lambda r: uploads.append(r.post_data or "") if r.method == "POST" else None)
     _sign_up(page, live_daphne)
 
-    page.get_by_role("link", name="Knowledge").click()
+    page.get_by_role("link", name="Knowledge", exact=True).click()
     assert page.get_by_text("No knowledge bases yet").is_visible()
     shots(page, "knowledge-list-empty")
     page.get_by_label("Name").fill("Help centre")
@@ -94,7 +94,7 @@ def test_a_new_user_drops_two_files_watches_both_get_ready_and_searches(
     page.goto(page.url.rstrip("/") + "/search/?q=refund")
     assert page.locator("[data-testid=hit]").count() >= 1
     shots(page, "knowledge-search-page")
-    page.get_by_role("link", name="Knowledge").first.click()
+    page.get_by_role("link", name="Knowledge", exact=True).first.click()
     assert page.locator("tr[data-kb='Help centre']").get_by_text("All ready").is_visible()
     shots(page, "knowledge-list")
     assert errors == []

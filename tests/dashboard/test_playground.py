@@ -62,9 +62,8 @@ def _support_bot(tenant: object, primary: FakeOpenAI, backup: FakeOpenAI) -> obj
 
 
 def test_an_admin_asks_in_the_playground_and_reads_the_trace_of_a_failed_over_answer(
-    transactional_db, signed_in, live_daphne, settings, tmp_path
+    transactional_db, signed_in, live_daphne
 ):
-    settings.MEDIA_ROOT = tmp_path / "media"
     owner = UserFactory(username="olga", email="olga@example.com")
     tenant = TenantFactory(name="Acme", slug="acme")
     MembershipFactory(tenant=tenant, user=owner, role=Role.OWNER)

@@ -24,6 +24,6 @@ def test_an_owner_sees_the_sidebar_with_their_role_and_switches_workspace(transa
     assert page.get_by_title("Your role in this workspace").inner_text() == "Member"
     # A member sees no API keys section (an admin's page).
     assert page.get_by_role("link", name="API keys").count() == 0
-    page.get_by_role("link", name="Knowledge").click()
+    page.get_by_role("link", name="Knowledge", exact=True).click()
     assert page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="Bravo").is_visible()
     assert page.errors == []

@@ -80,7 +80,7 @@ def test_the_owner_invites_a_member_who_accepts_and_cannot_edit(transactional_db
         assert member.get_by_role("button", name=control).count() == 0
     shots(member, "team-member")
 
-    member.get_by_role("link", name="Knowledge").click()
+    member.get_by_role("link", name="Knowledge", exact=True).click()
     assert member.locator("tr[data-kb='Handbook']").is_visible()
     assert member.locator("#create").count() == 0
     shots(member, "knowledge-list-member")

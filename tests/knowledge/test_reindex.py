@@ -63,13 +63,19 @@ def query_requests(fake: FakeOpenAI, query: str) -> int:
     return sum(1 for r in fake.requests if r.path.endswith("/embeddings") and r.body.get("input") == [query])
 
 
+def tasks(callbacks: list) -> list:
+    """The after-commit callbacks that queue work, without the answer path's cache upkeep
+    (conversations.pipeline.config forgets a tenant's turn configuration when its rows change)."""
+    return [c for c in callbacks if not getattr(c, "cache_upkeep", False)]
+
+
 def test_search_stays_on_the_old_model_until_every_document_is_re_embedded_then_switches_at_once(
     world, kb_a, handbook, fake_embeddings, django_capture_on_commit_callbacks
 ):
     refunds, passwords = handbook
     with django_capture_on_commit_callbacks(execute=False) as queued, tenant_context(world.tenant_a):
         assert knowledge_base_reindex(knowledge_base=kb_a, embedding_model=OPENAI) == 2
-    assert len(queued) == 1
+    assert len(tasks(queued)) == 1
     kb_a.refresh_from_db()
     assert (kb_a.embedding_model, kb_a.reindex_to) == ("all-MiniLM-L6-v2", OPENAI)
     assert set(Document.objects.unscoped().filter(knowledge_base=kb_a).values_list("status", flat=True)) == {"queued"}
@@ -136,7 +142,7 @@ def test_cancelling_a_reindex_keeps_the_old_model_and_reembeds_documents_added_m
         document_ingest(document_id=passwords.pk)
     with django_capture_on_commit_callbacks(execute=False) as queued, tenant_context(world.tenant_a):
         knowledge_base_reindex_cancel(knowledge_base=kb_a)
-    assert len(queued) == 1, "the document that was only staged is queued again"
+    assert len(tasks(queued)) == 1, "the document that was only staged is queued again"
     kb_a.refresh_from_db()
     assert (kb_a.embedding_model, kb_a.reindex_to, kb_a.reindex_error) == ("all-MiniLM-L6-v2", "", "")
     assert not Chunk.objects.unscoped().filter(knowledge_base=kb_a, embedding_model=OPENAI).exists()

@@ -28,7 +28,7 @@ def test_the_loader_stays_under_6_kb_and_the_panel_under_25_kb_gzipped():
 
 
 def test_no_widget_script_writes_html_from_strings():
-    for name in ("embed.js", "panel.js"):
+    for name in ("embed.js", "panel.js", "handoff.js"):
         code = re.sub(r"/\*[\s\S]*?\*/|//[^\n]*", "", (WIDGET / name).read_text())
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
             assert sink not in code, f"{name} uses {sink}"
