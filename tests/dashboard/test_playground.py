@@ -123,7 +123,7 @@ def test_an_admin_asks_in_the_playground_and_reads_the_trace_of_a_failed_over_an
 
         # Playground traffic stays out of the visitors' conversations unless asked for.
         page.goto(f"{live_daphne}/t/acme/conversations/")
-        expect(page.get_by_text("No conversations yet.")).to_be_visible()
+        expect(page.get_by_text("No conversations match.")).to_be_visible()
         page.get_by_role("link", name="Include playground and evaluation").click()
         expect(page.get_by_role("cell", name="playground")).to_be_visible()
         shots(page, "conversations-with-playground")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from conversations.models import Message
 from tenants.models import Role
@@ -30,7 +31,10 @@ def seed_workspace(tenant) -> dict[type, object]:
     document = DocumentFactory(tenant=tenant, knowledge_base=kb, title="Warranty terms")
     bot = BotFactory(tenant=tenant, name="Support bot")
     bot.knowledge_bases.add(kb)
-    conversation = ConversationFactory(tenant=tenant, bot=bot)
+    # Handed to a person and waiting, so the inbox's pages have it too.
+    conversation = ConversationFactory(
+        tenant=tenant, bot=bot, handoff_status="waiting", handoff_requested=timezone.now()
+    )
     MessageFactory(
         tenant=tenant, conversation=conversation, role=Message.Role.USER, content="How long is the warranty?"
     )
