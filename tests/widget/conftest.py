@@ -11,18 +11,9 @@ from pathlib import Path
 import pytest
 
 from chatbot_saas.demo_host import make_server
+from tests.support.browser import chromium_browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -34,16 +25,8 @@ def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def browser(django_db_setup: None) -> Iterator[object]:
-    # One browser per module, not per session: Playwright's sync API keeps an event loop running
-    # in this thread while it is up, which breaks later tests that call asyncio.run() (pytest-django
-    # reorders tests, so other apps' tests run between ours). And it starts after the test database
-    # exists: creating that is ORM work, which Django refuses beside a running loop.
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    # Per module, started after the test database exists (see tests/support/browser.py).
+    yield from chromium_browser()
 
 
 @dataclass
