@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.quotas import PlanFeatureRequired, feature_check, quota_check
+from tenants.context import tenant_context
 from tenants.models import Tenant
 
 from . import validation
@@ -271,22 +272,23 @@ def provider_credential_delete(*, credential: ProviderCredential) -> None:
 MAX_WIDGET_ORIGINS_PER_BOT = 50
 
 
-def widget_origin_record(*, bot: Bot, origin: str, allowed: bool) -> WidgetOrigin | None:
-    """Note that the bot's widget asked for a session from `origin` (normalised), now.
+def widget_origin_record(*, bot: Bot, origin: str, allowed: bool) -> bool:
+    """Note that the bot's widget asked for a session from `origin` (normalised), now; False when
+    not recorded.
 
     Idempotent upsert on (bot, origin); keeps first_seen. A new origin beyond
-    MAX_WIDGET_ORIGINS_PER_BOT is not recorded (returns None). Crosses no tenant: the row
-    belongs to the bot's tenant, which need not be in context (the session endpoint has none)."""
+    MAX_WIDGET_ORIGINS_PER_BOT is not recorded. The session endpoint has no tenant in context, so
+    this enters the bot's own."""
     now = timezone.now()
-    rows = WidgetOrigin.objects.unscoped().filter(bot=bot, origin=origin)
-    if rows.update(last_seen=now, allowed=allowed):
-        return rows.first()
-    if WidgetOrigin.objects.unscoped().filter(bot=bot).count() >= MAX_WIDGET_ORIGINS_PER_BOT:
-        return None
-    record, _created = WidgetOrigin.objects.unscoped().get_or_create(
-        bot=bot, origin=origin, defaults={"tenant": bot.tenant, "allowed": allowed, "first_seen": now, "last_seen": now}
-    )
-    return record
+    with tenant_context(bot.tenant):
+        if WidgetOrigin.objects.filter(bot=bot, origin=origin).update(last_seen=now, allowed=allowed):
+            return True
+        if WidgetOrigin.objects.filter(bot=bot).count() >= MAX_WIDGET_ORIGINS_PER_BOT:
+            return False
+        WidgetOrigin.objects.get_or_create(
+            bot=bot, origin=origin, defaults={"allowed": allowed, "first_seen": now, "last_seen": now}
+        )
+    return True
 
 
 def handoff_settings_save(*, bot: Bot, form: Any) -> HandoffSettings:
