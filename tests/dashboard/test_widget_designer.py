@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from bots.models import Bot
 from chatbot_saas.demo_host import make_server
@@ -67,11 +68,14 @@ def shop(transactional_db, host_site):
     return owner, bot
 
 
-def launcher_colour(page) -> str:
-    return page.evaluate(
-        "() => getComputedStyle(document.querySelector('chat-widget').shadowRoot.querySelector('.cw-launch'))"
-        ".backgroundColor"
-    )
+LAUNCHER_COLOUR = (
+    "getComputedStyle(document.querySelector('chat-widget').shadowRoot.querySelector('.cw-launch')).backgroundColor"
+)
+
+
+def wait_for_launcher_colour(page, colour: str) -> None:
+    """The preview re-renders after the input event; wait for it rather than read it at once."""
+    page.wait_for_function(f"colour => {LAUNCHER_COLOUR} === colour", arg=colour)
 
 
 def wait_for_answer(page) -> str:
@@ -87,14 +91,14 @@ def test_an_admin_designs_the_widget_live_and_a_visitor_chats_on_the_allowed_sit
     page = signed_in(owner, permissions=["clipboard-read", "clipboard-write"])
     page.goto(f"{live_daphne}/t/acme/bots/{bot.pk}/widget/")
     page.locator("chat-widget .cw-launch").wait_for()
-    assert launcher_colour(page) == "rgb(15, 118, 110)"
+    wait_for_launcher_colour(page, "rgb(15, 118, 110)")
 
     # The look changes as the settings change, before saving.
     page.locator("#id_widget_primary_color").fill("#b91c1c")
     page.locator("#id_widget_suggested_questions").fill(QUESTION)
     page.locator("#id_widget_launcher_label").fill("Ask us")
-    assert launcher_colour(page) == "rgb(185, 28, 28)"
-    assert page.locator("chat-widget .cw-chip").all_inner_texts() == [QUESTION]
+    wait_for_launcher_colour(page, "rgb(185, 28, 28)")
+    expect(page.locator("chat-widget .cw-chip")).to_have_text([QUESTION])
     bot.refresh_from_db()
     assert bot.widget == {"primary_color": "#0f766e"}  # nothing saved yet
 
@@ -120,7 +124,7 @@ def test_an_admin_designs_the_widget_live_and_a_visitor_chats_on_the_allowed_sit
     site.set_default_timeout(20_000)
     site.goto(host_site.serve("<h1>Acme shop</h1>" + snippet))
     site.locator("chat-widget .cw-launch").click()
-    assert launcher_colour(site) == "rgb(185, 28, 28)"
+    wait_for_launcher_colour(site, "rgb(185, 28, 28)")
     site.locator("chat-widget .cw-chip").click()
     assert "two-year warranty" in wait_for_answer(site)
     assert Conversation.objects.unscoped().filter(bot=Bot.objects.unscoped().get(pk=bot.pk), channel="widget").exists()
@@ -129,7 +133,7 @@ def test_an_admin_designs_the_widget_live_and_a_visitor_chats_on_the_allowed_sit
     # The install check lists the website, and the onboarding step is ticked.
     page.reload()
     page.get_by_text(f"Seen on {host_site.origin}").wait_for()
-    assert page.locator("tr", has_text=host_site.origin).get_by_text("Allowed").is_visible()
+    expect(page.locator("tr", has_text=host_site.origin).get_by_text("Allowed")).to_be_visible()
     shots(page, "widget-designer")
     page.goto(f"{live_daphne}/t/acme/")
     assert page.locator('li[data-step="installed"]').get_attribute("class") == "done"
