@@ -17,6 +17,7 @@ from chatbot_saas import runtime
 from tenants.context import tenant_context
 from tenants.models import Role, Tenant
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
+from tests.support.host_site import HostSite, host_site_server
 from tests.support.servers import celery_worker, daphne_server
 
 # Fixtures that start a real process (daphne, uvicorn, a Celery worker, chromium) or build an
@@ -165,3 +166,10 @@ def live_daphne(django_db_setup: None) -> Iterator[str]:
     """A real daphne on the test database; yields its base URL. Use with transactional_db."""
     with daphne_server(TENANT_URL_ALLOWLIST="127.0.0.1") as (base_url, _process):  # as live_worker says
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def host_site() -> Iterator[HostSite]:
+    """A customer's website on another origin (tests/support/host_site.py)."""
+    with host_site_server() as site:
+        yield site

@@ -17,7 +17,6 @@ from tenants.context import tenant_context
 from tenants.models import Role
 from tests.bots.factories import BotFactory
 from tests.dashboard.conftest import shots
-from tests.dashboard.test_widget_designer import host_site  # noqa: F401  (the customer's website)
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -30,7 +29,7 @@ ANSWER = "We deliver on Saturdays between 9:00 and 13:00 for orders placed by Th
 
 
 @pytest.fixture
-def shop(transactional_db, host_site, live_worker):  # noqa: F811
+def shop(transactional_db, host_site, live_worker):
     """Workspace Acme (olga, owner) with a knowledge-only bot that knows the warranty terms and
     nothing about delivery, allowed on the customer's website."""
     owner = UserFactory(username="olga", email="olga@example.com")
@@ -65,7 +64,7 @@ def test_a_gap_in_the_widget_is_answered_from_the_correction_written_for_it(
     shop,
     signed_in,
     live_daphne,
-    host_site,  # noqa: F811
+    host_site,
 ):
     tenant, owner, bot = shop
     snippet = f'<script src="{live_daphne}/static/widget/embed.js" data-bot="{bot.public_id}" async></script>'

@@ -4,15 +4,12 @@ and the onboarding checklist then say the snippet is installed."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
 from bots.models import Bot
-from chatbot_saas.demo_host import make_server
 from conversations.models import Conversation
 from knowledge.ingestion import document_ingest
 from knowledge.models import Document
@@ -22,7 +19,6 @@ from tenants.models import Role
 from tests.bots.factories import BotFactory
 from tests.dashboard.conftest import shots
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
-from tests.widget.conftest import HostSite
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -31,17 +27,6 @@ WARRANTY = (
     "The warranty covers parts and labour but not accidental damage."
 )
 QUESTION = "How long is the warranty?"
-
-
-@pytest.fixture(scope="module")
-def host_site() -> Iterator[HostSite]:
-    """The customer's website, on another origin (as tests/widget/conftest.py serves it)."""
-    site = HostSite(server=None)
-    site.server = make_server(lambda: site.html, quiet=True)
-    threading.Thread(target=site.server.serve_forever, daemon=True).start()
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
 
 
 @pytest.fixture

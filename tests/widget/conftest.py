@@ -1,16 +1,14 @@
-"""Browser fixtures for the widget: one headless Debian chromium per session, a fresh context
-per test, and a stdlib "customer site" on another origin that embeds the widget."""
+"""Browser fixtures for the widget: one headless Debian chromium per module and a fresh context per
+test. The customer's site on another origin is the root conftest's `host_site`."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from chatbot_saas.demo_host import make_server
 from tests.support.browser import chromium_browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -27,39 +25,6 @@ def _orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
 def browser(django_db_setup: None) -> Iterator[object]:
     # Per module, started after the test database exists (see tests/support/browser.py).
     yield from chromium_browser()
-
-
-@dataclass
-class HostSite:
-    """Another origin (a customer's website) serving whatever page a test sets."""
-
-    server: object
-    html: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        return self.origin + "/"
-
-    def serve(self, body: str, *, head: str = "", headers: dict[str, str] | None = None) -> str:
-        self.html = f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">{head}</head><body>{body}</body></html>'
-        self.server.extra_headers = dict(headers or {})
-        return self.url
-
-
-@pytest.fixture(scope="session")
-def host_site() -> Iterator[HostSite]:
-    site = HostSite(server=None)
-    site.server = make_server(lambda: site.html, quiet=True)
-    thread = threading.Thread(target=site.server.serve_forever, daemon=True)
-    thread.start()
-    yield site
-    site.server.shutdown()
-    site.server.server_close()
 
 
 @dataclass
