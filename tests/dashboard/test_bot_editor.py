@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from playwright.sync_api import expect
 
 from tenants.models import Role
 from tests.dashboard.conftest import shots
@@ -37,7 +38,7 @@ def closed_port() -> int:
 
 def create_bot(page, live_daphne: str, name: str) -> None:
     page.goto(f"{live_daphne}/t/acme/bots/")
-    assert page.get_by_role("heading", name="No bots yet").is_visible()
+    expect(page.get_by_role("heading", name="No bots yet")).to_be_visible()
     shots(page, "bot-list-empty")
     page.get_by_label("Name").fill(name)
     page.get_by_label("System prompt").fill("You are the assistant of Acme.\nAnswer briefly.")
@@ -67,7 +68,7 @@ def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(acme, owne
     page.get_by_text("Knowledge bases saved.").wait_for()
     shots(page, "bot-editor-knowledge")
     tabs.get_by_role("link", name="Answer policy").click()
-    assert page.get_by_text("Mask emails, phone numbers").is_visible()
+    expect(page.get_by_text("Mask emails, phone numbers")).to_be_visible()
     shots(page, "bot-editor-policy")
 
     dead_url = f"http://127.0.0.1:{closed_port()}/v1"
@@ -85,7 +86,7 @@ def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(acme, owne
         primary.get_by_label("Base URL").fill(server.base_url)
         page.get_by_role("button", name="Add a fallback").click()
         fallback = page.locator("[data-chain-row]").nth(1)
-        assert fallback.get_by_role("group", name="Fallback 1").is_visible()
+        expect(fallback.get_by_role("group", name="Fallback 1")).to_be_visible()
         fallback.get_by_label("Provider").select_option("openai_compatible")
         fallback.get_by_label("Model name").fill("mistral")
         fallback.get_by_label("Base URL").fill(dead_url)
@@ -107,7 +108,7 @@ def test_an_owner_builds_a_two_entry_chain_and_tests_both_connections(acme, owne
     page.goto(f"{live_daphne}/t/acme/bots/")
     row = page.get_by_role("row", name="Support bot")
     assert "llama3" in row.inner_text() and "mistral" in row.inner_text()
-    assert row.get_by_role("cell").nth(3).inner_text() == "1"  # knowledge bases
+    expect(row.get_by_role("cell").nth(3)).to_have_text("1")  # knowledge bases
     shots(page, "bot-list")
     assert page.errors == []
 
@@ -121,15 +122,15 @@ def test_an_owner_edits_the_prompt_compares_publishes_and_rolls_back(owner, sign
     page.get_by_role("button", name="Save version").click()
     page.get_by_text("Version 2 saved.").wait_for()
     versions = page.get_by_role("table", name="Prompt versions, newest first")
-    assert "Draft" in versions.get_by_role("row").nth(1).inner_text()
+    expect(versions.get_by_role("row").nth(1)).to_contain_text("Draft")
     shots(page, "bot-editor-prompts")
 
     page.get_by_role("link", name="Compare two versions").click()
     table = page.get_by_test_id("side-by-side")
     table.wait_for()
     changed = table.locator("tr.diff-changed")
-    assert changed.count() == 1
-    assert "Answer briefly." in changed.locator("td.old").inner_text()
+    expect(changed).to_have_count(1)
+    expect(changed.locator("td.old")).to_contain_text("Answer briefly.")
     assert "Answer briefly, and cite a source." in changed.locator("td.new").inner_text()
     # Not colour alone: a mark, and words for screen readers.
     assert changed.locator("td.new .sr-only").inner_text().strip() == "Changed:"
@@ -137,12 +138,12 @@ def test_an_owner_edits_the_prompt_compares_publishes_and_rolls_back(owner, sign
 
     page.get_by_role("button", name="Publish v2").click()
     page.wait_for_url("**/prompts/")
-    assert "Live" in versions.get_by_role("row").nth(1).inner_text()
+    expect(versions.get_by_role("row").nth(1)).to_contain_text("Live")
     page.get_by_role("button", name="Roll back to v1").click()
     page.wait_for_url("**/prompts/")
     rows = versions.get_by_role("row")
     assert "Live" in rows.nth(2).inner_text() and "Published before" in rows.nth(1).inner_text()
-    assert "Rolled back v1 (was v2)" in page.locator(".history").inner_text()
+    expect(page.locator(".history")).to_contain_text("Rolled back v1 (was v2)")
     shots(page, "bot-editor-prompts-rolled-back")
 
     page.get_by_role("link", name="v2", exact=True).click()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from bots.models import Correction
 from conversations.gaps import gaps_scan
@@ -76,7 +77,7 @@ def test_a_gap_in_the_widget_is_answered_from_the_correction_written_for_it(
     site.goto(host_site.serve("<h1>Acme shop</h1>" + snippet))
     site.locator("chat-widget .cw-launch").click()
     refused = ask_in_widget(site, "Do you deliver on weekends?")
-    assert "don't know" in refused.locator(".cw-body").inner_text()
+    expect(refused.locator(".cw-body")).to_contain_text("don't know")
     shots(site, "corrections-widget-unanswered")
 
     # The gap scan (Celery beat, every minute) files it; run here rather than waiting for beat.
@@ -89,23 +90,23 @@ def test_a_gap_in_the_widget_is_answered_from_the_correction_written_for_it(
     page.get_by_role("link", name="Knowledge gaps").click()
     row = page.locator("tr.gap-row", has_text="Do you deliver on weekends?")
     row.get_by_text("1 time").wait_for()
-    assert "new" in row.locator(".gap-trend").inner_text()
+    expect(row.locator(".gap-trend")).to_contain_text("new")
     shots(page, "knowledge-gaps")
 
     row.get_by_role("link", name="Write the answer").click()
-    assert page.locator("#id_question").input_value() == "Do you deliver on weekends?"
+    expect(page.locator("#id_question")).to_have_value("Do you deliver on weekends?")
     shots(page, "knowledge-gap-write-answer")
     page.locator("#id_answer").fill(ANSWER)
     page.get_by_role("button", name="Save correction").click()
     page.get_by_text("Correction saved").wait_for()
-    assert page.locator("#id_answer").input_value() == ANSWER
+    expect(page.locator("#id_answer")).to_have_value(ANSWER)
     shots(page, "correction-edit")
 
     # The same question, reworded, on a fresh visit: answered from the correction.
     site.goto(host_site.serve("<h1>Acme shop</h1>" + snippet))
     site.locator("chat-widget .cw-launch").click()
     answer = ask_in_widget(site, "Can you deliver my order on a Saturday or Sunday?")
-    assert ANSWER in answer.locator(".cw-body").inner_text()
+    expect(answer.locator(".cw-body")).to_contain_text(ANSWER)
     assert answer.locator(".cw-cite").first.inner_text().strip().endswith("From the support team")
     shots(site, "corrections-widget-answered")
     visitor.close()

@@ -9,6 +9,7 @@ from datetime import UTC
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from conversations.insights.rollups import rollup_day
 from conversations.models import NO_ANSWER_MODEL, Conversation, Message
@@ -67,24 +68,24 @@ def test_the_overview_shows_the_days_counts_after_real_turns(acme_with_turns, si
     page.goto(f"{live_daphne}/t/acme/")
 
     totals = page.get_by_test_id("insights-totals")
-    assert totals.locator("[data-total=conversations]").inner_text() == "1"
-    assert totals.locator("[data-total=messages]").inner_text() == "6"
-    assert totals.locator("[data-total=answered]").inner_text() == "2"
-    assert totals.locator("[data-total=unanswered]").inner_text() == "1"
-    assert page.get_by_role("img", name="Messages per day").is_visible()
-    assert "can i pay with bitcoin" in page.get_by_test_id("top-questions").inner_text()
+    expect(totals.locator("[data-total=conversations]")).to_have_text("1")
+    expect(totals.locator("[data-total=messages]")).to_have_text("6")
+    expect(totals.locator("[data-total=answered]")).to_have_text("2")
+    expect(totals.locator("[data-total=unanswered]")).to_have_text("1")
+    expect(page.get_by_role("img", name="Messages per day")).to_be_visible()
+    expect(page.get_by_test_id("top-questions")).to_contain_text("can i pay with bitcoin")
     shots(page, "insights-overview")
 
     page.get_by_test_id("latest-unanswered").get_by_role("link", name="Can I pay with bitcoin?").click()
     page.wait_for_url(f"{live_daphne}/t/acme/conversations/*/")
-    assert page.get_by_text("Can I pay with bitcoin?").is_visible()
-    assert page.get_by_text("I don't know", exact=True).is_visible()  # the badge on the refusal
+    expect(page.get_by_text("Can I pay with bitcoin?")).to_be_visible()
+    expect(page.get_by_text("I don't know", exact=True)).to_be_visible()  # the badge on the refusal
     # The transcript's messages are not shown again as flash messages above it.
     assert "(complete)" not in page.locator(".flash").inner_text()
     shots(page, "insights-transcript")
 
     page.goto(f"{live_daphne}/t/acme/?range=5")
-    assert page.get_by_text("Pick a period of 7, 30 or 90 days.").is_visible()
+    expect(page.get_by_text("Pick a period of 7, 30 or 90 days.")).to_be_visible()
     assert page.errors == []
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from billing.models import Plan
 from knowledge.models import Document
@@ -40,12 +41,12 @@ def test_a_new_user_drops_two_files_watches_both_get_ready_and_searches(
     _sign_up(page, live_daphne)
 
     page.get_by_role("link", name="Knowledge", exact=True).click()
-    assert page.get_by_text("No knowledge bases yet").is_visible()
+    expect(page.get_by_text("No knowledge bases yet")).to_be_visible()
     shots(page, "knowledge-list-empty")
     page.get_by_label("Name").fill("Help centre")
     page.get_by_role("button", name="Create").click()
     page.wait_for_url(re.compile(r"/t/drop-co/knowledge/\d+/$"))
-    assert page.get_by_role("heading", name="Help centre", level=1).is_visible()
+    expect(page.get_by_role("heading", name="Help centre", level=1)).to_be_visible()
     shots(page, "knowledge-base-empty")
 
     # Both files go through the drop zone's own (multiple) file input.
@@ -61,8 +62,8 @@ def test_a_new_user_drops_two_files_watches_both_get_ready_and_searches(
     for name in ("hours.md", "returns.txt"):
         row = page.locator("#documents tr[data-document]", has_text=name)
         row.and_(page.locator("[data-status=ready]")).wait_for(timeout=180_000)
-        assert row.get_by_text("Ready", exact=True).first.is_visible()
-    assert page.locator("#upload-queue li").count() == 0
+        expect(row.get_by_text("Ready", exact=True).first).to_be_visible()
+    expect(page.locator("#upload-queue li")).to_have_count(0)
     assert page.locator("#documents[hx-trigger]").count() == 0, "polling stops once every row is final"
     shots(page, "knowledge-base-ready")
 
@@ -75,7 +76,7 @@ def test_a_new_user_drops_two_files_watches_both_get_ready_and_searches(
     )
     refused = page.locator("#upload-queue li.is-refused", has_text="manual.pdf")
     refused.wait_for()
-    assert "is 2.0 MB; your plan allows 1.0 MB per file" in refused.inner_text()
+    expect(refused).to_contain_text("is 2.0 MB; your plan allows 1.0 MB per file")
     assert len(uploads) == posts_before
     assert Document.objects.unscoped().count() == 2
     shots(page, "knowledge-base-refused")
@@ -87,7 +88,7 @@ def test_a_new_user_drops_two_files_watches_both_get_ready_and_searches(
     assert "Opening hours" in hit.inner_text() or "hours.md" in hit.inner_text()
     for score in ("vector", "keyword", "fused"):
         assert hit.locator(f"[data-score={score}]").inner_text().strip() != ""
-    assert page.get_by_test_id("search-summary").is_visible()
+    expect(page.get_by_test_id("search-summary")).to_be_visible()
     shots(page, "knowledge-search")
 
     # The same search as a plain page (no script needed).
@@ -95,7 +96,7 @@ def test_a_new_user_drops_two_files_watches_both_get_ready_and_searches(
     assert page.locator("[data-testid=hit]").count() >= 1
     shots(page, "knowledge-search-page")
     page.get_by_role("link", name="Knowledge", exact=True).first.click()
-    assert page.locator("tr[data-kb='Help centre']").get_by_text("All ready").is_visible()
+    expect(page.locator("tr[data-kb='Help centre']").get_by_text("All ready")).to_be_visible()
     shots(page, "knowledge-list")
     assert errors == []
     context.close()

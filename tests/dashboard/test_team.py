@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 from tenants.models import Membership, Role
 from tests.bots.factories import BotFactory
@@ -57,12 +58,12 @@ def test_the_owner_invites_a_member_who_accepts_and_cannot_edit(transactional_db
     shots(owner, "team-owner")
     owner.get_by_label("Email").fill("not an email")
     owner.get_by_role("button", name="Send invitation").click()
-    assert owner.get_by_text("Enter a valid email address.").is_visible()
+    expect(owner.get_by_text("Enter a valid email address.")).to_be_visible()
     owner.get_by_label("Email").fill("dana@example.com")
     owner.get_by_label("Role").select_option("member")
     owner.get_by_role("button", name="Send invitation").click()
-    assert owner.get_by_text("Invitation sent to dana@example.com.").is_visible()
-    assert owner.locator("#invitations").get_by_text("dana@example.com").is_visible()
+    expect(owner.get_by_text("Invitation sent to dana@example.com.")).to_be_visible()
+    expect(owner.locator("#invitations").get_by_text("dana@example.com")).to_be_visible()
     shots(owner, "team-invited")
 
     dana = UserFactory(username="dana", email="dana@example.com")
@@ -71,23 +72,23 @@ def test_the_owner_invites_a_member_who_accepts_and_cannot_edit(transactional_db
     shots(member, "team-invitation-accept")
     member.get_by_role("button", name="Accept invitation").click()
     member.wait_for_url(f"{live_daphne}/t/acme/")
-    assert member.get_by_title("Your role in this workspace").inner_text() == "Member"
+    expect(member.get_by_title("Your role in this workspace")).to_have_text("Member")
     assert Membership.objects.unscoped().get(tenant=acme, user=dana).role == Role.MEMBER
 
     member.get_by_role("link", name="Team").click()
-    assert member.locator("#members").get_by_text("olga@example.com").is_visible()
+    expect(member.locator("#members").get_by_text("olga@example.com")).to_be_visible()
     for control in ("Change role", "Remove", "Send invitation"):
-        assert member.get_by_role("button", name=control).count() == 0
+        expect(member.get_by_role("button", name=control)).to_have_count(0)
     shots(member, "team-member")
 
     member.get_by_role("link", name="Knowledge", exact=True).click()
-    assert member.locator("tr[data-kb='Handbook']").is_visible()
-    assert member.locator("#create").count() == 0
+    expect(member.locator("tr[data-kb='Handbook']")).to_be_visible()
+    expect(member.locator("#create")).to_have_count(0)
     shots(member, "knowledge-list-member")
     member.get_by_role("link", name="Handbook").click()
     assert member.get_by_text("faq.md").is_visible() and member.get_by_text("45.5 KB").is_visible()
-    assert member.locator("form[data-upload]").count() == 0
-    assert member.get_by_role("button", name="Delete").count() == 0
+    expect(member.locator("form[data-upload]")).to_have_count(0)
+    expect(member.get_by_role("button", name="Delete")).to_have_count(0)
     shots(member, "knowledge-base-member")
     assert member.evaluate(POST_AS_PAGE, f"{live_daphne}/t/acme/knowledge/") == 403
 
@@ -97,14 +98,14 @@ def test_the_owner_invites_a_member_who_accepts_and_cannot_edit(transactional_db
 
     member.get_by_role("link", name="Settings").click()
     assert member.get_by_text("Only admins and owners can rename").is_visible()
-    assert member.get_by_role("button", name="Save").count() == 0
+    expect(member.get_by_role("button", name="Save")).to_have_count(0)
     shots(member, "settings-member")
     assert member.evaluate(POST_AS_PAGE, f"{live_daphne}/t/acme/settings/") == 403
 
     # Back with the owner: Dana is listed, with a role control the owner may use.
     owner.reload()
-    assert owner.get_by_label("Role of dana@example.com").input_value() == "member"
+    expect(owner.get_by_label("Role of dana@example.com")).to_have_value("member")
     owner.get_by_role("link", name="Settings").click()
-    assert owner.get_by_text("only owner, so you cannot leave").is_visible()
+    expect(owner.get_by_text("only owner, so you cannot leave")).to_be_visible()
     shots(owner, "settings-owner")
     assert owner.errors == [] and member.errors == []

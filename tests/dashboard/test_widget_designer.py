@@ -121,7 +121,7 @@ def test_an_admin_designs_the_widget_live_and_a_visitor_chats_on_the_allowed_sit
     expect(page.locator("tr", has_text=host_site.origin).get_by_text("Allowed")).to_be_visible()
     shots(page, "widget-designer")
     page.goto(f"{live_daphne}/t/acme/")
-    assert page.locator('li[data-step="installed"]').get_attribute("class") == "done"
-    assert page.locator('li[data-step="playground"]').get_attribute("class") == "done"
+    expect(page.locator('li[data-step="installed"]')).to_have_attribute("class", "done")
+    expect(page.locator('li[data-step="playground"]')).to_have_attribute("class", "done")
     shots(page, "home-onboarding")
     assert page.errors == []

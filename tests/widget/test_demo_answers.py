@@ -9,6 +9,7 @@ import time
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from bots.models import Bot
 from chatbot_saas.demo_host import SUGGESTED_QUESTIONS
@@ -83,6 +84,6 @@ def test_the_demo_bot_answers_its_suggested_questions_with_cited_sentences_and_r
         body = answer.locator(".cw-body").text_content()
         assert body.strip() == demo_bot.no_answer_text(), (question, body)
         assert "support@acme-gadgets.example" in body
-        assert answer.locator(".cw-cite").count() == 0
+        expect(answer.locator(".cw-cite")).to_have_count(0)
     screenshot(page, "demo-answers")
     assert not seen.warnings(), seen.warnings()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.widget.fake_chat import CORS, FakeChat, snippet
 
@@ -80,14 +81,14 @@ def test_two_bots_on_one_page_get_their_own_launchers_and_panels(visit, host_sit
     box_two = two.locator(".cw-launch").bounding_box()
     assert box_one["y"] != box_two["y"]  # stacked, not on top of each other
     two.locator(".cw-launch").click()
-    assert two.locator(".cw-title").text_content() == "Support"
+    expect(two.locator(".cw-title")).to_have_text("Support")
     two.locator(".cw-input").fill("Hi support")
     page.keyboard.press("Enter")
     two.locator(".cw-fb").wait_for()
-    assert one.locator(".cw-panel").count() == 0
+    expect(one.locator(".cw-panel")).to_have_count(0)
     one.locator(".cw-launch").click()
-    assert one.locator(".cw-title").text_content() == "Sales"
-    assert one.locator(".cw-user").count() == 0
+    expect(one.locator(".cw-title")).to_have_text("Sales")
+    expect(one.locator(".cw-user")).to_have_count(0)
     assert page.evaluate("() => document.querySelectorAll('script[src$=\"panel.js\"]').length") == 1
     assert any("token=t-bot_two" in url for url in seen.requests if "/ws/widget/" in url) or fake.connections >= 1
     assert seen.errors == []

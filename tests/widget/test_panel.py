@@ -4,6 +4,7 @@ resume after a dropped socket, stop, feedback, friendly errors, theming and scre
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.widget.conftest import screenshot
 from tests.widget.fake_chat import FakeChat, snippet
@@ -40,20 +41,20 @@ def test_an_answer_streams_in_with_numbered_citations_and_snippets(visit, host_s
     seen = embed(visit, host_site, widget_origin, fake)
     page = seen.page
     open_chat(page)
-    assert page.locator("chat-widget .cw-title").text_content() == "Acme help"
+    expect(page.locator("chat-widget .cw-title")).to_have_text("Acme help")
     assert "Ask me anything" in page.locator("chat-widget .cw-welcome").text_content()
     ask(page, "How long is the warranty?")
     answer = page.locator("chat-widget .cw-assistant").last
     answer.locator(".cw-fb").wait_for()
-    assert answer.locator(".cw-body").text_content() == "The warranty lasts two years 1."
-    assert answer.locator(".cw-body strong").text_content() == "two years"
+    expect(answer.locator(".cw-body")).to_have_text("The warranty lasts two years 1.")
+    expect(answer.locator(".cw-body strong")).to_have_text("two years")
     cites = answer.locator(".cw-cite")
-    assert cites.count() == 2
-    assert cites.nth(0).locator(".cw-n").text_content() == "1"
-    assert cites.nth(0).locator("a").text_content() == "Warranty terms, p. 3"
-    assert cites.nth(0).locator("a").get_attribute("rel") == "noopener noreferrer"
+    expect(cites).to_have_count(2)
+    expect(cites.nth(0).locator(".cw-n")).to_have_text("1")
+    expect(cites.nth(0).locator("a")).to_have_text("Warranty terms, p. 3")
+    expect(cites.nth(0).locator("a")).to_have_attribute("rel", "noopener noreferrer")
     cites.nth(0).hover()
-    assert cites.nth(0).locator(".cw-snip").is_visible()
+    expect(cites.nth(0).locator(".cw-snip")).to_be_visible()
     assert "two-year warranty" in cites.nth(0).locator(".cw-snip").text_content()
     assert fake.sent("message")[0]["text"] == "How long is the warranty?"
     assert fake.session_bodies[0]["visitor_id"]
@@ -70,10 +71,10 @@ def test_a_dropped_socket_reconnects_and_resumes_the_answer_without_gaps_or_dupl
     ask(seen.page, "How long is the warranty?")
     answer = seen.page.locator("chat-widget .cw-assistant").last
     answer.locator(".cw-fb").wait_for()
-    assert answer.locator(".cw-body").text_content() == "The warranty lasts two years 1."
+    expect(answer.locator(".cw-body")).to_have_text("The warranty lasts two years 1.")
     assert fake.connections == 2
     assert fake.sent("resume") == [{"type": "resume", "message_id": 100, "last_seq": 2}]
-    assert answer.locator(".cw-cite").count() == 2
+    expect(answer.locator(".cw-cite")).to_have_count(2)
 
 
 def test_a_question_lost_with_its_socket_before_the_answer_started_can_be_asked_again(visit, host_site, widget_origin):
@@ -84,7 +85,7 @@ def test_a_question_lost_with_its_socket_before_the_answer_started_can_be_asked_
     ask(page, "Anyone there?")
     status = page.locator("chat-widget .cw-status", has_text="dropped before the answer started")
     status.wait_for()
-    assert page.locator("chat-widget .cw-send").is_visible()
+    expect(page.locator("chat-widget .cw-send")).to_be_visible()
     ask(page, "How long is the warranty?")
     page.locator("chat-widget .cw-fb").wait_for()
     assert fake.connections == 2
@@ -102,7 +103,7 @@ def test_the_stop_button_ends_the_answer_and_keeps_what_was_written(visit, host_
     page.locator("chat-widget .cw-partial").wait_for()
     assert fake.sent("stop") == [{"type": "stop", "message_id": 100}]
     assert stop.is_hidden()
-    assert page.locator("chat-widget .cw-send").is_visible()
+    expect(page.locator("chat-widget .cw-send")).to_be_visible()
 
 
 def test_thumbs_and_an_optional_comment_are_sent_as_feedback(visit, host_site, widget_origin):
@@ -112,7 +113,7 @@ def test_thumbs_and_an_optional_comment_are_sent_as_feedback(visit, host_site, w
     open_chat(page)
     ask(page, "How long is the warranty?")
     page.locator("chat-widget .cw-down").click()
-    assert page.locator("chat-widget .cw-down").get_attribute("aria-pressed") == "true"
+    expect(page.locator("chat-widget .cw-down")).to_have_attribute("aria-pressed", "true")
     page.locator("chat-widget .cw-comment textarea").fill("I wanted the EU terms")
     page.locator("chat-widget .cw-comment button").click()
     page.locator("chat-widget .cw-thanks", has_text="Thanks").wait_for()
@@ -138,7 +139,7 @@ def test_rate_limits_and_quota_exhaustion_get_a_friendly_message(visit, host_sit
     status = seen.page.locator("chat-widget .cw-status")
     status.wait_for()
     assert expected in status.text_content()
-    assert seen.page.locator("chat-widget .cw-send").is_visible()
+    expect(seen.page.locator("chat-widget .cw-send")).to_be_visible()
 
 
 def test_the_canned_fallback_is_shown_plainly_when_the_answer_failed(visit, host_site, widget_origin):
@@ -148,8 +149,8 @@ def test_the_canned_fallback_is_shown_plainly_when_the_answer_failed(visit, host
     ask(seen.page, "Hello?")
     failed = seen.page.locator("chat-widget .cw-failed")
     failed.wait_for()
-    assert failed.locator(".cw-body").text_content() == "Sorry, I can't answer right now. Please try again in a moment."
-    assert failed.locator(".cw-fb").count() == 0
+    expect(failed.locator(".cw-body")).to_have_text("Sorry, I can't answer right now. Please try again in a moment.")
+    expect(failed.locator(".cw-fb")).to_have_count(0)
 
 
 def test_history_is_drawn_and_an_answer_still_streaming_is_resumed_from_the_start(visit, host_site, widget_origin):
@@ -187,7 +188,7 @@ def test_new_conversation_clears_the_log_and_tells_the_server(visit, host_site, 
     ask(page, "How long is the warranty?")
     page.locator("chat-widget .cw-fb").wait_for()
     page.locator("chat-widget .cw-new").click()
-    assert page.locator("chat-widget .cw-msg").count() == 1  # the welcome message only
+    expect(page.locator("chat-widget .cw-msg")).to_have_count(1)  # the welcome message only
     page.wait_for_function("() => true")
     assert fake.sent("new_conversation") == [{"type": "new_conversation"}]
 
@@ -220,7 +221,7 @@ def test_dark_scheme_and_the_full_screen_mobile_layout(visit, host_site, widget_
     ask(mobile.page, "How long is the warranty?")
     cite = mobile.page.locator("chat-widget .cw-cite").first
     cite.locator(".cw-n").tap()
-    assert cite.locator(".cw-snip").is_visible()
+    expect(cite.locator(".cw-snip")).to_be_visible()
     box = mobile.page.locator("chat-widget .cw-panel").bounding_box()
     assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 390, 844)
     screenshot(mobile.page, "mobile")
@@ -235,7 +236,7 @@ def test_keyboard_users_can_open_send_and_close_with_focus_returned(visit, host_
     launcher.focus()
     page.keyboard.press("Enter")
     page.locator("chat-widget .cw-panel").wait_for(state="visible")
-    assert launcher.get_attribute("aria-expanded") == "true"
+    expect(launcher).to_have_attribute("aria-expanded", "true")
     page.wait_for_function(
         "() => document.querySelector('chat-widget').shadowRoot.activeElement?.tagName === 'TEXTAREA'"
     )
@@ -244,7 +245,7 @@ def test_keyboard_users_can_open_send_and_close_with_focus_returned(visit, host_
     page.locator("chat-widget .cw-fb").wait_for()
     page.keyboard.press("Escape")
     page.locator("chat-widget .cw-panel").wait_for(state="hidden")
-    assert launcher.get_attribute("aria-expanded") == "false"
+    expect(launcher).to_have_attribute("aria-expanded", "false")
     assert (
         page.evaluate("() => document.querySelector('chat-widget').shadowRoot.activeElement.className") == "cw-launch"
     )
@@ -258,4 +259,4 @@ def test_the_powered_by_line_shows_unless_the_session_says_to_hide_it(visit, hos
     white_label = embed(visit, host_site, widget_origin, FakeChat(widget={"title": "Acme", "hide_powered_by": True}))
     open_chat(white_label.page)
     white_label.page.locator("chat-widget .cw-foot").wait_for()
-    assert white_label.page.locator("chat-widget .cw-powered").count() == 0
+    expect(white_label.page.locator("chat-widget .cw-powered")).to_have_count(0)

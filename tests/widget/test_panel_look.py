@@ -5,6 +5,7 @@ ChatWidget.preview(look), which restyles the live widget without a new session."
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.widget.conftest import screenshot
 from tests.widget.fake_chat import FakeChat
@@ -33,7 +34,7 @@ def test_a_suggested_question_is_sent_from_the_keyboard_and_the_chips_go_away(vi
     page = seen.page
     launcher = page.locator("chat-widget .cw-launch")
     launcher.wait_for()
-    assert launcher.inner_text() == "Ask us"
+    expect(launcher).to_have_text("Ask us")
     open_chat(page)
     chips = page.get_by_role("group", name="Suggested questions").get_by_role("button")
     assert chips.all_inner_texts() == QUESTIONS
@@ -42,8 +43,8 @@ def test_a_suggested_question_is_sent_from_the_keyboard_and_the_chips_go_away(vi
     page.keyboard.press("Enter")
     page.locator("chat-widget .cw-assistant .cw-fb").last.wait_for()
     assert [f["text"] for f in fake.sent("message")] == ["Where is my order?"]
-    assert page.locator("chat-widget .cw-user .cw-body").inner_text() == "Where is my order?"
-    assert page.locator("chat-widget .cw-chips").count() == 0
+    expect(page.locator("chat-widget .cw-user .cw-body")).to_have_text("Where is my order?")
+    expect(page.locator("chat-widget .cw-chips")).to_have_count(0)
     assert seen.errors == []
 
 
@@ -59,10 +60,10 @@ def test_preview_restyles_the_live_widget_without_a_new_session(visit, host_site
             suggested_questions: ["Can I return it?"]})"""
     )
     assert _primary(page) == "rgb(185, 28, 28)"
-    assert page.locator("chat-widget .cw-title").inner_text() == "Shop help"
-    assert page.locator("chat-widget .cw-panel").get_attribute("data-scheme") == "dark"
+    expect(page.locator("chat-widget .cw-title")).to_have_text("Shop help")
+    expect(page.locator("chat-widget .cw-panel")).to_have_attribute("data-scheme", "dark")
     assert "cw-left" in page.locator("chat-widget .cw-panel").get_attribute("class")
-    assert page.locator("chat-widget .cw-welcome .cw-body").inner_text() == "Welcome back!"
+    expect(page.locator("chat-widget .cw-welcome .cw-body")).to_have_text("Welcome back!")
     assert page.locator("chat-widget .cw-chip").all_inner_texts() == ["Can I return it?"]
     assert len(fake.session_bodies) == 1
     assert seen.errors == []

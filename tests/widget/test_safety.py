@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.widget.fake_chat import FakeChat, snippet
 
@@ -48,7 +49,7 @@ def test_an_xss_payload_in_an_answer_runs_nothing_and_loads_nothing(visit, host_
     page.locator("chat-widget .cw-cite").first.hover()
     assert page.evaluate("() => window.pwnedFlag") is None
     body = answer.locator(".cw-body")
-    assert body.locator("img, script, svg, iframe").count() == 0
+    expect(body.locator("img, script, svg, iframe")).to_have_count(0)
     assert "<script>window.pwnedFlag = 'script'</script>" in body.text_content()
     hrefs = body.locator("a").evaluate_all("as => as.map(a => [a.href, a.rel, a.target, a.textContent])")
     assert hrefs == [
@@ -56,7 +57,7 @@ def test_an_xss_payload_in_an_answer_runs_nothing_and_loads_nothing(visit, host_
         ["https://docs.example.com/x", "noopener noreferrer", "_blank", "safe"],
     ]
     assert "click me" in body.text_content()
-    assert answer.locator(".cw-cite a").count() == 0
+    expect(answer.locator(".cw-cite a")).to_have_count(0)
     assert [url for url in seen.requests if "evil.example" in url] == []
     # Clicking what used to be the javascript: link does nothing either.
     body.get_by_text("click me").click()
