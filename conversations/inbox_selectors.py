@@ -99,6 +99,23 @@ def inbox_conversation(*, conversation_id: int) -> tuple[Conversation, list[Mess
     return conversation, messages
 
 
+@dataclass
+class DutyRoster:
+    on_duty: list[Membership]
+    agents: list[Membership]
+
+    @property
+    def alerted(self) -> list[Membership]:
+        """Who gets the "a visitor is waiting" email (handoff.agents_to_alert)."""
+        return self.on_duty or self.agents
+
+
+def duty_roster() -> DutyRoster:
+    """The workspace's agents and which of them are on duty: one query."""
+    agents = [m for m in Membership.objects.select_related("user").order_by("pk") if m.is_agent_capable]
+    return DutyRoster(on_duty=[m for m in agents if m.on_duty], agents=agents)
+
+
 def transfer_targets(*, exclude_user_id: int) -> list[Membership]:
     return [m for m in Membership.objects.select_related("user").exclude(user_id=exclude_user_id) if m.is_agent_capable]
 
