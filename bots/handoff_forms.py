@@ -90,6 +90,8 @@ class HandoffForm(forms.ModelForm):
         if not self.is_bound and self.instance.pk:
             self.initial["custom_fields"] = "\n".join(self.instance.custom_fields or [])
         self.fields["pickup_timeout_minutes"].widget.attrs.update(min=1, max=120)
+        # Optional in the POST: a form saved before this trigger existed keeps working (default 2).
+        self.fields["unanswered_count"].required = False
         self.fields["unanswered_count"].widget.attrs.update(min=1, max=UNANSWERED_COUNT_MAX)
 
     def clean_timezone(self) -> str:
@@ -106,6 +108,8 @@ class HandoffForm(forms.ModelForm):
 
     def clean_unanswered_count(self) -> int:
         value = self.cleaned_data["unanswered_count"]
+        if value is None:
+            return self.instance.unanswered_count or 2
         if not 1 <= value <= UNANSWERED_COUNT_MAX:
             raise forms.ValidationError(f"Between 1 and {UNANSWERED_COUNT_MAX}.")
         return value
