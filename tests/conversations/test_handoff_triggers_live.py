@@ -13,17 +13,19 @@ from django.test import Client
 from conversations.models import NO_ANSWER_MODEL, Conversation, HandoffStatus, Message
 from tests.bots.factories import BotFactory, HandoffSettingsFactory
 
+from . import test_handoff_live
 from .conftest import recv_until, visitor_socket
-from .test_handoff_live import _cookie, agent_server, inbox  # noqa: F401  (agent_server is a fixture)
+from .test_handoff_live import _cookie, inbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+agent_server = test_handoff_live.agent_server  # the second daphne process, shared with those tests
 
 
 def _frame(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, **fields})
 
 
-def test_two_unanswered_questions_in_a_row_put_the_visitor_in_the_inbox_live(world, chat, agent_server):  # noqa: F811
+def test_two_unanswered_questions_in_a_row_put_the_visitor_in_the_inbox_live(world, chat, agent_server):
     # Knowledge-only and no documents: every answer is the bot's "I don't know".
     bot = BotFactory(tenant=world.tenant_a)
     HandoffSettingsFactory(tenant=world.tenant_a, bot=bot, on_unanswered=True, unanswered_count=2)

@@ -12,10 +12,12 @@ from playwright.sync_api import expect
 from conversations.models import Conversation, HandoffStatus, Message
 from tenants.models import Membership
 from tests.bots.factories import BotFactory, HandoffSettingsFactory
+from tests.dashboard import test_handoff as first_journeys
 from tests.dashboard.conftest import shots
-from tests.dashboard.test_handoff import _shop, _visitor, shop_site  # noqa: F401  (shop_site is a fixture)
+from tests.dashboard.test_handoff import _shop, _visitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+shop_site = first_journeys.shop_site  # the customer's site fixture, shared with the first journeys
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def test_an_agent_transfers_a_conversation_to_a_colleague_who_answers_and_closes
     signed_in,
     live_daphne,
     shop_site,
-    two_agents,  # noqa: F811
+    two_agents,
 ):
     world = two_agents
     bot = BotFactory(tenant=world.tenant_a, name="Help", allowed_origins=[shop_site[0]])
@@ -112,7 +114,7 @@ def test_after_two_unanswered_questions_the_visitor_waits_for_a_person_and_leave
     signed_in,
     live_daphne,
     shop_site,
-    two_agents,  # noqa: F811
+    two_agents,
 ):
     world = two_agents
     # Knowledge-only with no documents: the bot says it does not know, every time.
