@@ -67,11 +67,16 @@ class HandoffStats:
         """ "40 s", "3 min", "1 h 5 min"; empty when nobody was answered."""
         if self.avg_first_reply is None:
             return ""
-        seconds = round(self.avg_first_reply.total_seconds())
-        if seconds < 60:
-            return f"{seconds} s"
-        minutes = seconds // 60
-        return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+        return duration_words(self.avg_first_reply.total_seconds())
+
+
+def duration_words(seconds: float) -> str:
+    """ "40 s", "3 min", "1 h 5 min": a wait as the dashboard shows it."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes = whole // 60
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def handoff_stats(*, days: int = 30) -> HandoffStats:
