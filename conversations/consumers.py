@@ -10,8 +10,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -22,6 +23,8 @@ from redis.exceptions import RedisError
 
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
+from tenants.models import Membership
+from tenants.selectors import membership_for
 
 from . import services
 from .access import client_ip, widget_socket_authenticate
@@ -65,6 +68,18 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def same_host(*, origin: str | None, host: str | None) -> bool:
+    """Whether the page that opened the socket was served by this app (a cross-site page must not
+    ride on a member's session cookie)."""
+    if not origin or not host:
+        return False
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(netloc) and netloc.lower() == host.strip().lower()
 
 
 class JsonFrameConsumer(AsyncWebsocketConsumer):
@@ -119,6 +134,41 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
                     retry_after=2.0,
                     client_id=frame.get("client_id"),
                 )
+
+    async def member_handshake(
+        self,
+        *,
+        place: str,
+        anonymous: tuple[str, str, int],
+        allowed: Callable[[Membership], bool] | None = None,
+    ) -> Membership | None:
+        """The dashboard sockets' shared checks (playground, inbox): a signed-in user (the session
+        cookie, AuthMiddlewareStack), a page of this app (`place` names it in the refusal), a member
+        of the URL's workspace who passes `allowed` (else the same 4404 as for no such workspace),
+        and a workspace that is not suspended (4403). Returns the membership and sets
+        `self.tenant`; or refuses the socket, says why, and returns None. `anonymous` is the
+        (code, message, close code) for a visitor who is not signed in."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            code, message, close_code = anonymous
+            await self.refuse(code, message, close_code=close_code)
+            return None
+        if not same_host(origin=_header(self.scope, b"origin"), host=_header(self.scope, b"host")):
+            await self.refuse(
+                "origin_not_allowed", f"The {place} only opens from this dashboard.", close_code=CLOSE_POLICY
+            )
+            return None
+        membership = await _db(membership_for)(user=user, tenant_slug=self.scope["url_route"]["kwargs"]["tenant_slug"])
+        if membership is None or (allowed is not None and not allowed(membership)):
+            await self.refuse("workspace_not_found", "No such workspace.", close_code=CLOSE_NOT_FOUND)
+            return None
+        if not membership.tenant.is_active:
+            await self.refuse(
+                "tenant_suspended", "This workspace is suspended. See its billing page.", close_code=CLOSE_POLICY
+            )
+            return None
+        self.tenant = membership.tenant
+        return membership
 
     async def refuse(self, code: str, message: str, *, close_code: int) -> None:
         """Accept only to say why: one error frame the client can show, then the close code."""
