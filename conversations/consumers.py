@@ -269,7 +269,8 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
         self.relays = {k: r for k, r in self.relays.items() if not r.finished.is_set()}
         relay.start_background()
         self.relays[id(relay)] = relay
-        self.handoff_check_after(relay.finished, conversation.pk)  # the "could not answer" trigger
+        if self._channel() == Conversation.Channel.WIDGET:  # the designer's preview pages nobody
+            self.handoff_check_after(relay.finished, conversation.pk)  # the "could not answer" trigger
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
         message = await self._owned_message(frame)
@@ -307,7 +308,8 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
             message=message, value=frame.get("value"), comment=frame.get("comment", "")
         )
         await self._send_frame({"type": "feedback_ok", "message_id": message.pk})
-        await self.handoff_after_rating(message, previous)  # the thumbs-down trigger
+        if self._channel() == Conversation.Channel.WIDGET:
+            await self.handoff_after_rating(message, previous)  # the thumbs-down trigger
 
     async def on_new_conversation(self, frame: dict[str, Any]) -> None:
         conversation = await _db(services.conversation_start)(
