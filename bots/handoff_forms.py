@@ -77,6 +77,7 @@ class HandoffForm(forms.ModelForm):
             "on_unanswered": "“Could not answer” is the assistant's “I don't know” reply, when your knowledge has "
             "nothing on the question. The visitor then waits for an agent, as if they had asked for one.",
             "on_thumbs_down": "The visitor then waits for an agent, as if they had asked for one.",
+            "lead_when": "“When the visitor asks for a person” also covers a person called by the triggers above.",
             "timezone": "An IANA name such as Europe/Paris or America/New_York.",
             "consent_text": "Leave empty for no checkbox. When set, visitors must tick it to send the form.",
         }
