@@ -19,6 +19,7 @@ WEEKDAYS = [
     (6, "Sunday"),
 ]
 CUSTOM_FIELDS_MAX = 5
+UNANSWERED_COUNT_MAX = 10
 
 
 class HandoffForm(forms.ModelForm):
@@ -37,6 +38,9 @@ class HandoffForm(forms.ModelForm):
         fields = [
             "enabled",
             "on_request",
+            "on_unanswered",
+            "unanswered_count",
+            "on_thumbs_down",
             "hours_enabled",
             "timezone",
             "hours_days",
@@ -54,6 +58,9 @@ class HandoffForm(forms.ModelForm):
         labels = {
             "enabled": "Let visitors reach a person",
             "on_request": "Show a “Talk to a person” button in the widget",
+            "on_unanswered": "Call a person when the assistant could not answer several times in a row",
+            "unanswered_count": "Unanswered questions in a row before calling a person",
+            "on_thumbs_down": "Call a person when the visitor rates an answer thumbs-down",
             "hours_enabled": "Only during business hours",
             "timezone": "Time zone",
             "hours_start": "Opens at",
@@ -67,6 +74,10 @@ class HandoffForm(forms.ModelForm):
             "consent_text": "Consent checkbox text",
         }
         help_texts = {
+            "on_unanswered": "“Could not answer” is the assistant's “I don't know” reply, when your knowledge has "
+            "nothing on the question. The visitor then waits for an agent, as if they had asked for one.",
+            "on_thumbs_down": "The visitor then waits for an agent, as if they had asked for one.",
+            "lead_when": "“When the visitor asks for a person” also covers a person called by the triggers above.",
             "timezone": "An IANA name such as Europe/Paris or America/New_York.",
             "consent_text": "Leave empty for no checkbox. When set, visitors must tick it to send the form.",
         }
@@ -80,6 +91,9 @@ class HandoffForm(forms.ModelForm):
         if not self.is_bound and self.instance.pk:
             self.initial["custom_fields"] = "\n".join(self.instance.custom_fields or [])
         self.fields["pickup_timeout_minutes"].widget.attrs.update(min=1, max=120)
+        # Optional in the POST: a form saved before this trigger existed keeps working (default 2).
+        self.fields["unanswered_count"].required = False
+        self.fields["unanswered_count"].widget.attrs.update(min=1, max=UNANSWERED_COUNT_MAX)
 
     def clean_timezone(self) -> str:
         value = self.cleaned_data["timezone"].strip()
@@ -91,6 +105,14 @@ class HandoffForm(forms.ModelForm):
         value = self.cleaned_data["pickup_timeout_minutes"]
         if not 1 <= value <= 120:
             raise forms.ValidationError("Between 1 and 120 minutes.")
+        return value
+
+    def clean_unanswered_count(self) -> int:
+        value = self.cleaned_data["unanswered_count"]
+        if value is None:
+            return self.instance.unanswered_count or 2
+        if not 1 <= value <= UNANSWERED_COUNT_MAX:
+            raise forms.ValidationError(f"Between 1 and {UNANSWERED_COUNT_MAX}.")
         return value
 
     def clean_custom_fields(self) -> list[str]:

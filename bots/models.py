@@ -378,6 +378,11 @@ class HandoffSettings(TenantScopedModel):
     enabled = models.BooleanField(default=False)
     # Trigger: the visitor asks for a person (the widget's button, or "talk to a human").
     on_request = models.BooleanField(default=True)
+    # Trigger: the bot gave its "I don't know" (the relevance gate found nothing) this many times in a row.
+    on_unanswered = models.BooleanField(default=False)
+    unanswered_count = models.PositiveSmallIntegerField(default=2)
+    # Trigger: the visitor rated an answer thumbs-down.
+    on_thumbs_down = models.BooleanField(default=False)
     hours_enabled = models.BooleanField(default=False)
     timezone = models.CharField(max_length=64, default="UTC")
     # Weekdays with business hours, Monday = 0.

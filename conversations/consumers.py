@@ -10,8 +10,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -22,6 +23,8 @@ from redis.exceptions import RedisError
 
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
+from tenants.models import Membership
+from tenants.selectors import membership_for
 
 from . import services
 from .access import client_ip, widget_socket_authenticate
@@ -65,6 +68,18 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def same_host(*, origin: str | None, host: str | None) -> bool:
+    """Whether the page that opened the socket was served by this app (a cross-site page must not
+    ride on a member's session cookie)."""
+    if not origin or not host:
+        return False
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(netloc) and netloc.lower() == host.strip().lower()
 
 
 class JsonFrameConsumer(AsyncWebsocketConsumer):
@@ -119,6 +134,41 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
                     retry_after=2.0,
                     client_id=frame.get("client_id"),
                 )
+
+    async def member_handshake(
+        self,
+        *,
+        place: str,
+        anonymous: tuple[str, str, int],
+        allowed: Callable[[Membership], bool] | None = None,
+    ) -> Membership | None:
+        """The dashboard sockets' shared checks (playground, inbox): a signed-in user (the session
+        cookie, AuthMiddlewareStack), a page of this app (`place` names it in the refusal), a member
+        of the URL's workspace who passes `allowed` (else the same 4404 as for no such workspace),
+        and a workspace that is not suspended (4403). Returns the membership and sets
+        `self.tenant`; or refuses the socket, says why, and returns None. `anonymous` is the
+        (code, message, close code) for a visitor who is not signed in."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            code, message, close_code = anonymous
+            await self.refuse(code, message, close_code=close_code)
+            return None
+        if not same_host(origin=_header(self.scope, b"origin"), host=_header(self.scope, b"host")):
+            await self.refuse(
+                "origin_not_allowed", f"The {place} only opens from this dashboard.", close_code=CLOSE_POLICY
+            )
+            return None
+        membership = await _db(membership_for)(user=user, tenant_slug=self.scope["url_route"]["kwargs"]["tenant_slug"])
+        if membership is None or (allowed is not None and not allowed(membership)):
+            await self.refuse("workspace_not_found", "No such workspace.", close_code=CLOSE_NOT_FOUND)
+            return None
+        if not membership.tenant.is_active:
+            await self.refuse(
+                "tenant_suspended", "This workspace is suspended. See its billing page.", close_code=CLOSE_POLICY
+            )
+            return None
+        self.tenant = membership.tenant
+        return membership
 
     async def refuse(self, code: str, message: str, *, close_code: int) -> None:
         """Accept only to say why: one error frame the client can show, then the close code."""
@@ -219,6 +269,8 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
         self.relays = {k: r for k, r in self.relays.items() if not r.finished.is_set()}
         relay.start_background()
         self.relays[id(relay)] = relay
+        if self._channel() == Conversation.Channel.WIDGET:  # the designer's preview pages nobody
+            self.handoff_check_after(relay.finished, conversation.pk)  # the "could not answer" trigger
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
         message = await self._owned_message(frame)
@@ -251,10 +303,13 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
 
     async def on_feedback(self, frame: dict[str, Any]) -> None:
         message = await self._owned_message(frame)
+        previous = message.feedback
         await _db(services.message_feedback_set)(
             message=message, value=frame.get("value"), comment=frame.get("comment", "")
         )
         await self._send_frame({"type": "feedback_ok", "message_id": message.pk})
+        if self._channel() == Conversation.Channel.WIDGET:
+            await self.handoff_after_rating(message, previous)  # the thumbs-down trigger
 
     async def on_new_conversation(self, frame: dict[str, Any]) -> None:
         conversation = await _db(services.conversation_start)(

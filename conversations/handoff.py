@@ -61,54 +61,92 @@ def _announce(conversation: Conversation, frame: dict[str, Any]) -> None:
     )
 
 
+def agents_to_alert() -> list[Membership]:
+    """Who hears that a visitor is waiting: the agents on duty, or every agent when nobody is."""
+    agents = agents_of_tenant()
+    on_duty = [m for m in agents if m.on_duty]
+    return on_duty or agents
+
+
 def _email_team(*, subject: str, body: str) -> None:
-    recipients = [m.user.email for m in agents_of_tenant() if m.user.email]
+    recipients = [m.user.email for m in agents_to_alert() if m.user.email]
     if recipients:
         transaction.on_commit(
             lambda: send_mail(subject, body, django_settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=True)
         )
 
 
+# Why a conversation went to a person: the visitor asked, or a trigger of the bot's settings fired.
+TRIGGER_REQUEST = "request"
+TRIGGER_UNANSWERED = "unanswered"
+TRIGGER_THUMBS_DOWN = "thumbs_down"
+_TRIGGER_EMAIL = {
+    TRIGGER_REQUEST: "asked to talk to a person",
+    TRIGGER_UNANSWERED: "got no answer from the assistant several times in a row",
+    TRIGGER_THUMBS_DOWN: "rated an answer thumbs-down",
+}
+
+
+def away_frame(handoff: HandoffSettings) -> dict[str, Any]:
+    return {"type": "handoff", "conversation_id": None, "status": "away", "text": handoff.outside_hours_message}
+
+
 def handoff_request(
     *, bot: Bot, visitor_id: str, external_user_id: str, conversation_id: int | None, page_url: Any = ""
 ) -> dict[str, Any]:
     """The visitor asks for a person. Returns the `handoff` frame for the visitor: `away` (outside
-    business hours: nothing changes, the widget asks for a lead), or `waiting` (the conversation
-    waits in the inbox; the team is emailed; `handoff.requested` is emitted). Idempotent while
-    the conversation already waits or is assigned."""
+    business hours: nothing changes, the widget asks for a lead), or `waiting` (see handoff_open)."""
     handoff = handoff_settings_for(bot=bot)
     if handoff is None or not handoff.on_request:
         raise AppError("This assistant cannot hand you over to a person.", code="handoff_unavailable")
     if not within_business_hours(settings=handoff, now=timezone.now()):
-        return {"type": "handoff", "conversation_id": None, "status": "away", "text": handoff.outside_hours_message}
+        return away_frame(handoff)
     with transaction.atomic():
         conversation = visitor_conversation_for_turn(
             bot=bot, visitor_id=visitor_id, external_user_id=external_user_id, conversation_id=conversation_id
         )
-        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        if conversation.with_human:
-            agent = conversation.assigned_to if conversation.handoff_status == HandoffStatus.ASSIGNED else None
-            status = "assigned" if agent else "waiting"
-            return _status_frame(
-                conversation, status=status, text=WAITING_TEXT, agent=agent_name(agent) if agent else ""
-            )
-        conversation.handoff_status = HandoffStatus.WAITING
-        conversation.handoff_requested = timezone.now()
-        conversation.handoff_closed = None
-        conversation.assigned_to = None
+        return handoff_open(
+            bot=bot, handoff=handoff, conversation_id=conversation.pk, trigger=TRIGGER_REQUEST, page_url=page_url
+        )
+
+
+def handoff_open(
+    *, bot: Bot, handoff: HandoffSettings, conversation_id: int, trigger: str, page_url: Any = "", text: str = ""
+) -> dict[str, Any]:
+    """Put the conversation in the inbox's waiting list: the team is emailed (agents on duty, else
+    all), `handoff.requested` is emitted with the trigger, and a pickup check is queued. Returns the
+    `waiting` frame for the visitor (`text` overrides its status line). Idempotent while the
+    conversation already waits or is assigned. Call inside a transaction, within business hours."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.with_human:
+        agent = conversation.assigned_to if conversation.handoff_status == HandoffStatus.ASSIGNED else None
+        status = "assigned" if agent else "waiting"
+        return _status_frame(conversation, status=status, text=WAITING_TEXT, agent=agent_name(agent) if agent else "")
+    conversation.handoff_status = HandoffStatus.WAITING
+    conversation.handoff_requested = timezone.now()
+    conversation.handoff_closed = None
+    conversation.assigned_to = None
+    fields = ["handoff_status", "handoff_requested", "handoff_closed", "assigned_to"]
+    if page_url or not conversation.page_url:
         conversation.page_url = str(page_url or "")[:PAGE_URL_MAX]
-        conversation.save(
-            update_fields=["handoff_status", "handoff_requested", "handoff_closed", "assigned_to", "page_url"]
-        )
-        frame = _status_frame(conversation, status="waiting", text=WAITING_TEXT)
-        _announce(conversation, frame)
-        payload = {"conversation_id": conversation.pk, "bot_id": bot.pk, "page_url": conversation.page_url}
-        transaction.on_commit(lambda: event_emit(name="handoff.requested", tenant_id=bot.tenant_id, payload=payload))
-        _email_team(
-            subject=f"A visitor is waiting for a person ({bot.name})",
-            body=f"A visitor of {bot.name} asked to talk to a person. Open the inbox to answer them.",
-        )
-        _pickup_check_later(conversation=conversation, minutes=handoff.pickup_timeout_minutes)
+        fields.append("page_url")
+    conversation.save(update_fields=fields)
+    frame = _status_frame(conversation, status="waiting", text=text or WAITING_TEXT)
+    frame["trigger"] = trigger
+    _announce(conversation, frame)
+    payload = {
+        "conversation_id": conversation.pk,
+        "bot_id": bot.pk,
+        "page_url": conversation.page_url,
+        "trigger": trigger,
+    }
+    transaction.on_commit(lambda: event_emit(name="handoff.requested", tenant_id=bot.tenant_id, payload=payload))
+    _email_team(
+        subject=f"A visitor is waiting for a person ({bot.name})",
+        body=f"A visitor of {bot.name} {_TRIGGER_EMAIL.get(trigger, _TRIGGER_EMAIL[TRIGGER_REQUEST])}. "
+        "Open the inbox to answer them.",
+    )
+    _pickup_check_later(conversation=conversation, minutes=handoff.pickup_timeout_minutes)
     return frame
 
 

@@ -17,11 +17,13 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from chatbot_saas.errors import AppError
+from tenants.context import tenant_context
 
 from .handoff import handoff_request, handoff_sync, handoff_visitor_message
 from .handoff_bus import bus_send, conversation_group
+from .handoff_triggers import handoff_after_answer, handoff_after_feedback
 from .leads import lead_submit
-from .models import Conversation
+from .models import Conversation, Message
 from .ratelimit import Bucket, RateLimited, configured_rate, rate_limit_take
 
 logger = logging.getLogger(__name__)
@@ -45,8 +47,11 @@ class HandoffVisitorMixin:
     _send_frame: Callable[[dict[str, Any]], Awaitable[None]]
     _channel: Callable[[], str]
 
+    tenant: Any
     _listener: asyncio.Task | None = None
     _listening_to: int | None = None
+    # Trigger checks waiting for an answer to be stored (kept referenced so they are not collected).
+    _trigger_checks: set[asyncio.Task] | None = None
 
     async def handoff_stop_listening(self) -> None:
         if self._listener is not None:
@@ -81,6 +86,39 @@ class HandoffVisitorMixin:
             with contextlib.suppress(Exception):
                 await layer.group_discard(group, channel)
 
+    def handoff_check_after(self, finished: asyncio.Event, conversation_id: int) -> None:
+        """Once the answer being produced is stored (`finished`), see whether the "could not answer"
+        trigger fires. Not cancelled when the socket closes: the answer is stored anyway, and the
+        conversation should reach the inbox even if the visitor's tab went away meanwhile."""
+        if self._trigger_checks is None:
+            self._trigger_checks = set()
+        task = asyncio.get_running_loop().create_task(self._after_answer(finished, conversation_id))
+        self._trigger_checks.add(task)
+        task.add_done_callback(self._trigger_checks.discard)
+
+    async def _after_answer(self, finished: asyncio.Event, conversation_id: int) -> None:
+        from .consumers import _db
+
+        await finished.wait()
+        with tenant_context(self.tenant):
+            reply = await _db(handoff_after_answer)(bot=self.bot, conversation_id=conversation_id)
+        if reply is not None:
+            await self._handoff_reply(reply)
+
+    async def handoff_after_rating(self, message: Message, previous: str) -> None:
+        from .consumers import _db
+
+        reply = await _db(handoff_after_feedback)(bot=self.bot, message=message, previous=previous)
+        if reply is not None:
+            await self._handoff_reply(reply)
+
+    async def _handoff_reply(self, reply: dict[str, Any]) -> None:
+        if reply.get("conversation_id"):
+            self.conversation_id = reply["conversation_id"]
+            self._listen(reply["conversation_id"])
+        with contextlib.suppress(Exception):  # the visitor left: the inbox has the conversation anyway
+            await self._send_frame(reply)
+
     async def handoff_take_message(self, conversation: Conversation, text: str, client_id: Any) -> bool:
         """While a person handles the conversation, the bot stays quiet: store the message for the
         agent and acknowledge it. Returns False when the bot should answer."""
@@ -105,10 +143,7 @@ class HandoffVisitorMixin:
             conversation_id=self.conversation_id,
             page_url=frame.get("page_url") or "",
         )
-        if reply.get("conversation_id"):
-            self.conversation_id = reply["conversation_id"]
-            self._listen(reply["conversation_id"])
-        await self._send_frame(reply)
+        await self._handoff_reply(reply)
 
     async def on_handoff_sync(self, frame: dict[str, Any]) -> None:
         from .consumers import _db

@@ -16,12 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from chatbot_saas.errors import NotFound
-from tenants.selectors import membership_for
 
-from .consumers import CLOSE_NOT_FOUND, CLOSE_POLICY, JsonFrameConsumer, _db, _header
+from .consumers import CLOSE_NOT_FOUND, CLOSE_POLICY, JsonFrameConsumer, _db
 from .handoff import handoff_conversation_get, handoff_reply
 from .handoff_bus import bus_send, conversation_group, inbox_group
-from .playground import same_host
 
 
 class InboxConsumer(JsonFrameConsumer):
@@ -30,26 +28,14 @@ class InboxConsumer(JsonFrameConsumer):
 
     async def connect(self) -> None:
         self.watching: int | None = None
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.refuse("workspace_not_found", "No such workspace.", close_code=CLOSE_NOT_FOUND)
+        membership = await self.member_handshake(
+            place="inbox",
+            anonymous=("workspace_not_found", "No such workspace.", CLOSE_NOT_FOUND),
+            allowed=lambda m: m.is_agent_capable,
+        )
+        if membership is None:
             return
-        if not same_host(origin=_header(self.scope, b"origin"), host=_header(self.scope, b"host")):
-            await self.refuse(
-                "origin_not_allowed", "The inbox only opens from this dashboard.", close_code=CLOSE_POLICY
-            )
-            return
-        membership = await _db(membership_for)(user=user, tenant_slug=self.scope["url_route"]["kwargs"]["tenant_slug"])
-        if membership is None or not membership.is_agent_capable:
-            await self.refuse("workspace_not_found", "No such workspace.", close_code=CLOSE_NOT_FOUND)
-            return
-        if not membership.tenant.is_active:
-            await self.refuse(
-                "tenant_suspended", "This workspace is suspended. See its billing page.", close_code=CLOSE_POLICY
-            )
-            return
-        self.user = user
-        self.tenant = membership.tenant
+        self.user = self.scope["user"]
         await self.channel_layer.group_add(inbox_group(self.tenant.pk), self.channel_name)
         await self.accept()
 

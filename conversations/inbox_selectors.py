@@ -67,11 +67,16 @@ class HandoffStats:
         """ "40 s", "3 min", "1 h 5 min"; empty when nobody was answered."""
         if self.avg_first_reply is None:
             return ""
-        seconds = round(self.avg_first_reply.total_seconds())
-        if seconds < 60:
-            return f"{seconds} s"
-        minutes = seconds // 60
-        return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+        return duration_words(self.avg_first_reply.total_seconds())
+
+
+def duration_words(seconds: float) -> str:
+    """ "40 s", "3 min", "1 h 5 min": a wait as the dashboard shows it."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes = whole // 60
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def handoff_stats(*, days: int = 30) -> HandoffStats:
@@ -97,6 +102,23 @@ def inbox_conversation(*, conversation_id: int) -> tuple[Conversation, list[Mess
         Message.objects.select_related("author").filter(conversation=conversation).order_by("created", "id")
     )
     return conversation, messages
+
+
+@dataclass
+class DutyRoster:
+    on_duty: list[Membership]
+    agents: list[Membership]
+
+    @property
+    def alerted(self) -> list[Membership]:
+        """Who gets the "a visitor is waiting" email (handoff.agents_to_alert)."""
+        return self.on_duty or self.agents
+
+
+def duty_roster() -> DutyRoster:
+    """The workspace's agents and which of them are on duty: one query."""
+    agents = [m for m in Membership.objects.select_related("user").order_by("pk") if m.is_agent_capable]
+    return DutyRoster(on_duty=[m for m in agents if m.on_duty], agents=agents)
 
 
 def transfer_targets(*, exclude_user_id: int) -> list[Membership]:

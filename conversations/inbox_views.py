@@ -20,10 +20,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from chatbot_saas.errors import AppError
+from tenants.services import membership_duty_set
 
 from . import handoff
 from .inbox_selectors import (
     LEAD_CSV_HEADER,
+    duty_roster,
     handoff_stats,
     inbox_conversation,
     inbox_lists,
@@ -58,7 +60,21 @@ def inbox(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]  # the live list refreshes just this part
         return render(request, "conversations/_inbox_lists.html", context)
     context["stats"] = handoff_stats()
+    context["roster"] = duty_roster()
     return render(request, "conversations/inbox.html", context)
+
+
+@require_POST
+@require_agent
+def inbox_duty(request: HttpRequest, tenant_slug: str) -> HttpResponse:
+    """The agent goes on or off duty (who is emailed when a visitor starts waiting)."""
+    on_duty = request.POST.get("on_duty") == "1"
+    membership_duty_set(membership=request.membership, on_duty=on_duty)  # type: ignore[attr-defined]
+    if on_duty:
+        messages.success(request, "You are on duty: you get an email when a visitor starts waiting.")
+    else:
+        messages.success(request, "You are off duty.")
+    return redirect("inbox", tenant_slug=tenant_slug)
 
 
 @require_GET

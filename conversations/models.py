@@ -258,6 +258,10 @@ class DailyRollup(TenantScopedModel):
     thumbs_up = models.PositiveIntegerField(default=0)
     thumbs_down = models.PositiveIntegerField(default=0)
     handoffs = models.PositiveIntegerField(default=0)  # conversations that asked for a person that day
+    # Of those, how many a person answered, and the sum of their waits for that first human reply
+    # (a sum, not an average, so days and bots add up; the average is the sum over the count).
+    handoffs_answered = models.PositiveIntegerField(default=0)
+    first_human_reply_s = models.FloatField(default=0)
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal("0"))

@@ -15,13 +15,11 @@ one), client_id}, `stop` {message_id} and `new_conversation` {}. Server frames: 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from chatbot_saas.errors import AppError, NotFound
-from tenants.selectors import membership_for
 
 from . import services
-from .consumers import CLOSE_NOT_FOUND, CLOSE_POLICY, JsonFrameConsumer, _db, _header
+from .consumers import CLOSE_POLICY, JsonFrameConsumer, _db
 from .models import Conversation, Message
 from .pipeline.candidate import Candidate
 from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
@@ -30,44 +28,18 @@ from .selectors import playground_message_of, playground_target, playground_visi
 from .streams import stream_request_stop
 
 
-def same_host(*, origin: str | None, host: str | None) -> bool:
-    """Whether the page that opened the socket was served by this app (a cross-site page must not
-    ride on a member's session cookie)."""
-    if not origin or not host:
-        return False
-    try:
-        netloc = urlsplit(origin).netloc
-    except ValueError:
-        return False
-    return bool(netloc) and netloc.lower() == host.strip().lower()
-
-
 class PlaygroundConsumer(JsonFrameConsumer):
     async def connect(self) -> None:
         self.relays: dict[int, AnswerRelay] = {}
         self.conversation_id: int | None = None
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.refuse("not_signed_in", "Sign in to use the playground.", close_code=CLOSE_POLICY)
-            return
-        if not same_host(origin=_header(self.scope, b"origin"), host=_header(self.scope, b"host")):
-            await self.refuse(
-                "origin_not_allowed", "The playground only opens from this dashboard.", close_code=CLOSE_POLICY
-            )
-            return
-        membership = await _db(membership_for)(user=user, tenant_slug=self.scope["url_route"]["kwargs"]["tenant_slug"])
+        membership = await self.member_handshake(
+            place="playground", anonymous=("not_signed_in", "Sign in to use the playground.", CLOSE_POLICY)
+        )
         if membership is None:
-            await self.refuse("workspace_not_found", "No such workspace.", close_code=CLOSE_NOT_FOUND)
             return
-        if not membership.tenant.is_active:
-            await self.refuse(
-                "tenant_suspended", "This workspace is suspended. See its billing page.", close_code=CLOSE_POLICY
-            )
-            return
-        self.user_id: int = user.pk
+        self.user_id: int = membership.user_id
         client = self.scope.get("client") or [None]
         self.ip = client[0] or "unknown"
-        self.tenant = membership.tenant
         await self.accept()
 
     async def disconnect(self, code: int) -> None:

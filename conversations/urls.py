@@ -44,6 +44,7 @@ urlpatterns = [
     path("t/<slug:tenant_slug>/knowledge-gaps/<int:gapgroup_id>/correct/", gap_views.gap_correct, name="gap_correct"),
     # Human handoff (agents only, 404 for anyone else).
     path("t/<slug:tenant_slug>/inbox/", inbox_views.inbox, name="inbox"),
+    path("t/<slug:tenant_slug>/inbox/duty/", inbox_views.inbox_duty, name="inbox_duty"),
     path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/", inbox_views.inbox_detail, name="inbox_detail"),
     path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/take/", inbox_views.inbox_take, name="inbox_take"),
     path("t/<slug:tenant_slug>/inbox/<int:conversation_id>/reply/", inbox_views.inbox_reply, name="inbox_reply"),

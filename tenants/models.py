@@ -50,6 +50,9 @@ class Membership(TenantScopedModel):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     # May answer visitors in the inbox (human handoff). Owners and admins always may: see is_agent_capable.
     is_agent = models.BooleanField(default=False)
+    # The agent said they are answering now: "a visitor is waiting" emails go to on-duty agents
+    # (to every agent when nobody is on duty).
+    on_duty = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -212,6 +212,17 @@ def membership_agent_set(*, membership: Membership, is_agent: bool, by: Membersh
     return membership
 
 
+def membership_duty_set(*, membership: Membership, on_duty: bool) -> Membership:
+    """An agent marks themself on or off duty: "a visitor is waiting" emails go to the agents on
+    duty (to every agent when nobody is). Only agents may: raises PermissionDenied otherwise.
+    Idempotent. Tenant scope required."""
+    if not membership.is_agent_capable:
+        raise PermissionDenied("Only members who answer visitors can go on duty.")
+    membership.on_duty = on_duty
+    membership.save(update_fields=["on_duty"])
+    return membership
+
+
 @transaction.atomic
 def membership_leave(*, membership: Membership) -> None:
     """The member leaves the workspace themselves. The last owner cannot leave (it would be

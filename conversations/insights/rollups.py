@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, FloatField, Func, Q, QuerySet, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, FloatField, Func, Q, QuerySet, Sum
 from django.db.models.aggregates import Aggregate
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncDate
@@ -140,15 +140,34 @@ def _day_questions(day: date, tenant: Tenant | None) -> list[DailyQuestion]:
     return out
 
 
-def _day_handoffs(day: date, tenant: Tenant | None) -> dict[tuple[int, int], int]:
-    """Visitor conversations that asked for a person that day, per (tenant, bot). Counted on the
-    rows of bots with messages that day (a request comes with the visitor's messages)."""
+def _day_handoffs(day: date, tenant: Tenant | None) -> dict[tuple[int, int], dict[str, Any]]:
+    """Visitor conversations that asked for a person that day, per (tenant, bot): how many, how many
+    a person answered, and the seconds those waited for the first human reply (summed). Counted on
+    the rows of bots with messages that day (a request comes with the visitor's messages). A reply
+    after the day was rolled up is counted when the day is recomputed."""
     start, end = day_bounds(day)
     rows = Conversation.objects.unscoped().filter(handoff_requested__gte=start, handoff_requested__lt=end)
     if tenant is not None:
         rows = rows.filter(tenant_id=tenant.pk)
-    counted = rows.exclude(channel__in=TEST_CHANNELS).values("tenant_id", "bot_id").annotate(n=Count("id")).order_by()
-    return {(row["tenant_id"], row["bot_id"]): row["n"] for row in counted}
+    wait = ExpressionWrapper(F("first_agent_reply") - F("handoff_requested"), output_field=DurationField())
+    counted = (
+        rows.exclude(channel__in=TEST_CHANNELS)
+        .values("tenant_id", "bot_id")
+        .annotate(
+            n=Count("id"),
+            answered=Count("id", filter=Q(first_agent_reply__isnull=False)),
+            waited=Sum(wait, filter=Q(first_agent_reply__isnull=False)),
+        )
+        .order_by()
+    )
+    return {
+        (row["tenant_id"], row["bot_id"]): {
+            "handoffs": row["n"],
+            "handoffs_answered": row["answered"],
+            "first_human_reply_s": row["waited"].total_seconds() if row["waited"] else 0.0,
+        }
+        for row in counted
+    }
 
 
 @dataclass(frozen=True)
@@ -190,7 +209,7 @@ def rollup_day(*, day: date, tenant: Tenant | None = None) -> RollupResult:
                 ttft_p50_ms=row["ttft_p50_ms"],
                 ttft_p95_ms=row["ttft_p95_ms"],
                 provider_errors=int(row["provider_errors"] or 0),
-                handoffs=handoffs.get((row["tenant_id"], row["bot_id"]), 0),
+                **handoffs.get((row["tenant_id"], row["bot_id"]), {}),
                 computed=now,
             )
             for row in counts

@@ -15,6 +15,7 @@ from billing.quotas import LIMIT_FIELDS, countable_kinds, current_usage, effecti
 from bots.models import Bot
 from tenants.models import Tenant
 
+from ..inbox_selectors import duration_words
 from ..models import NO_ANSWER_MODEL, DailyQuestion, DailyRollup, Message
 from ..selectors import TEST_CHANNELS
 
@@ -39,6 +40,8 @@ class DayPoint:
     cost: Decimal = Decimal("0")
     provider_errors: int = 0
     handoffs: int = 0
+    handoffs_answered: int = 0
+    first_human_reply_s: float = 0.0
     ttft_p50_ms: float | None = None
     ttft_p95_ms: float | None = None
     _p50_weighted: float = 0.0
@@ -49,6 +52,13 @@ class DayPoint:
         """Answered out of answered + "I don't know", in percent (None without either)."""
         settled = self.answered + self.unanswered
         return round(self.answered * 100 / settled, 1) if settled else None
+
+    @property
+    def first_human_reply_words(self) -> str:
+        """The average wait for the first human reply of the handoffs a person answered ("" if none)."""
+        if not self.handoffs_answered:
+            return ""
+        return duration_words(self.first_human_reply_s / self.handoffs_answered)
 
     @property
     def satisfaction(self) -> float | None:
@@ -110,6 +120,8 @@ _SUMMED = (
     "cost",
     "provider_errors",
     "handoffs",
+    "handoffs_answered",
+    "first_human_reply_s",
 )
 
 

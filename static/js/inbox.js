@@ -1,6 +1,10 @@
 // The inbox's live parts: the lists refresh when a handoff changes, the open conversation shows
 // the visitor's messages and typing, and replies go over the inbox socket (the form still posts
 // without JavaScript). Protocol: conversations/inbox_consumer.py.
+// A new waiting conversation also plays a short tone (Web Audio, no file) unless muted, counts in
+// #inbox[data-alerts] and is announced in #inbox-alert. Browsers refuse audio before the first user
+// gesture, so the audio context is made on the first click or key press; until then the alert is
+// silent (the title badge and the announcement still show it).
 (function () {
   "use strict";
   var root = document.getElementById("inbox");
@@ -12,10 +16,74 @@
   var seq = 0;
   var retry = 1000;
   var typingSent = 0;
+  var MUTE_KEY = "inbox-muted";
+  var audio = null;
+  var known = null; // ids of the waiting conversations already alerted about
+
+  function muted() {
+    try { return window.localStorage.getItem(MUTE_KEY) === "1"; } catch (e) { return false; }
+  }
+  function unlockAudio() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (audio || !Ctx) return;
+    try { audio = new Ctx(); } catch (e) { audio = null; }
+  }
+  function tone() {
+    if (muted() || !audio) return false;
+    try {
+      if (audio.state === "suspended") audio.resume().catch(function () { /* still blocked: stay silent */ });
+      var t = audio.currentTime;
+      var osc = audio.createOscillator();
+      var gain = audio.createGain();
+      osc.type = "sine";
+      osc.frequency.setValueAtTime(880, t);
+      osc.frequency.setValueAtTime(660, t + 0.12);
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(0.2, t + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.3);
+      osc.connect(gain);
+      gain.connect(audio.destination);
+      osc.start(t);
+      osc.stop(t + 0.32);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  function bump(name) {
+    root.dataset[name] = String(parseInt(root.dataset[name] || "0", 10) + 1);
+  }
+  function alertNew() {
+    var lists = root.querySelector(".inbox-lists");
+    if (!lists) return;
+    var ids = (lists.dataset.waitingIds || "").split(/\s+/).filter(Boolean);
+    if (known === null) { known = ids; return; } // the page's first list: nothing is new
+    var fresh = ids.filter(function (id) { return known.indexOf(id) < 0; });
+    known = ids;
+    if (!fresh.length) return;
+    bump("alerts");
+    if (tone()) bump("tones");
+    var say = document.getElementById("inbox-alert");
+    if (say) say.textContent = fresh.length === 1 ? "A new visitor is waiting." : fresh.length + " new visitors are waiting.";
+  }
+  function bindMute() {
+    var button = document.getElementById("inbox-mute");
+    if (!button) return;
+    button.hidden = false;
+    button.setAttribute("aria-pressed", muted() ? "true" : "false");
+    button.addEventListener("click", function () {
+      var now = !muted();
+      try { window.localStorage.setItem(MUTE_KEY, now ? "1" : "0"); } catch (e) { /* private mode: this page only */ }
+      button.setAttribute("aria-pressed", now ? "true" : "false");
+    });
+  }
 
   function refreshList() {
     if (!root.dataset.listUrl || !window.htmx) return;
-    window.htmx.ajax("GET", root.dataset.listUrl, { target: "#inbox-lists", swap: "innerHTML" }).then(badge);
+    window.htmx.ajax("GET", root.dataset.listUrl, { target: "#inbox-lists", swap: "innerHTML" }).then(function () {
+      badge();
+      alertNew();
+    });
   }
   function refreshDetail() {
     if (!root.dataset.detailUrl || !window.htmx) return;
@@ -128,6 +196,10 @@
     });
   }
   bindReply();
+  bindMute();
   badge();
+  alertNew();
+  document.addEventListener("pointerdown", unlockAudio);
+  document.addEventListener("keydown", unlockAudio);
   connect();
 })();

@@ -288,3 +288,29 @@ def test_handoffs_are_counted_in_the_rollup_and_filter_the_explorer(world):
     assert home.context["overview"].totals.handoffs == 1
     listed = client.get(reverse("conversation_list", args=["acme"]), {"handed_off": "on"}).context["conversations"]
     assert [c.pk for c in listed] == [handed.pk]
+
+
+def test_the_overview_shows_how_many_handoffs_a_person_answered_and_the_average_wait_for_the_first_reply(world):
+    bot = BotFactory(tenant=world.tenant_a)
+    # Early in the day (UTC), so every request falls on the same day as its rollup.
+    asked = timezone.now().replace(hour=1, minute=0, second=0, microsecond=0)
+    for wait in (timedelta(minutes=2), timedelta(minutes=4), None):
+        conversation = ConversationFactory(
+            tenant=world.tenant_a,
+            bot=bot,
+            channel="widget",
+            handoff_requested=asked,
+            first_agent_reply=asked + wait if wait else None,
+        )
+        MessageFactory(tenant=world.tenant_a, conversation=conversation, role="user", content="A person, please.")
+    other = ConversationFactory(
+        tenant=world.tenant_b, channel="widget", handoff_requested=asked, first_agent_reply=asked + timedelta(hours=1)
+    )
+    MessageFactory(tenant=world.tenant_b, conversation=other, role="user", content="Hello?")
+    rollup_day(day=asked.astimezone(UTC).date())
+    home = world.client_for(world.bob).get(reverse("tenant_home", args=["acme"]))
+    totals = home.context["overview"].totals
+    assert (totals.handoffs, totals.handoffs_answered, totals.first_human_reply_s) == (3, 2, 360.0)
+    page = home.content.decode()
+    assert '<dd data-total="handoffs-answered">2</dd>' in page
+    assert '<dd data-total="first-human-reply">3 min</dd>' in page
