@@ -47,7 +47,7 @@ class Receiver:
 @contextmanager
 def receiver(status: int = 200) -> Iterator[Receiver]:
     """Serve POST /hook on 127.0.0.1, answering `status` (changeable through .status)."""
-    state = Receiver(url="")
+    state = Receiver(url="", status=status)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
