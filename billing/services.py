@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
+from tenants.events import event_emit
 from tenants.models import Membership, Role, Tenant
 
 from .models import LIVE_STATUSES, Plan, Subscription, UsageCounter
@@ -403,6 +404,8 @@ def usage_warn_owners(*, tenant: Tenant, plan: Plan, kind: str, label: str, used
                 f"When the limit is reached, new ones are refused until next month or until you upgrade: {link}"
             ),
         )
+        warning = {"kind": kind, "label": label, "used": used, "limit": limit, "plan": plan.slug, "period": str(period)}
+        transaction.on_commit(lambda: event_emit(name="quota.warning", tenant_id=tenant.pk, payload=warning))
     return True
 
 

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "knowledge",
     "conversations",
     "billing",
+    "webhooks",
     # Above the apps: cross-app flows and their management commands (bootstrap_demo).
     "chatbot_saas",
 ]
@@ -476,4 +477,19 @@ CELERY_BEAT_SCHEDULE["billing-reconcile-subscriptions"] = {
 CELERY_BEAT_SCHEDULE["billing-report-overage"] = {
     "task": "billing.tasks.overage_report_all",
     "schedule": 60 * 60,
+}
+
+# Outbound webhooks (webhooks/): attempt n+1 waits WEBHOOK_RETRY_BASE_SECONDS * 3**(n-1), so the
+# 8 attempts of a delivery span about 24 h (80 s ... 16.2 h; 24.3 h in all).
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BASE_SECONDS = envint("WEBHOOK_RETRY_BASE_SECONDS", 80)
+WEBHOOK_TIMEOUT_SECONDS = envint("WEBHOOK_TIMEOUT_SECONDS", 10)
+# An endpoint is disabled (and its owners emailed) once this many deliveries in a row failed every attempt.
+WEBHOOK_DISABLE_AFTER_FAILURES = envint("WEBHOOK_DISABLE_AFTER_FAILURES", 5)
+# After a rotation the previous secret still signs (a second v1=) for this long.
+WEBHOOK_PREVIOUS_SECRET_HOURS = envint("WEBHOOK_PREVIOUS_SECRET_HOURS", 24)
+CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
+    "task": "webhooks.tasks.deliveries_due_task",
+    "schedule": 30,
+    "options": {"expires": 30},
 }

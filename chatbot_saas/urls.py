@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("conversations.urls")),
     path("", include("chatbot_saas.api")),
     path("", include("billing.urls")),
+    path("", include("webhooks.urls")),
 ]

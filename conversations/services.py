@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -16,6 +17,7 @@ from bots.selectors import bot_widget_look
 from bots.services import widget_origin_record
 from chatbot_saas.errors import AppError, NotFound
 from tenants.context import tenant_context
+from tenants.events import event_emit
 from tenants.models import ApiKey, Membership
 
 from .access import OriginNotAllowed, identity_verify, origin_allowed, origin_normalize, widget_bot_resolve
@@ -176,6 +178,14 @@ def message_feedback_set(*, message: Message, value: Any, comment: Any = "") -> 
     message.feedback_comment = comment
     message.updated = timezone.now()
     message.save(update_fields=["feedback", "feedback_comment", "updated"])
+    payload = {
+        "conversation_id": message.conversation_id,
+        "message_id": message.pk,
+        "value": value,
+        "comment": comment,
+    }
+    tenant_id = message.tenant_id
+    transaction.on_commit(lambda: event_emit(name="feedback.created", tenant_id=tenant_id, payload=payload))
     return message
 
 

@@ -15,7 +15,8 @@ KNOWLEDGE_EGRESS_ALLOW_LOOPBACK (off by default) lets tests reach a server on 12
 it relaxes the loopback rule only.
 
 Every URL a tenant sets (pages and sitemaps here, model server base URLs in bots.validation and
-conversations.llm.http) goes through check_url / resolve. TENANT_URL_ALLOWLIST (hosts or
+conversations.llm.http, webhook endpoints in webhooks) goes through check_url / resolve; `post`
+sends a webhook under the same rules (no redirects followed: a 3xx is the answer). TENANT_URL_ALLOWLIST (hosts or
 networks, set by the operator) exempts a private server the operator wants tenants to reach,
 such as an Ollama on the LAN; every other rule still applies to it.
 """
@@ -219,3 +220,41 @@ def fetch(url: str, *, max_bytes: int | None = None, timeout: float | None = Non
     raise EgressRefused(
         f"{url} redirected more than {settings.KNOWLEDGE_FETCH_MAX_REDIRECTS} times.", code="fetch_failed"
     )
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: int
+    body: bytes  # at most max_bytes of it: enough to show the receiver's error
+
+
+def post(url: str, *, content: bytes, headers: dict[str, str], timeout: float, max_bytes: int = 2048) -> PostResult:
+    """POST `content` to `url` under the rules above, once, following no redirect. The address is
+    checked (and pinned) at the moment of sending. Raises EgressRefused for a refused URL or a
+    failed connection; any HTTP answer, 3xx to 5xx included, is returned for the caller to judge."""
+    scheme, host, port, address = check_url(url)
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        request = client.build_request(
+            "POST",
+            _pinned_url(url, address, port),
+            content=content,
+            headers={**headers, "Host": host if port in (80, 443) else f"{host}:{port}"},
+            extensions={"sni_hostname": host} if scheme == "https" else {},
+        )
+        try:
+            response = client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise EgressRefused(f"{url} did not answer within {timeout} s.", code="fetch_timeout") from exc
+        except httpx.HTTPError as exc:
+            raise EgressRefused(f"Sending to {url} failed: {exc.__class__.__name__}.", code="fetch_failed") from exc
+        try:
+            body = bytearray()
+            for block in response.iter_bytes():
+                body.extend(block)
+                if len(body) >= max_bytes:
+                    break
+        except httpx.HTTPError:
+            pass  # the status is the answer; a body cut short only shortens what the log shows
+        finally:
+            response.close()
+        return PostResult(status=response.status_code, body=bytes(body[:max_bytes]))

@@ -29,7 +29,7 @@ from .egress import EgressRefused, fetch
 from .embeddings import EmbeddingError, get_embedder
 from .models import Chunk, Document, KnowledgeBase
 from .parsing import MIME_TYPES, Limits, ParseError, parse_file, pdf_page_count, sniff, time_limit
-from .services import max_pages, max_upload_bytes
+from .services import emit_document_final, max_pages, max_upload_bytes
 from .sitemaps import crawl_sitemap
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def _claim(document_id: int) -> tuple[Document, int] | None:
                 error_code=document.error_code or "too_many_attempts",
                 error_message=f"Ingestion failed {document.attempts} times; last error: {last}",
             )
+            emit_document_final(document)
             return None
         document.attempts += 1
         document.version += 1
@@ -331,6 +332,7 @@ def _publish(document: Document, version: int, source: Source, count: int) -> bo
             fields["last_synced"] = now
         _set(locked, **fields)
         Chunk.objects.filter(document=locked).exclude(document_version__in=keep).delete()
+        emit_document_final(locked)
     if size_delta:
         usage_record(tenant=document.tenant, storage_bytes=size_delta)
     if not staging:
@@ -373,6 +375,7 @@ def _fail(document: Document, version: int, code: str, message: str) -> None:
         Chunk.objects.filter(document=locked, document_version=version).delete()
         if locked.version == version:
             _set(locked, status=Document.Status.FAILED, error_code=code, error_message=message[:2000])
+            emit_document_final(locked)
 
 
 def document_ingest(*, document_id: int) -> str:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from billing.quotas import effective_plan, quota_check
 from billing.services import usage_record
 from chatbot_saas.errors import AppError
+from tenants.events import event_emit
 from tenants.models import Tenant
 
 from .embeddings import get_embedder
@@ -98,7 +99,7 @@ def _hash_and_size(stream: IO[bytes]) -> tuple[str, int]:
 
 
 def _failed_on_arrival(*, knowledge_base: KnowledgeBase, code: str, message: str, **fields: Any) -> Document:
-    return Document.objects.create(
+    document = Document.objects.create(
         tenant=knowledge_base.tenant,
         knowledge_base=knowledge_base,
         status=Document.Status.FAILED,
@@ -106,6 +107,23 @@ def _failed_on_arrival(*, knowledge_base: KnowledgeBase, code: str, message: str
         error_message=message,
         **fields,
     )
+    emit_document_final(document)
+    return document
+
+
+def emit_document_final(document: Document) -> None:
+    """Emit document.ready or document.failed (tenants.events) once the current transaction
+    commits. Call where a document reaches that status."""
+    payload = {
+        "document_id": document.pk,
+        "knowledge_base_id": document.knowledge_base_id,
+        "title": document.title,
+        "status": document.status,
+        "error_code": document.error_code,
+        "error_message": document.error_message,
+    }
+    name, tenant_id = f"document.{document.status}", document.tenant_id
+    transaction.on_commit(lambda: event_emit(name=name, tenant_id=tenant_id, payload=payload))
 
 
 def _store_and_queue(

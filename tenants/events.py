@@ -1,7 +1,8 @@
 """Product events (`handoff.requested`, `handoff.closed`, `lead.created`…) in one place.
 
-Here, in the lowest app, so every app can emit. Webhooks (the trust issue) connect a receiver to
-`event_emitted`; nothing listens yet besides the log line. Emit after the change is committed
+Here, in the lowest app, so every app can emit. The webhooks app connects a receiver to
+`event_emitted` (webhooks.services.deliveries_create_for_event) and delivers the events in its
+catalog (webhooks.catalog) to the endpoints that picked them. Emit after the change is committed
 (`transaction.on_commit`), so a receiver never sees an event whose data was rolled back.
 """
 

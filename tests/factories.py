@@ -113,7 +113,7 @@ def _discover_app_factories() -> None:
     """Each app's tests/<app>/factories.py registers its models in SCOPED_FACTORIES on import."""
     import importlib
 
-    for app in ("bots", "knowledge", "conversations", "billing"):
+    for app in ("bots", "knowledge", "conversations", "billing", "webhooks"):
         try:
             importlib.import_module(f"tests.{app}.factories")
         except ModuleNotFoundError as exc:

@@ -32,6 +32,8 @@ from billing.quotas import plan_of
 from bots.models import Bot, Correction, PromptVersion, ProviderCredential
 from chatbot_saas import runtime
 from knowledge.models import KnowledgeBase
+from webhooks.models import Endpoint
+from webhooks.selectors import subscribed_events
 
 from . import candidate
 
@@ -45,10 +47,14 @@ class TurnConfig:
     # Whether the bot has an enabled correction: read here, not off the caller's bot row, which a
     # widget socket holds for its whole connection (a correction written meanwhile must apply).
     has_corrections: bool = False
+    # The webhook events the tenant's enabled endpoints want (empty when the plan has no
+    # webhooks): the settle emits message.completed / conversation.started only when wanted, so
+    # a turn of a tenant without endpoints spends nothing on webhooks.
+    webhook_events: frozenset[str] = frozenset()
 
 
 def turn_config(*, bot: Bot) -> TurnConfig:
-    """The bot's turn configuration: remembered, or read afresh in five small queries (see the
+    """The bot's turn configuration: remembered, or read afresh in five small queries (six with webhooks) (see the
     module docstring for how fresh it is). Tenant scope required (the bot's tenant)."""
     if candidate.active():
         return _read(bot)
@@ -65,13 +71,16 @@ def _read(bot: Bot) -> TurnConfig:
     # One published version per bot (one_published_prompt_per_bot): no ordering needed.
     published = PromptVersion.objects.filter(bot_id=bot.pk, is_published=True).values_list("text", "number")
     bases = KnowledgeBase.objects.filter(bots=bot.pk).order_by("id").values_list("id", "embedding_model")
+    plan = plan_of(subscription)
     # All of the tenant's credentials (a handful at most), so a change of the bot's chain needs none.
     return TurnConfig(
-        plan=plan_of(subscription),
+        plan=plan,
         prompt=next(iter(published), None),
         knowledge_bases=tuple(bases),
         credentials=tuple(ProviderCredential.objects.all()),
         has_corrections=Correction.objects.filter(bot_id=bot.pk, enabled=True).exists(),
+        # A sixth query, for plans with webhooks only.
+        webhook_events=subscribed_events() if plan.webhooks else frozenset(),
     )
 
 
@@ -104,7 +113,7 @@ def _plan_changed(sender: type, instance: Plan, using: str | None = None, **kwar
 
 def connect_signals() -> None:
     """Called once, from ConversationsConfig.ready()."""
-    for model in (Subscription, PromptVersion, KnowledgeBase, ProviderCredential, Correction):
+    for model in (Subscription, PromptVersion, KnowledgeBase, ProviderCredential, Correction, Endpoint):
         post_save.connect(_row_changed, sender=model, dispatch_uid=f"turn_config_{model.__name__}_saved")
         post_delete.connect(_row_changed, sender=model, dispatch_uid=f"turn_config_{model.__name__}_deleted")
     m2m_changed.connect(_bases_changed, sender=Bot.knowledge_bases.through, dispatch_uid="turn_config_bases")

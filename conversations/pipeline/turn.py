@@ -26,6 +26,7 @@ from conversations.llm.base import ChatMessage
 from conversations.models import Conversation, Message, Trace
 from knowledge.types import RetrievedPassage
 from tenants.context import tenant_context
+from tenants.events import event_emit
 from tenants.models import Tenant
 
 from . import candidate
@@ -51,6 +52,7 @@ class TurnSetup:
     summary: str
     facts: dict[str, str]
     quota_error: QuotaExceeded | None = None
+    webhook_events: frozenset[str] = frozenset()  # from the turn configuration (config.TurnConfig)
 
 
 @dataclass
@@ -151,6 +153,7 @@ class _Inputs:
     memory: Memory
     knowledge_bases: list[tuple[int, str]]  # (id, embedding model)
     credentials: tuple[ProviderCredential, ...]
+    webhook_events: frozenset[str] = frozenset()
 
 
 def _read_inputs(*, bot: Bot, conversation: Conversation) -> _Inputs:
@@ -168,6 +171,8 @@ def _read_inputs(*, bot: Bot, conversation: Conversation) -> _Inputs:
         memory=memory_read(conversation_id=conversation.pk, size=settings.BOT_MEMORY_WINDOW_MESSAGES),
         knowledge_bases=bases,
         credentials=config.credentials,
+        # Evaluation turns are not visitors' conversations: nothing to tell the tenant's systems.
+        webhook_events=frozenset() if candidate.active() else config.webhook_events,
     )
 
 
@@ -239,6 +244,7 @@ def _turn_open(
         summary=inputs.memory.summary,
         facts=inputs.memory.facts,
         quota_error=quota_error,
+        webhook_events=inputs.webhook_events,
     )
     return setup, knowledge_bases
 
@@ -293,6 +299,36 @@ def turn_settle(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> No
         transaction.on_commit(
             lambda: memory_refresh_enqueue(tenant_id=tenant.pk, conversation_id=conversation_id),
             robust=True,  # a broker hiccup must not fail a turn that is already answered
+        )
+        if setup.webhook_events:
+            _emit_turn_events(tenant=tenant, setup=setup, outcome=outcome)
+
+
+def _emit_turn_events(*, tenant: Tenant, setup: TurnSetup, outcome: TurnOutcome) -> None:
+    """message.completed, and conversation.started for a conversation's first turn (its memory
+    window was empty), when the tenant's endpoints want them: emitted once the settle commits."""
+    message, conversation = setup.assistant_message, setup.user_message.conversation
+    common = {"conversation_id": conversation.pk, "bot_id": conversation.bot_id, "channel": conversation.channel}
+    if "conversation.started" in setup.webhook_events and not setup.window and not setup.summary:
+        started = {**common, "visitor_id": conversation.visitor_id, "first_message": setup.user_message.content}
+        transaction.on_commit(
+            lambda: event_emit(name="conversation.started", tenant_id=tenant.pk, payload=started), robust=True
+        )
+    if "message.completed" in setup.webhook_events:
+        completed = {
+            **common,
+            "message_id": message.pk,
+            "question": setup.user_message.content,
+            "answer": outcome.content,
+            "status": outcome.status,
+            "error_code": outcome.error_code,
+            "model": message.model,
+            "tokens_in": outcome.tokens_in,
+            "tokens_out": outcome.tokens_out,
+            "citations": [{"title": c.get("title"), "url": c.get("url")} for c in outcome.citations],
+        }
+        transaction.on_commit(
+            lambda: event_emit(name="message.completed", tenant_id=tenant.pk, payload=completed), robust=True
         )
 
 
