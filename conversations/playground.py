@@ -28,6 +28,7 @@ from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
 from .relay import RUNNING, AnswerRelay
 from .selectors import playground_message_of, playground_target, playground_visitor_id
 from .streams import stream_request_stop
+from .suspension import SuspensionWatchMixin
 
 
 def same_host(*, origin: str | None, host: str | None) -> bool:
@@ -42,7 +43,7 @@ def same_host(*, origin: str | None, host: str | None) -> bool:
     return bool(netloc) and netloc.lower() == host.strip().lower()
 
 
-class PlaygroundConsumer(JsonFrameConsumer):
+class PlaygroundConsumer(SuspensionWatchMixin, JsonFrameConsumer):
     async def connect(self) -> None:
         self.relays: dict[int, AnswerRelay] = {}
         self.conversation_id: int | None = None
@@ -68,11 +69,13 @@ class PlaygroundConsumer(JsonFrameConsumer):
         client = self.scope.get("client") or [None]
         self.ip = client[0] or "unknown"
         self.tenant = membership.tenant
+        await self.suspension_watch_start()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         for relay in self.relays.values():
             relay.detach()  # the answer goes on, and is stored complete
+        await self.suspension_watch_stop()
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         text = services.chat_text_check(frame.get("text"))
