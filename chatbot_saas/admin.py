@@ -27,7 +27,7 @@ from billing.services import subscription_comp_end, subscription_comp_grant
 from chatbot_saas.errors import AppError
 from knowledge.admin import documents_retry_failed
 from knowledge.models import Document
-from tenants.admin import MembershipInline, TenantAdmin, operator_audit
+from tenants.admin import TenantAdmin, operator_audit
 from tenants.admin_actions import action_form
 from tenants.models import Tenant
 
@@ -40,11 +40,6 @@ class CompForm(forms.Form):
     note = forms.CharField(label="Why (kept in the audit log)", max_length=300, required=False)
 
 
-class MembershipUnscopedInline(MembershipInline):
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return self.model.objects.unscoped().select_related("user")
-
-
 admin.site.unregister(Tenant)
 
 
@@ -53,7 +48,6 @@ class OperatorTenantAdmin(TenantAdmin):
     list_display = ["name", "slug", "status", "created"]
     readonly_fields = ["overview"]
     fields = ["name", "slug", "status", "created", "overview"]
-    inlines = [MembershipUnscopedInline]
     actions = ["suspend", "reactivate", "comp_plan", "end_comp", "retry_failed_documents"]
 
     @admin.display(description="Plan, usage, bots, knowledge and recent errors")
