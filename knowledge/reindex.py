@@ -212,8 +212,10 @@ def knowledge_base_rebuild(*, knowledge_base: KnowledgeBase, started_by: Any = N
     (an operator's re-index after a parser or chunking fix). Returns how many were queued.
 
     Each run publishes its new version in one short transaction, as any ingestion does, so search
-    never sees a half-written document; the model does not change, so no swap is needed. Tenant
-    context required. Raises AppError reindex_in_progress or documents_in_progress.
+    never sees a half-written document; the model does not change, so no swap is needed. The
+    content hashes are cleared so ingestion's "unchanged content" shortcut does not keep the old
+    chunks (each run stores the hash again). Tenant context required. Raises AppError
+    reindex_in_progress or documents_in_progress.
     """
     with transaction.atomic():
         kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
@@ -236,6 +238,7 @@ def knowledge_base_rebuild(*, knowledge_base: KnowledgeBase, started_by: Any = N
             attempts=0,
             error_code="",
             error_message="",
+            content_hash="",
             updated=now,
             status_changed=now,
         )
