@@ -25,6 +25,8 @@ from channels.layers import get_channel_layer
 logger = logging.getLogger(__name__)
 
 SUSPENDED_MESSAGE = "This workspace is suspended. See its billing page."
+# Seconds a socket waits to join its tenant's group before opening unwatched (Redis down or slow).
+JOIN_TIMEOUT = 2.0
 
 
 def tenant_group(tenant_id: int) -> str:
@@ -49,11 +51,18 @@ class SuspensionWatchMixin:
     _suspension_task: asyncio.Task | None = None
 
     async def suspension_watch_start(self) -> None:
+        """Join the tenant's group before returning, so a suspension from now on reaches this socket.
+
+        Best effort: with Redis unreachable the socket still opens (it must, see the `busy` frames
+        in docs/protocol.md), unwatched; each turn is still refused for a suspended tenant."""
         layer = get_channel_layer()
         channel = await layer.new_channel()
         group = tenant_group(self.tenant.pk)
-        # Joined before this returns, so a suspension from now on reaches this socket.
-        await layer.group_add(group, channel)
+        try:
+            await asyncio.wait_for(layer.group_add(group, channel), JOIN_TIMEOUT)
+        except Exception as exc:  # Redis down or slow: open the socket anyway
+            logger.warning("socket of tenant %s not watched for suspension: %r", self.tenant.pk, exc)
+            return
         self._suspension_task = asyncio.get_running_loop().create_task(self._suspension_follow(layer, group, channel))
 
     async def suspension_watch_stop(self) -> None:
