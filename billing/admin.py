@@ -43,7 +43,8 @@ class SubscriptionAdmin(UnscopedAdmin):
     list_select_related = ["tenant", "plan", "comp_plan"]
     search_fields = ["tenant__slug", "stripe_customer_id", "stripe_subscription_id"]
     raw_id_fields = ["tenant"]
-    readonly_fields = ["synced_at"]
+    # Comps go through the tenant page's audited actions (comp a plan, end the comp).
+    readonly_fields = ["synced_at", "comp_plan", "comp_until"]
 
 
 @admin.register(UsageCounter)

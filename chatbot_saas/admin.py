@@ -46,7 +46,8 @@ admin.site.unregister(Tenant)
 @admin.register(Tenant)
 class OperatorTenantAdmin(TenantAdmin):
     list_display = ["name", "slug", "status", "created"]
-    readonly_fields = ["overview"]
+    # Status changes go through the suspend/reactivate actions: they close sockets and are audited.
+    readonly_fields = ["status", "created", "overview"]
     fields = ["name", "slug", "status", "created", "overview"]
     actions = ["suspend", "reactivate", "comp_plan", "end_comp", "retry_failed_documents"]
 

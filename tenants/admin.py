@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import SimpleTemplateResponse
 
 from . import services
+from .context import get_current_tenant_or_none, tenant_context
 from .models import ApiKey, AuditEvent, Invitation, Membership, Tenant
 
 
@@ -21,10 +25,51 @@ def operator_audit(
 
 
 class UnscopedAdmin(admin.ModelAdmin):
+    """Lists every tenant's rows; a row's own page runs in that row's tenant context.
+
+    So its form's choices (a bot's knowledge bases, a document's knowledge base) and inlines read
+    through the scoped managers as the dashboard does: only the same tenant's rows can be chosen,
+    and a save of another tenant's row is refused (CrossTenantWrite). The add page has no tenant
+    yet: its choices say .unscoped() explicitly.
+    """
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = self.model.objects.unscoped().select_related("tenant")
         ordering = self.get_ordering(request)
         return qs.order_by(*ordering) if ordering else qs
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        tenant = None
+        if object_id is not None:
+            try:
+                row = self.get_queryset(request).filter(pk=unquote(object_id)).first()
+            except (ValueError, ValidationError):
+                row = None  # the admin's own get_object answers "not found"
+            tenant = row.tenant if row is not None else None
+        with tenant_context(tenant):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            # Rendered here, inside the context: the inlines' forms read their rows while rendering.
+            if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+                response.render()
+            return response
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        manager = db_field.related_model._default_manager
+        if "queryset" not in kwargs and hasattr(manager, "unscoped") and get_current_tenant_or_none() is None:
+            kwargs["queryset"] = manager.unscoped()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        manager = db_field.related_model._default_manager
+        if "queryset" not in kwargs and hasattr(manager, "unscoped") and get_current_tenant_or_none() is None:
+            kwargs["queryset"] = manager.unscoped()
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 class MembershipInline(admin.TabularInline):

@@ -21,6 +21,7 @@ from tenants.context import tenant_context
 from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
 from tenants.services import api_key_create, audit_record
 from tests.bots.factories import BotFactory
+from tests.factories import SCOPED_FACTORIES
 from tests.knowledge.factories import DocumentFactory, KnowledgeBaseFactory
 
 TENANTS = "/admin/tenants/tenant/"
@@ -55,6 +56,19 @@ def test_every_admin_list_page_opens_for_an_operator_with_rows_of_several_tenant
         assert op_client.get(url).status_code == 200, url
     page = op_client.get("/admin/bots/bot/").content.decode()
     assert "acme" in page and "bravo" in page
+
+
+def test_the_admin_page_of_a_row_of_every_tenant_owned_model_opens(op_client, world):
+    """Each form reads related rows through the unscoped path: a scoped manager would raise here."""
+    op_client.raise_request_exception = False
+    failing = []
+    for model, factory in SCOPED_FACTORIES.items():
+        row = factory(tenant=world.tenant_a)
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/{row.pk}/change/"
+        if op_client.get(url).status_code != 200:
+            failing.append(url)
+    assert failing == []
+    assert op_client.get(f"{TENANTS}{world.tenant_a.pk}/change/").status_code == 200
 
 
 def test_a_non_staff_user_cannot_reach_the_admin(world):
