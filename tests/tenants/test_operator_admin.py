@@ -15,10 +15,11 @@ from django.utils import timezone
 from billing.models import Plan, Subscription
 from billing.quotas import effective_plan
 from billing.services import plans_seed, subscription_comp, subscription_start_free
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Trace
 from knowledge.models import Document
 from tenants.context import tenant_context
 from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
+from tenants.selectors import audit_events_for_tenant
 from tenants.services import api_key_create, audit_record
 from tests.bots.factories import BotFactory
 from tests.factories import SCOPED_FACTORIES
@@ -101,6 +102,21 @@ def test_the_tenant_page_shows_plan_usage_bots_knowledge_bases_and_recent_errors
             status=Message.Status.FAILED,
             error_code="provider_down",
         )
+        # Answered by the fallback provider after the first one refused: the trace keeps the failure.
+        answered = Message.objects.create(conversation=conversation, role=Message.Role.ASSISTANT)
+        Trace.objects.create(
+            message=answered,
+            attempts=[
+                {
+                    "provider": "openai",
+                    "model": "gpt-4o",
+                    "outcome": "error",
+                    "code": "rate_limited",
+                    "error": "Slow down",
+                },
+                {"provider": "anthropic", "model": "claude-haiku", "outcome": "ok"},
+            ],
+        )
     BotFactory(tenant=world.tenant_b, name="Someone else's bot")
 
     page = op_client.get(f"{TENANTS}{world.tenant_a.pk}/change/").content.decode()
@@ -108,6 +124,8 @@ def test_the_tenant_page_shows_plan_usage_bots_knowledge_bases_and_recent_errors
     assert "Free" in page and "messages this month" in page
     assert "Helpdesk bot" in page and "Handbook" in page
     assert "Scanned contract" in page and "no_text" in page and "provider_down" in page
+    assert "openai:gpt-4o" in page and "rate_limited" in page and "Slow down" in page
+    assert "claude-haiku" not in page, "a successful attempt is not an error"
     assert "Someone else" not in page
 
 
@@ -232,7 +250,7 @@ def test_role_changes_and_api_key_creation_and_revocation_are_audited_for_the_te
         key = ApiKey.objects.get(name="zapier")
     alice.post(f"/t/acme/api-keys/{key.pk}/revoke/")
 
-    rows = list(AuditEvent.objects.filter(tenant=world.tenant_a).order_by("id"))
+    rows = audit_events_for_tenant(tenant=world.tenant_a)[::-1]  # oldest first
     assert [r.action for r in rows] == ["member.role_change", "api_key.create", "api_key.revoke"]
     assert all(r.actor_id == world.alice.pk and not r.is_operator for r in rows)
     assert rows[0].details["from"] == "member" and rows[0].details["to"] == "admin"
