@@ -123,16 +123,18 @@ def subscription_comp_grant(*, tenant: Tenant, plan: Plan, until: datetime) -> S
     return subscription
 
 
-def subscription_comp_end(*, tenant: Tenant) -> Subscription | None:
-    """End the tenant's comp now (no-op without one). The subscription's own plan applies again."""
+def subscription_comp_end(*, tenant: Tenant) -> Plan | None:
+    """End the tenant's comp now; returns the comped plan, or None when there was none (a no-op).
+    The subscription's own plan applies again. Locks the subscription row."""
     with tenant_context(tenant), transaction.atomic():
         subscription = Subscription.objects.select_for_update().first()
-        if subscription is None or subscription.comp_plan_id is None:
-            return subscription
+        if subscription is None or subscription.comp_plan is None:
+            return None
+        plan = subscription.comp_plan
         subscription.comp_plan, subscription.comp_until = None, None
         subscription.updated = timezone.now()
         subscription.save(update_fields=["comp_plan", "comp_until", "updated"])
-    return subscription
+    return plan
 
 
 def _customer_ensure(*, tenant: Tenant, user: AbstractBaseUser) -> str:

@@ -82,10 +82,12 @@ class OperatorTenantAdmin(TenantAdmin):
     @admin.action(description="End the comp now")
     def end_comp(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
         for tenant in queryset:
-            subscription = subscription_comp_end(tenant=tenant)
-            operator_audit(request, action="tenant.end_comp", target=tenant)
-            if subscription is not None:
-                messages.success(request, f"{tenant.slug}: comp ended.")
+            plan = subscription_comp_end(tenant=tenant)
+            if plan is None:
+                messages.info(request, f"{tenant.slug} has no comp.")
+                continue
+            operator_audit(request, action="tenant.end_comp", target=tenant, details={"plan": plan.slug})
+            messages.success(request, f"{tenant.slug}: the {plan.name} comp ended.")
 
     @admin.action(description="Retry the failed documents of selected tenants")
     def retry_failed_documents(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:

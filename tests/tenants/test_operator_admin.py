@@ -222,7 +222,9 @@ def test_ending_a_comp_through_the_admin_restores_the_plan_at_once(op_client, wo
     assert effective_plan(tenant=world.tenant_a).slug == "pro"
     op_client.post(TENANTS, {"action": "end_comp", "_selected_action": [world.tenant_a.pk]})
     assert effective_plan(tenant=world.tenant_a).is_default
-    assert len(audit_rows("tenant.end_comp")) == 1
+    assert [r.details for r in audit_rows("tenant.end_comp")] == [{"plan": "pro"}]
+    op_client.post(TENANTS, {"action": "end_comp", "_selected_action": [world.tenant_a.pk]})
+    assert len(audit_rows("tenant.end_comp")) == 1, "ending no comp changes nothing and is not audited"
 
 
 def test_the_audit_log_can_be_read_but_not_added_changed_or_deleted_in_admin(op_client, world):
