@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from tenants.admin import UnscopedAdmin
+from tenants.admin import UnscopedAdmin, operator_audit
 
 from .models import Plan, StripeEvent, Subscription, UsageCounter
 from .webhooks import stripe_event_replay
@@ -35,13 +35,16 @@ class SubscriptionAdmin(UnscopedAdmin):
         "current_period_end",
         "cancel_at_period_end",
         "past_due_since",
+        "comp_plan",
+        "comp_until",
         "synced_at",
     ]
-    list_filter = ["status", "plan"]
-    list_select_related = ["tenant", "plan"]
+    list_filter = ["status", "plan", "comp_plan"]
+    list_select_related = ["tenant", "plan", "comp_plan"]
     search_fields = ["tenant__slug", "stripe_customer_id", "stripe_subscription_id"]
     raw_id_fields = ["tenant"]
-    readonly_fields = ["synced_at"]
+    # Comps go through the tenant page's audited actions (comp a plan, end the comp).
+    readonly_fields = ["synced_at", "comp_plan", "comp_until"]
 
 
 @admin.register(UsageCounter)
@@ -70,5 +73,9 @@ class StripeEventAdmin(admin.ModelAdmin):
     def replay(self, request: HttpRequest, queryset: QuerySet[StripeEvent]) -> None:
         events = list(queryset)
         for event in events:
+            was = event.status
             stripe_event_replay(event=event)
+            operator_audit(
+                request, action="stripe_event.replay", target=event, details={"type": event.type, "from": was}
+            )
         messages.success(request, f"Queued {len(events)} event(s) for processing.")

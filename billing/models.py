@@ -80,6 +80,12 @@ class Subscription(TenantScopedModel):
     past_due_since = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True, help_text="Last re-sync from the Stripe API")
     updated = models.DateTimeField(default=timezone.now)
+    # An operator's comp: this plan applies until `comp_until`, over whatever the subscription says
+    # (Stripe's sync never touches these two), then the subscription's own plan applies again.
+    comp_plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Given by an operator"
+    )
+    comp_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -94,6 +100,10 @@ class Subscription(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.plan} ({self.status})"
+
+    @property
+    def comp_active(self) -> bool:
+        return self.comp_plan_id is not None and self.comp_until is not None and self.comp_until > timezone.now()
 
     @property
     def is_live(self) -> bool:

@@ -42,7 +42,7 @@ class QuotaExceeded(AppError):
 def effective_plan(*, tenant: Tenant) -> Plan:
     """The plan whose limits apply now. Lapsed subscriptions fall back to the free plan."""
     with tenant_context(tenant):
-        subscription = Subscription.objects.select_related("plan").first()
+        subscription = Subscription.objects.select_related("plan", "comp_plan").first()
     return plan_of(subscription)
 
 
@@ -50,6 +50,8 @@ def plan_of(subscription: Subscription | None) -> Plan:
     """effective_plan for a subscription read already (with its plan), or None for none."""
     if subscription is None:
         return plan_default()
+    if subscription.comp_active:
+        return subscription.comp_plan  # type: ignore[return-value]  # comp_active: not None
     if subscription.status in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
         return subscription.plan
     if subscription.status == Subscription.Status.PAST_DUE:

@@ -106,6 +106,38 @@ def subscription_comp(*, tenant: Tenant, plan_slug: str) -> Subscription:
     return subscription
 
 
+def subscription_comp_grant(*, tenant: Tenant, plan: Plan, until: datetime) -> Subscription:
+    """Give the tenant `plan` without Stripe until `until`; after it, the subscription's own plan
+    (Stripe's, or the free one) applies again by itself: `plan_of` reads the end date, no job runs.
+
+    Works for Stripe customers too (the sync leaves the comp alone). Granting again replaces the
+    comp. Raises AppError(comp_in_past) for an end date already gone. Locks the subscription row.
+    """
+    if until <= timezone.now():
+        raise AppError("A comp needs an end date in the future.", code="comp_in_past")
+    subscription_start_free(tenant=tenant)
+    with tenant_context(tenant), transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get()
+        subscription.comp_plan, subscription.comp_until = plan, until
+        subscription.updated = timezone.now()
+        subscription.save(update_fields=["comp_plan", "comp_until", "updated"])
+    return subscription
+
+
+def subscription_comp_end(*, tenant: Tenant) -> Plan | None:
+    """End the tenant's comp now; returns the comped plan, or None when there was none (a no-op).
+    The subscription's own plan applies again. Locks the subscription row."""
+    with tenant_context(tenant), transaction.atomic():
+        subscription = Subscription.objects.select_for_update().first()
+        if subscription is None or subscription.comp_plan is None:
+            return None
+        plan = subscription.comp_plan
+        subscription.comp_plan, subscription.comp_until = None, None
+        subscription.updated = timezone.now()
+        subscription.save(update_fields=["comp_plan", "comp_until", "updated"])
+    return plan
+
+
 def _customer_ensure(*, tenant: Tenant, user: AbstractBaseUser) -> str:
     """The tenant's Stripe customer id, created once.
 

@@ -16,7 +16,19 @@ from django.http import HttpRequest
 from tenants.admin import UnscopedAdmin
 
 from . import validation
-from .models import Bot, EvalCase, EvalResult, EvalRun, PromptPublication, PromptVersion, ProviderCredential
+from .models import (
+    Bot,
+    Correction,
+    CorrectionVersion,
+    EvalCase,
+    EvalResult,
+    EvalRun,
+    HandoffSettings,
+    PromptPublication,
+    PromptVersion,
+    ProviderCredential,
+    WidgetOrigin,
+)
 
 
 class PromptVersionInline(admin.TabularInline):
@@ -144,3 +156,76 @@ class EvalRunAdmin(UnscopedAdmin):
         "finished",
     ]
     inlines = [EvalResultInline]
+
+
+@admin.register(EvalResult)
+class EvalResultAdmin(UnscopedAdmin):
+    list_display = ["run", "question", "score", "hit", "refused", "refusal_correct", "latency_ms", "tenant"]
+    list_filter = ["hit", "refused", "refusal_correct"]
+    list_select_related = ["tenant", "run"]
+    search_fields = ["question", "tenant__slug"]
+    readonly_fields = [f.name for f in EvalResult._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WidgetOrigin)
+class WidgetOriginAdmin(UnscopedAdmin):
+    """The pages a bot's widget was seen on; `allowed` is the tenant's to decide in the dashboard."""
+
+    list_display = ["origin", "bot", "allowed", "first_seen", "last_seen", "tenant"]
+    list_filter = ["allowed"]
+    list_select_related = ["tenant", "bot"]
+    search_fields = ["origin", "bot__name", "tenant__slug"]
+    readonly_fields = ["tenant", "bot", "origin", "first_seen", "last_seen"]
+
+
+class CorrectionVersionInline(admin.TabularInline):
+    model = CorrectionVersion
+    extra = 0
+    fields = ["number", "question", "answer", "author", "created"]
+    readonly_fields = ["number", "question", "answer", "author", "created"]
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return CorrectionVersion.objects.unscoped().select_related("author")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Correction)
+class CorrectionAdmin(UnscopedAdmin):
+    """Read-only: a correction's text and embedding change together through correction_services."""
+
+    list_display = ["question", "bot", "enabled", "version", "uses", "updated", "tenant"]
+    list_filter = ["enabled", "embedding_model"]
+    list_select_related = ["tenant", "bot"]
+    search_fields = ["question", "answer", "bot__name", "tenant__slug"]
+    exclude = ["embedding"]
+    readonly_fields = [f.name for f in Correction._meta.fields if f.name != "embedding"]
+    inlines = [CorrectionVersionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(CorrectionVersion)
+class CorrectionVersionAdmin(UnscopedAdmin):
+    list_display = ["correction", "number", "author", "created", "tenant"]
+    search_fields = ["question", "answer", "tenant__slug"]
+    list_select_related = ["tenant", "correction", "author"]
+    readonly_fields = [f.name for f in CorrectionVersion._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(HandoffSettings)
+class HandoffSettingsAdmin(UnscopedAdmin):
+    list_display = ["bot", "enabled", "on_request", "hours_enabled", "timezone", "lead_when", "tenant"]
+    list_filter = ["enabled", "hours_enabled", "lead_when"]
+    list_select_related = ["tenant", "bot"]
+    search_fields = ["bot__name", "tenant__slug"]
+    readonly_fields = ["tenant", "bot"]

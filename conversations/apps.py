@@ -19,5 +19,7 @@ class ConversationsConfig(AppConfig):
         from tenants.events import event_emitted
 
         from .handoff_bus import close_inboxes_of_suspended_tenant
+        from .suspension import close_sockets_of_suspended_tenant
 
         event_emitted.connect(close_inboxes_of_suspended_tenant, dispatch_uid="handoff-close-suspended")
+        event_emitted.connect(close_sockets_of_suspended_tenant, dispatch_uid="sockets-close-suspended")

@@ -34,6 +34,7 @@ from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
 from .relay import RUNNING, AnswerRelay
 from .selectors import citation_public, message_for_visitor
 from .streams import stream_exists, stream_follow, stream_request_stop
+from .suspension import SuspensionWatchMixin
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         await self._send_frame(frame)
 
 
-class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
+class WidgetConsumer(SuspensionWatchMixin, HandoffVisitorMixin, JsonFrameConsumer):
     async def connect(self) -> None:
         self.bot = None
         self.relays: dict[int, AnswerRelay] = {}
@@ -223,6 +224,7 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
         self.tenant = self.bot.tenant
         client = self.scope.get("client") or [None]
         self.ip = client_ip(remote_addr=client[0], forwarded_for=_header(self.scope, b"x-forwarded-for"))
+        await self.suspension_watch_start()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -231,6 +233,7 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
         for task in self.followers:
             task.cancel()
         await self.handoff_stop_listening()
+        await self.suspension_watch_stop()
 
     # --- client frames --------------------------------------------------------------------
     async def on_message(self, frame: dict[str, Any]) -> None:

@@ -26,9 +26,10 @@ from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
 from .relay import RUNNING, AnswerRelay
 from .selectors import playground_message_of, playground_target, playground_visitor_id
 from .streams import stream_request_stop
+from .suspension import SuspensionWatchMixin
 
 
-class PlaygroundConsumer(JsonFrameConsumer):
+class PlaygroundConsumer(SuspensionWatchMixin, JsonFrameConsumer):
     async def connect(self) -> None:
         self.relays: dict[int, AnswerRelay] = {}
         self.conversation_id: int | None = None
@@ -40,11 +41,13 @@ class PlaygroundConsumer(JsonFrameConsumer):
         self.user_id: int = membership.user_id
         client = self.scope.get("client") or [None]
         self.ip = client[0] or "unknown"
+        await self.suspension_watch_start()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         for relay in self.relays.values():
             relay.detach()  # the answer goes on, and is stored complete
+        await self.suspension_watch_stop()
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         text = services.chat_text_check(frame.get("text"))

@@ -205,3 +205,50 @@ def knowledge_base_reindex_cancel(*, knowledge_base: KnowledgeBase, cancelled_by
         target,
         getattr(cancelled_by, "pk", None),
     )
+
+
+def knowledge_base_rebuild(*, knowledge_base: KnowledgeBase, started_by: Any = None) -> int:
+    """Re-run ingestion for every document of the knowledge base with its current embedding model
+    (an operator's re-index after a parser or chunking fix). Returns how many were queued.
+
+    Each run publishes its new version in one short transaction, as any ingestion does, so search
+    never sees a half-written document; the model does not change, so no swap is needed. The
+    content hashes are cleared so ingestion's "unchanged content" shortcut does not keep the old
+    chunks (each run stores the hash again). Tenant context required. Raises AppError
+    reindex_in_progress or documents_in_progress.
+    """
+    with transaction.atomic():
+        kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+        if kb.is_reindexing:
+            raise AppError(
+                f"A re-index to {kb.reindex_to} is already under way; cancel it first.", code="reindex_in_progress"
+            )
+        documents = Document.objects.filter(knowledge_base=kb)
+        if documents.exclude(status__in=Document.FINAL_STATUSES).exists():
+            raise AppError(
+                "Some documents are still being processed. Wait until they are ready, then re-index.",
+                code="documents_in_progress",
+            )
+        now = timezone.now()
+        todo = documents.filter(_with_content())
+        ids = list(todo.values_list("pk", flat=True))
+        todo.update(
+            status=Document.Status.QUEUED,
+            progress=0,
+            attempts=0,
+            error_code="",
+            error_message="",
+            content_hash="",
+            updated=now,
+            status_changed=now,
+        )
+        _queue(ids, kb.tenant_id)
+        audit.info(
+            "knowledge base rebuild started tenant=%s kb=%s model=%s documents=%s by=%s",
+            kb.tenant_id,
+            kb.pk,
+            kb.embedding_model,
+            len(ids),
+            getattr(started_by, "pk", None),
+        )
+    return len(ids)

@@ -126,3 +126,35 @@ class ApiKey(TenantScopedModel):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class AuditEvent(models.Model):
+    """Who did what to which row, and when: operators' admin actions now, tenants' own security
+    events (sign-ins, role changes, API keys) as well.
+
+    Not a TenantScopedModel: an operator's action on a plan or a Stripe event belongs to no tenant,
+    so `tenant` is nullable. Tenant-visible reads filter by `tenant` in selectors. Rows are
+    written once by `services.audit_record` and never changed (admin is read-only).
+    """
+
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text too: the row must still say who it was after the user is deleted.
+    actor_label = models.CharField(max_length=254, blank=True)
+    is_operator = models.BooleanField(default=False, help_text="Done by staff from the admin, not by a member")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=300, blank=True)
+    # Operator actions survive the tenant's deletion (SET_NULL); the label still names it.
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created"], name="audit_tenant_created")]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.actor_label or 'system'} {self.action} {self.target_label}"

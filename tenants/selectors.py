@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chatbot_saas.errors import AppError, TenantSuspended
 
-from .models import ApiKey, Invitation, Membership, Role, Tenant
+from .models import ApiKey, AuditEvent, Invitation, Membership, Role, Tenant
 
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -80,3 +80,9 @@ def can_leave(*, membership: Membership) -> bool:
     if membership.role != Role.OWNER:
         return True
     return Membership.objects.filter(role=Role.OWNER).exclude(pk=membership.pk).exists()
+
+
+def audit_events_for_tenant(*, tenant: Tenant, limit: int = 100) -> list[AuditEvent]:
+    """The tenant's own audit log, newest first, operators' actions on it included. AuditEvent is
+    not tenant-scoped (an operator's row may have no tenant), so the filter is stated here."""
+    return list(AuditEvent.objects.filter(tenant=tenant).order_by("-created", "-id")[:limit])

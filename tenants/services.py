@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -19,7 +20,7 @@ from chatbot_saas.errors import AppError, PermissionDenied
 from .context import tenant_context
 from .events import event_emit
 from .limits import member_limits_check
-from .models import ApiKey, Invitation, Membership, Role, Tenant
+from .models import ApiKey, AuditEvent, Invitation, Membership, Role, Tenant
 
 API_KEY_PREFIX = "cbk_"
 
@@ -197,8 +198,15 @@ def membership_role_change(*, membership: Membership, role: str, by: Membership)
         return membership
     if role != Role.OWNER:
         _refuse_last_owner(membership, "be demoted")
+    previous = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    audit_record(
+        action="member.role_change",
+        actor=by.user,
+        target=membership,
+        details={"user": membership.user.get_username(), "from": previous, "to": role},
+    )
     return membership
 
 
@@ -250,10 +258,44 @@ def api_key_create(
     key = ApiKey.objects.create(
         tenant=tenant, name=name, prefix=prefix, key_hash=_sha256(raw), scopes=scopes, created_by=created_by
     )
+    audit_record(action="api_key.create", actor=created_by, target=key, details={"prefix": prefix, "scopes": scopes})
     return key, raw
 
 
-def api_key_revoke(*, api_key: ApiKey) -> None:
+def api_key_revoke(*, api_key: ApiKey, by: AbstractBaseUser | AnonymousUser | None = None) -> None:
+    """Revoke the key at once (its next request is refused). Revoking twice is a no-op."""
     if api_key.revoked is None:
         api_key.revoked = timezone.now()
         api_key.save(update_fields=["revoked"])
+        audit_record(action="api_key.revoke", actor=by, target=api_key, details={"prefix": api_key.prefix})
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: AbstractBaseUser | AnonymousUser | None = None,
+    target: models.Model | None = None,
+    tenant: Tenant | None = None,
+    details: dict[str, Any] | None = None,
+    is_operator: bool = False,
+) -> AuditEvent:
+    """Append one row to the audit log. Needs no tenant context; never updates a row.
+
+    `tenant` defaults to the target's own tenant (a Tenant target is its own), so tenant-visible
+    events land in that tenant's log; an operator action on a plan has none.
+    """
+    if tenant is None and target is not None:
+        tenant = target if isinstance(target, Tenant) else getattr(target, "tenant", None)
+    user = actor if actor is not None and actor.is_authenticated else None
+    label = (getattr(user, "email", "") or user.get_username()) if user is not None else ""
+    return AuditEvent.objects.create(
+        action=action,
+        actor_id=user.pk if user is not None else None,
+        actor_label=label,
+        is_operator=is_operator,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_label=str(target)[:300] if target is not None else "",
+        tenant=tenant,
+        details=details or {},
+    )

@@ -206,6 +206,6 @@ def api_key_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
 @require_role(Role.ADMIN)
 def api_key_revoke(request: HttpRequest, tenant_slug: str, apikey_id: int) -> HttpResponse:
     key = get_object_or_404(ApiKey.objects, pk=apikey_id)
-    services.api_key_revoke(api_key=key)
+    services.api_key_revoke(api_key=key, by=request.user)
     messages.success(request, f"The key {key.name} was revoked.")
     return redirect("api_key_list", tenant_slug=tenant_slug)

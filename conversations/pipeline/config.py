@@ -67,7 +67,7 @@ def turn_config(*, bot: Bot) -> TurnConfig:
 
 def _read(bot: Bot) -> TurnConfig:
     # One subscription per tenant (one_subscription_per_tenant): no ordering needed.
-    subscription = next(iter(Subscription.objects.select_related("plan")), None)
+    subscription = next(iter(Subscription.objects.select_related("plan", "comp_plan")), None)
     # One published version per bot (one_published_prompt_per_bot): no ordering needed.
     published = PromptVersion.objects.filter(bot_id=bot.pk, is_published=True).values_list("text", "number")
     bases = KnowledgeBase.objects.filter(bots=bot.pk).order_by("id").values_list("id", "embedding_model")
