@@ -8,6 +8,7 @@ Celery task runs on a real worker started with the endpoint set.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -214,6 +215,42 @@ def test_no_span_attribute_carries_the_question_the_answer_or_the_documents_text
     leaked = [value for value in strings for shingle in shingles if shingle in value.lower()]
     assert not leaked
     assert not [value for value in strings if "password" in value.lower() or "forgot" in value.lower()]
+
+
+def test_a_stopped_answer_exports_its_attempt_as_stopped_and_its_spans_close_cleanly(
+    world, fake_openai, receiver, tracing_on, caplog
+):
+    conversation = ConversationFactory(tenant=world.tenant_a, bot__answer_policy="general")
+    bot = conversation.bot
+    bot.model_chain = chain("openai:gpt-4o-mini")
+    bot.save()
+    fake_openai.then(Behaviour(text="word " * 200, tokens_per_second=50))
+    relay = AnswerRelay(
+        bot=bot,
+        tenant=world.tenant_a,
+        conversation=conversation,
+        user_message=QUESTION,
+        channel="widget",
+        send=None,
+    )
+
+    async def stop_after_some_text() -> None:
+        turn = asyncio.create_task(relay.run())
+        while not relay.text and not turn.done():
+            await asyncio.sleep(0.01)
+        relay.stop()  # what the visitor's stop button does
+        await turn
+
+    async_to_sync(stop_after_some_text)()
+    assert tracing.force_flush()
+
+    assert Message.objects.unscoped().get(pk=relay.message_id).status == "partial"
+    [turn] = receiver.named("answer.turn")
+    [attempt] = receiver.named("provider.attempt")
+    assert attempt.parent_span_id == turn.span_id
+    assert attempt.attributes["chatbot.outcome"] == "stopped"
+    # A span closed in another context than the one it was opened in would log this.
+    assert "Failed to detach context" not in caplog.text
 
 
 @pytest.mark.integration
