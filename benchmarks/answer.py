@@ -12,8 +12,12 @@ afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -166,6 +170,34 @@ def _measure_concurrent(bot: Any, tenant: Any, turns: int, ttft: float) -> dict[
     }
 
 
+@contextlib.contextmanager
+def _tracing_to_local_receiver() -> Iterator[None]:
+    """Tracing on (chatbot_saas/tracing.py), its spans posted to an HTTP server on loopback that
+    accepts and drops them: the exporter's real work (encoding, the POST) is in the figures."""
+    from chatbot_saas import tracing
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tracing.setup(endpoint=f"http://127.0.0.1:{server.server_address[1]}", service_name="chatbot-saas-bench")
+    try:
+        yield
+        tracing.force_flush()
+    finally:
+        tracing.reset()
+        server.shutdown()
+        server.server_close()
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from tenants.context import tenant_context
     from tests.fakes.base import Behaviour
@@ -185,6 +217,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             fake.default = Behaviour(text="Open the login page and click Forgot password [1].", ttft=TTFT)
             _measure(bot, tenant, 5, TTFT)  # warm-up: model load, SDK imports, connections
             rows.append({"path": f"openai fake, ttft {TTFT * 1000:.0f} ms", **_measure(bot, tenant, n, TTFT)})
+            # Tracing's cost, in the same run: on (exporting to a receiver on loopback), then off again
+            # (the spread of the two "off" rows is the machine's noise).
+            with _tracing_to_local_receiver():
+                rows.append({"path": "the same, tracing on (OTLP/HTTP to loopback)", **_measure(bot, tenant, n, TTFT)})
+            rows.append({"path": "the same, tracing off again", **_measure(bot, tenant, n, TTFT)})
             burst = 10 if args.quick else 20
             rows.append(
                 {

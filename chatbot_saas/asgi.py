@@ -14,8 +14,11 @@ from django.conf import settings  # noqa: E402
 
 from .devrecord import warn_if_no_services  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+from .tracing import setup_from_settings  # noqa: E402
 
 warn_if_no_services()  # daphne started by hand with no DATABASE_URL/REDIS_URL and no `make run` to find
+
+setup_from_settings("web")  # OpenTelemetry, when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 application = ProtocolTypeRouter(
     {

@@ -274,6 +274,13 @@ if SENTRY_DSN:  # pragma: no cover - needs a DSN
         send_default_pii=False,
     )
 
+# --- Tracing (chatbot_saas/tracing.py) ------------------------------------------------------
+# The standard OpenTelemetry variables. No endpoint: tracing is off and nothing of the SDK is set up.
+# Each process sets itself up at start (asgi.py, celery.py's worker_process_init, manage.py).
+OTEL_EXPORTER_OTLP_ENDPOINT = envstr("OTEL_EXPORTER_OTLP_ENDPOINT")
+# Empty: chatbot-saas-web, chatbot-saas-worker or chatbot-saas-command, by process.
+OTEL_SERVICE_NAME = envstr("OTEL_SERVICE_NAME")
+
 # --- Tenancy ------------------------------------------------------------------------------
 INVITATION_TTL_HOURS = envint("INVITATION_TTL_HOURS", 72)
 DEMO_TENANT_SLUG = "demo"

@@ -32,6 +32,7 @@ from django.conf import settings
 
 from bots.models import Bot
 from chatbot_saas.errors import AppError
+from chatbot_saas.tracing import span
 from tenants.context import tenant_context
 from tenants.models import Tenant
 
@@ -124,7 +125,8 @@ class AnswerRelay:
     async def run(self) -> None:
         # Set here, inside the turn's own task: start_background runs it in a fresh context.
         trying = evaluating(self.candidate) if self.candidate is not None else contextlib.nullcontext()
-        with tenant_context(self.tenant), trying:
+        traced = span("answer.turn", tenant_id=self.tenant.pk, bot_id=self.bot.public_id, channel=self.channel)
+        with tenant_context(self.tenant), trying, traced:
             await self._run()
 
     async def _run(self) -> None:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from chatbot_saas.tracing import set_current as set_current_span
+
 if TYPE_CHECKING:
     from .models import Tenant
 
@@ -74,6 +76,7 @@ def tenant_task(func: F) -> F:
     def wrapper(*args: Any, tenant_id: int, **kwargs: Any) -> Any:
         from .models import Tenant
 
+        set_current_span(tenant_id=tenant_id)  # the task's span (chatbot_saas/tracing.py), when tracing is on
         tenant = Tenant.objects.filter(pk=tenant_id).first()
         if tenant is None:
             return None

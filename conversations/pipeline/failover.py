@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bots.selectors import ProviderKey
+from chatbot_saas.tracing import enabled as tracing_enabled
+from chatbot_saas.tracing import span
 from conversations.llm.base import ChatRequest, LLMProvider, ProviderError, TextDelta, Timeouts, Usage
 from conversations.llm.errors import classify
 from conversations.llm.registry import build_provider
@@ -182,13 +184,37 @@ async def _record_failure(
 class _Attempt:
     entry: dict[str, Any]
     retry: bool
+    number: int  # 1 for the chain's first entry tried, counting skipped ones and retries
     started: float = field(default_factory=time.perf_counter)
     sent_text: bool = False
     first_token_ms: float | None = None
     usage: Usage = field(default_factory=lambda: Usage(0, 0, estimated=True))
 
 
-async def _run_attempt(setup: ChainSetup, attempt: _Attempt) -> AsyncIterator[TextDelta]:
+def _run_attempt(setup: ChainSetup, attempt: _Attempt) -> AsyncIterator[TextDelta]:
+    # Tracing off: no extra generator between the provider's tokens and the visitor.
+    return _traced_attempt(setup, attempt) if tracing_enabled() else _stream_attempt(setup, attempt)
+
+
+async def _traced_attempt(setup: ChainSetup, attempt: _Attempt) -> AsyncIterator[TextDelta]:
+    entry = attempt.entry
+    # The attempt's span (chatbot_saas/tracing.py): provider, model, number and outcome, never text.
+    traced = span("provider.attempt", provider=entry["provider"], model=entry["model"], attempt=attempt.number)
+    with traced as attempt_span:
+        attempt_span.set(retry=attempt.retry)
+        try:
+            async for text in _stream_attempt(setup, attempt):
+                yield text
+        except (GeneratorExit, asyncio.CancelledError):
+            attempt_span.set(outcome="stopped")
+            raise
+        except Exception as exc:
+            attempt_span.set(outcome="error", error_code=classify(exc, provider=entry["provider"]).code)
+            raise
+        attempt_span.set(outcome="ok", first_token_ms=attempt.first_token_ms)
+
+
+async def _stream_attempt(setup: ChainSetup, attempt: _Attempt) -> AsyncIterator[TextDelta]:
     entry = attempt.entry
     provider: LLMProvider | None = None
     try:
@@ -232,7 +258,7 @@ async def stream_with_failover(setup: ChainSetup) -> AsyncIterator[TextDelta | C
             setup.attempts.append(_attempt_record(entry, "skipped_open_breaker", started, breaker=state))
             continue
         for retry in (False, True):
-            attempt = _Attempt(entry, retry)
+            attempt = _Attempt(entry, retry, number=len(setup.attempts) + 1)
             try:
                 async with contextlib.aclosing(_run_attempt(setup, attempt)) as texts:
                     async for text in texts:

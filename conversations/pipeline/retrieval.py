@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bots.models import Bot
+from chatbot_saas.tracing import span
 from knowledge.answer_retrieval import CANDIDATES, RetrievalDecision
 from knowledge.types import RetrievedPassage
 from tenants.models import Tenant
@@ -62,6 +63,23 @@ def decision_for(
     query: str,
     knowledge_bases: list[tuple[int, str]] | None = None,
     query_vectors: Mapping[str, Sequence[float]] | None = None,
+) -> RetrievalDecision:
+    """_decide, in the turn's `retrieval` span (ids and counts only: never the query)."""
+    with span("retrieval", tenant_id=tenant.pk, bot_id=bot.public_id) as traced:
+        decision = _decide(
+            tenant=tenant, bot=bot, query=query, knowledge_bases=knowledge_bases, query_vectors=query_vectors
+        )
+        traced.set(kept=len(decision.kept), candidates=len(decision.verdicts))
+        return decision
+
+
+def _decide(
+    *,
+    tenant: Tenant,
+    bot: Bot,
+    query: str,
+    knowledge_bases: list[tuple[int, str]] | None,
+    query_vectors: Mapping[str, Sequence[float]] | None,
 ) -> RetrievalDecision:
     """The gate's decision on the bot's knowledge bases for `query`: at most `bot.retrieval_k`
     relevant passages, and a verdict per candidate. Tenant scope required.

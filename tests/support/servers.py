@@ -69,8 +69,11 @@ def _spawn(args: list[str], log_name: str, env: dict[str, str]) -> ManagedProces
 
 
 @contextmanager
-def celery_worker(name: str = "test", concurrency: int = 1, **env_extra: str) -> Iterator[ManagedProcess]:
-    """A real `celery worker` subprocess, ready when it answers a ping."""
+def celery_worker(
+    name: str = "test", concurrency: int = 1, queues: str | None = None, **env_extra: str
+) -> Iterator[ManagedProcess]:
+    """A real `celery worker` subprocess, ready when it answers a ping. `queues` (comma-separated)
+    keeps it to those queues, so a test's tasks are not taken by the session's live_worker."""
     from chatbot_saas.celery import app
 
     hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
@@ -88,6 +91,7 @@ def celery_worker(name: str = "test", concurrency: int = 1, **env_extra: str) ->
             hostname,
             "--without-gossip",
             "--without-mingle",
+            *(["-Q", queues] if queues else []),
         ],
         f"celery-{name}.log",
         child_env(**env_extra),
