@@ -77,6 +77,10 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     except guardrails.InputRejected as exc:
         yield Error(code=exc.code, message=exc.message)
         return
+    if bot.redact_input:
+        # Before anything else sees it: the stored message, the retrieval query, the model's prompt,
+        # the trace and the insights all get the masked text (the bot's "Redact visitors' messages").
+        text, _found = guardrails.redact(text)
     if conversation.bot_id != bot.pk or conversation.tenant_id != bot.tenant_id:
         yield Error(code="not_found", message="This conversation does not belong to this bot.")
         return
