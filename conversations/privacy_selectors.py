@@ -80,9 +80,7 @@ def visitor_export(*, visitor: str) -> dict[str, Any] | None:
         trace = getattr(message, "trace", None) if hasattr(message, "trace") else None
         by_conversation[message.conversation_id].append(_message(message, trace))
         if message.feedback:
-            feedback.append(
-                {"message_id": message.pk, "rating": message.feedback, "comment": message.feedback_comment}
-            )
+            feedback.append({"message_id": message.pk, "rating": message.feedback, "comment": message.feedback_comment})
     return {
         "visitor": visitor.strip(),
         "exported": timezone.now().isoformat(),
