@@ -6,62 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from conversations.handoff_bus import conversation_group
-from conversations.handoff_consumer import lead_buckets
-from conversations.models import Conversation, GapGroup, Message
-from conversations.pipeline.memory import conversation_memory_refresh
+from conversations.models import GapGroup, Message
 from conversations.privacy_selectors import visitor_export
 from conversations.privacy_services import visitor_erase
-from conversations.ratelimit import rate_limit_take_sync, visitor_buckets
-from conversations.services import message_feedback_set
-from conversations.streams import stream_append, stream_key
+from conversations.streams import stream_key
 from tenants.context import tenant_context
-from tests.conversations.factories import ConversationFactory, GapItemFactory, LeadFactory
-from tests.fakes.fixtures import ask
+from tests.conversations.factories import ConversationFactory, unit_vector, visitor_footprint
 from tests.support.residue import redis_keys, rows_mentioning
 
 VISITOR = "visitor-zq7x"
 CANARY = "Quokkaberry"  # appears only in this visitor's messages, memory, feedback and lead
-
-
-def _unit(i: int) -> list[float]:
-    return [1.0 if j == i else 0.0 for j in range(384)]
-
-
-def _visit(bot, *, visitor: str, canary: str) -> Conversation:
-    """A visitor's footprint, made by the services the widget socket calls: a turn answered by the
-    pipeline, its resume stream, rate-limit buckets, a handoff channel group, feedback, memory, a
-    knowledge-gap item and a lead."""
-    conversation = ConversationFactory(tenant=bot.tenant, bot=bot, visitor_id=visitor, external_user_id=f"u-{visitor}")
-    with tenant_context(bot.tenant):
-        turn = ask(bot, conversation, f"My name is {canary} and I ask about {canary} shipping")
-        ask(bot, conversation, f"Still about {canary}?")
-        ask(bot, conversation, "One more question")
-        answer = Message.objects.get(pk=turn.start.assistant_message_id)
-        message_feedback_set(message=answer, value="down", comment=f"{canary} was wrong")
-        conversation_memory_refresh(conversation_id=conversation.pk)
-        frames = [{"type": "delta", "message_id": answer.pk, "seq": 1, "text": canary}]
-        async_to_sync(stream_append)(message_id=answer.pk, frames=frames)
-        rate_limit_take_sync(
-            visitor_buckets(tenant_id=bot.tenant_id, bot_id=bot.pk, visitor_id=visitor, ip="203.0.113.5")
-        )
-        rate_limit_take_sync(lead_buckets(bot_id=bot.pk, visitor_id=visitor, ip="203.0.113.5"))
-    async_to_sync(get_channel_layer().group_add)(conversation_group(conversation.pk), "specific.visitor-channel")
-    GapItemFactory(
-        tenant=bot.tenant,
-        group__bot=bot,
-        message=answer,
-        conversation=conversation,
-        question=canary,
-        embedding=_unit(0),
-    )
-    LeadFactory(tenant=bot.tenant, bot=bot, conversation=conversation, visitor_id=visitor, question=f"Call {canary}")
-    return conversation
 
 
 @pytest.fixture
@@ -70,7 +27,7 @@ def memory_settings(settings):
 
 
 def test_an_export_holds_conversations_messages_traces_memory_feedback_and_leads(world, memory_settings):
-    conversation = _visit(ConversationFactory(tenant=world.tenant_a).bot, visitor=VISITOR, canary=CANARY)
+    conversation = visitor_footprint(ConversationFactory(tenant=world.tenant_a).bot, visitor=VISITOR, canary=CANARY)
     with tenant_context(world.tenant_a):
         data = visitor_export(visitor=VISITOR)
         by_identity = visitor_export(visitor=f"u-{VISITOR}")
@@ -88,8 +45,8 @@ def test_an_export_holds_conversations_messages_traces_memory_feedback_and_leads
 
 def test_erasing_a_visitor_leaves_no_row_vector_or_redis_key(world, memory_settings):
     bot = ConversationFactory(tenant=world.tenant_a).bot
-    conversation = _visit(bot, visitor=VISITOR, canary=CANARY)
-    other = _visit(bot, visitor="visitor-other", canary="Wombatfig")
+    conversation = visitor_footprint(bot, visitor=VISITOR, canary=CANARY)
+    other = visitor_footprint(bot, visitor="visitor-other", canary="Wombatfig")
     message_ids = list(Message.objects.unscoped().filter(conversation=conversation).values_list("pk", flat=True))
     before = redis_keys()
     assert any(VISITOR in k for k in before) and any(f"handoff-conv-{conversation.pk}" in k for k in before)
@@ -109,11 +66,11 @@ def test_erasing_a_visitor_leaves_no_row_vector_or_redis_key(world, memory_setti
     assert rows_mentioning("Wombatfig") and any("visitor-other" in k for k in after)
     assert Message.objects.unscoped().filter(conversation=other).count() == 6
     group = GapGroup.objects.unscoped().get(bot=bot)
-    assert group.size == 1 and list(group.centroid) == _unit(0)
+    assert group.size == 1 and list(group.centroid) == unit_vector(0)
 
 
 def test_an_unknown_visitor_or_another_workspaces_visitor_is_nothing_found(world):
-    _visit(ConversationFactory(tenant=world.tenant_b).bot, visitor=VISITOR, canary=CANARY)
+    visitor_footprint(ConversationFactory(tenant=world.tenant_b).bot, visitor=VISITOR, canary=CANARY)
     with tenant_context(world.tenant_a):
         assert visitor_export(visitor=VISITOR) is None
         assert visitor_erase(visitor=VISITOR).empty
@@ -121,7 +78,7 @@ def test_an_unknown_visitor_or_another_workspaces_visitor_is_nothing_found(world
 
 
 def test_the_privacy_page_finds_exports_and_erases_a_visitor(world):
-    _visit(ConversationFactory(tenant=world.tenant_a).bot, visitor=VISITOR, canary=CANARY)
+    visitor_footprint(ConversationFactory(tenant=world.tenant_a).bot, visitor=VISITOR, canary=CANARY)
     client = world.client_for(world.alice)
     page = client.get(reverse("privacy", args=["acme"]), {"visitor": VISITOR})
     assert page.status_code == 200
@@ -144,7 +101,7 @@ def test_members_cannot_open_the_privacy_tools(world):
 
 
 def test_the_operator_commands_export_to_a_file_and_erase_with_yes(world, tmp_path):
-    _visit(ConversationFactory(tenant=world.tenant_a).bot, visitor=VISITOR, canary=CANARY)
+    visitor_footprint(ConversationFactory(tenant=world.tenant_a).bot, visitor=VISITOR, canary=CANARY)
     out = tmp_path / "visitor.json"
     call_command("visitor_export", tenant="acme", visitor=VISITOR, out=str(out))
     assert json.loads(out.read_text())["conversations"][0]["visitor_id"] == VISITOR
