@@ -24,11 +24,17 @@ def visitor_conversations(*, visitor: str) -> QuerySet[Conversation]:
     return Conversation.objects.filter(Q(visitor_id=visitor) | Q(external_user_id=visitor))
 
 
-def visitor_leads(*, visitor: str, conversation_ids: list[int]) -> QuerySet[Lead]:
+def visitor_leads(*, visitor: str) -> QuerySet[Lead]:
+    """The visitor's leads: left under their visitor id, under the widget visitor id of any of their
+    conversations (a signed identity spans several), or attached to one of those conversations."""
     visitor = (visitor or "").strip()
     if not visitor:
         return Lead.objects.none()
-    return Lead.objects.filter(Q(visitor_id=visitor) | Q(conversation_id__in=conversation_ids))
+    conversations = visitor_conversations(visitor=visitor)
+    widget_ids = conversations.exclude(visitor_id="").values("visitor_id")
+    return Lead.objects.filter(
+        Q(visitor_id=visitor) | Q(visitor_id__in=widget_ids) | Q(conversation_id__in=conversations.values("pk"))
+    )
 
 
 def _iso(value: Any) -> str | None:
@@ -67,10 +73,10 @@ def visitor_export(*, visitor: str) -> dict[str, Any] | None:
     """Everything about one visitor as a JSON-ready dict, or None when nothing is stored.
 
     Three queries whatever the number of conversations (conversations, messages with their
-    traces, leads)."""
+    traces, leads with subqueries)."""
     conversations = list(visitor_conversations(visitor=visitor).select_related("bot").order_by("started", "id"))
     ids = [c.pk for c in conversations]
-    leads = list(visitor_leads(visitor=visitor, conversation_ids=ids).select_related("bot").order_by("created", "id"))
+    leads = list(visitor_leads(visitor=visitor).select_related("bot").order_by("created", "id"))
     if not conversations and not leads:
         return None
     by_conversation: dict[int, list[dict[str, Any]]] = {pk: [] for pk in ids}

@@ -136,7 +136,7 @@ def visitor_erase(*, visitor: str) -> PurgeResult:
         for scope in ("visitor", "lead_visitor")
     ]
     with transaction.atomic():
-        leads, _ = visitor_leads(visitor=visitor, conversation_ids=ids).delete()
+        leads, _ = visitor_leads(visitor=visitor).delete()
         result = conversations_purge(conversation_ids=ids, extra_keys=keys)
     result.leads = leads
     logger.info("erased a visitor: %s conversations, %s leads", result.conversations, result.leads)

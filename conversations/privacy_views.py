@@ -38,7 +38,7 @@ class VisitorForm(forms.Form):
 
 def _found(visitor: str) -> dict[str, int] | None:
     ids = list(visitor_conversations(visitor=visitor).values_list("pk", flat=True))
-    leads = visitor_leads(visitor=visitor, conversation_ids=ids).count()
+    leads = visitor_leads(visitor=visitor).count()
     if not ids and not leads:
         return None
     return {

@@ -14,7 +14,7 @@ from conversations.privacy_selectors import visitor_export
 from conversations.privacy_services import visitor_erase
 from conversations.streams import stream_key
 from tenants.context import tenant_context
-from tests.conversations.factories import ConversationFactory, unit_vector, visitor_footprint
+from tests.conversations.factories import ConversationFactory, LeadFactory, unit_vector, visitor_footprint
 from tests.support.residue import redis_keys, rows_mentioning
 
 VISITOR = "visitor-zq7x"
@@ -109,3 +109,13 @@ def test_the_operator_commands_export_to_a_file_and_erase_with_yes(world, tmp_pa
     assert rows_mentioning(CANARY) == []
     with pytest.raises(CommandError, match="Nothing found for that visitor."):
         call_command("visitor_export", tenant="acme", visitor=VISITOR)
+
+
+def test_erasing_by_signed_identity_also_takes_leads_left_under_the_widget_visitor_id(world):
+    bot = ConversationFactory(tenant=world.tenant_a).bot
+    visitor_footprint(bot, visitor=VISITOR, canary=CANARY)
+    LeadFactory(tenant=world.tenant_a, bot=bot, visitor_id=VISITOR, question="Before any conversation")
+    with tenant_context(world.tenant_a):
+        result = visitor_erase(visitor=f"u-{VISITOR}")
+    assert (result.conversations, result.leads) == (1, 2)
+    assert rows_mentioning(VISITOR) == [] and rows_mentioning("Before any conversation") == []
