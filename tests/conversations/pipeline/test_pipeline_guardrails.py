@@ -157,6 +157,8 @@ def test_with_input_redaction_on_the_visitors_details_are_masked_before_storage_
     sent = json.dumps(fake_openai.requests[-1].body)
     for secret in ("ann@example.com", "7946", "4111"):
         assert secret not in sent and secret not in json.dumps(stored(turn).trace.prompt)
+    hits = [h for h in stored(turn).trace.guardrail_hits if h["where"] == "input"]
+    assert {h["detail"] for h in hits if h["check"] == "redaction"} == {"email", "phone", "card"}
 
 
 def test_input_redaction_is_off_by_default_so_a_visitor_can_give_their_email(bot, conversation_a, fake_openai):
