@@ -32,6 +32,6 @@ class WorkspaceForm(forms.Form):
         min_value=1,
         max_value=3650,
         label="Keep conversations for (days)",
-        help_text="Conversations inactive for longer are deleted every night, with their messages, traces and "
+        help_text="Conversations inactive for longer are deleted once a day, with their messages, traces and "
         "feedback. Leave empty to keep them forever.",
     )
