@@ -150,6 +150,12 @@ class PolicyForm(forms.Form):
         label="Redact answers",
         help_text="Mask emails, phone numbers, card numbers and API-key-like strings in answers.",
     )
+    redact_input = forms.BooleanField(
+        required=False,
+        label="Redact visitors' messages",
+        help_text="Replace emails, phone numbers and card numbers in what visitors type before the message is "
+        "stored or sent to the model. Leads from the lead form are not affected.",
+    )
     eval_margin = forms.FloatField(
         min_value=0,
         max_value=100,

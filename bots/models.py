@@ -69,6 +69,12 @@ class Bot(TenantScopedModel):
     redact_output = models.BooleanField(
         default=True, help_text="Mask emails, phone numbers, card numbers and API-key-like strings in answers."
     )
+    # Off by default: many bots take bookings or support requests where the visitor's email is the point.
+    redact_input = models.BooleanField(
+        default=False,
+        help_text="Mask emails, phone numbers and card numbers in visitors' messages before they are stored "
+        "or sent to the model.",
+    )
     retrieval_k = models.PositiveSmallIntegerField(default=5)
     # Passages scoring below this are not used; empty means the knowledge service's default.
     min_passage_score = models.FloatField(null=True, blank=True)

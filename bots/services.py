@@ -47,6 +47,7 @@ EDITABLE_FIELDS = {
     "allow_any_origin",
     "blocked_topics",
     "redact_output",
+    "redact_input",
     "retrieval_k",
     "min_passage_score",
     "eval_margin",

@@ -444,6 +444,12 @@ CELERY_BEAT_SCHEDULE["conversations-knowledge-gaps-scan"] = {
     "task": "conversations.tasks.knowledge_gaps_scan_task",
     "schedule": 60.0,
 }
+# Privacy (issue 19): conversations past each workspace's retention period go once a day. A plain
+# interval, not a crontab: beat keeps no schedule file to migrate, and the hour does not matter.
+CELERY_BEAT_SCHEDULE["conversations-retention-enforce"] = {
+    "task": "conversations.tasks.retention_enforce_task",
+    "schedule": 24 * 60 * 60,
+}
 
 # --- Widget (issue 6) --------------------------------------------------------------------------
 # The demo host page (`python -m chatbot_saas.demo_host`, the Procfile's `demo`): a second

@@ -118,3 +118,11 @@ def handoff_pickup_check_task(*, tenant_id: int, conversation_id: int) -> None:
     from .handoff import handoff_pickup_check
 
     handoff_pickup_check(conversation_id=conversation_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def retention_enforce_task() -> dict[str, int]:
+    """Nightly (beat): delete conversations past each workspace's retention period."""
+    from .privacy_services import retention_enforce
+
+    return retention_enforce()

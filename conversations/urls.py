@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import explorer_views, gap_views, inbox_views, views
+from . import explorer_views, gap_views, inbox_views, privacy_views, views
 
 # The REST API (api/v1/) and the OpenAI-compatible routes (v1/) are mounted in chatbot_saas/api.py.
 
@@ -55,4 +55,16 @@ urlpatterns = [
     ),
     path("t/<slug:tenant_slug>/leads/", inbox_views.leads, name="leads"),
     path("t/<slug:tenant_slug>/leads.csv", inbox_views.leads_csv, name="leads_csv"),
+    # Settings → Privacy (owners and admins): one visitor's export and erasure.
+    path("t/<slug:tenant_slug>/settings/privacy/", privacy_views.privacy_page, name="privacy"),
+    path(
+        "t/<slug:tenant_slug>/settings/privacy/export/",
+        privacy_views.privacy_visitor_export,
+        name="privacy_visitor_export",
+    ),
+    path(
+        "t/<slug:tenant_slug>/settings/privacy/erase/",
+        privacy_views.privacy_visitor_erase,
+        name="privacy_visitor_erase",
+    ),
 ]

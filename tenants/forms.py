@@ -27,3 +27,11 @@ class WorkspaceForm(forms.Form):
     name = forms.CharField(
         max_length=120, label="Workspace name", help_text="Shown in the sidebar, in emails and to invitees."
     )
+    conversation_retention_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=3650,
+        label="Keep conversations for (days)",
+        help_text="Conversations inactive for longer are deleted once a day, with their messages, traces and "
+        "feedback. Leave empty to keep them forever.",
+    )

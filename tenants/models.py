@@ -24,6 +24,9 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created = models.DateTimeField(default=timezone.now)
+    # Conversations last active longer ago than this are deleted nightly (conversations.privacy_services);
+    # None keeps them forever.
+    conversation_retention_days = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -153,6 +153,18 @@ def tenant_rename(*, tenant: Tenant, name: str) -> Tenant:
     return tenant
 
 
+def tenant_retention_set(*, tenant: Tenant, days: int | None) -> bool:
+    """Set how many days conversations are kept (None: forever); returns whether it changed.
+    The nightly conversations.tasks.retention_enforce_task applies it. Raises AppError(invalid_retention)."""
+    if days is not None and not 1 <= days <= 3650:
+        raise AppError("Keep conversations for 1 to 3650 days, or leave it empty.", code="invalid_retention")
+    if tenant.conversation_retention_days == days:
+        return False
+    tenant.conversation_retention_days = days
+    tenant.save(update_fields=["conversation_retention_days"])
+    return True
+
+
 def _other_owners_locked(membership: Membership) -> int:
     """The owners besides `membership`, counted with their rows locked: two owners demoting or
     removing each other at once cannot both succeed and orphan the workspace."""

@@ -131,17 +131,23 @@ def member_remove(request: TenantRequest, tenant_slug: str, membership_id: int) 
 @require_role(Role.MEMBER)
 def workspace_settings(request: TenantRequest, tenant_slug: str) -> HttpResponse:
     """The workspace's name (admins edit it), its fixed slug, and the danger zone."""
-    form = WorkspaceForm(request.POST if request.method == "POST" else None, initial={"name": request.tenant.name})
+    initial = {"name": request.tenant.name, "conversation_retention_days": request.tenant.conversation_retention_days}
+    form = WorkspaceForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST":
         if not request.membership.has_role(Role.ADMIN):
             return _forbidden(request)
         if form.is_valid():
             try:
                 services.tenant_rename(tenant=request.tenant, name=form.cleaned_data["name"])
+                days = form.cleaned_data["conversation_retention_days"]
+                changed = services.tenant_retention_set(tenant=request.tenant, days=days)
             except AppError as exc:
-                form.add_error("name", exc.message)
+                form.add_error("name" if exc.code == "invalid_name" else "conversation_retention_days", exc.message)
             else:
                 messages.success(request, f"The workspace is now called “{request.tenant.name}”.")
+                if changed:
+                    kept = f"for {days} days" if days else "forever"
+                    messages.success(request, f"Conversations are now kept {kept}.")
                 return redirect("workspace_settings", tenant_slug=tenant_slug)
     context = {"form": form, "can_leave": can_leave(membership=request.membership)}
     return render(request, "tenants/settings.html", context, status=400 if form.errors else 200)

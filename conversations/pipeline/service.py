@@ -77,6 +77,11 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     except guardrails.InputRejected as exc:
         yield Error(code=exc.code, message=exc.message)
         return
+    redacted: list[str] = []
+    if bot.redact_input:
+        # Before anything else sees it: the stored message, the retrieval query, the model's prompt,
+        # the trace and the insights all get the masked text (the bot's "Redact visitors' messages").
+        text, redacted = guardrails.redact(text)
     if conversation.bot_id != bot.pk or conversation.tenant_id != bot.tenant_id:
         yield Error(code="not_found", message="This conversation does not belong to this bot.")
         return
@@ -85,6 +90,7 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
         yield begun
         return
     turn, setup = begun, begun.setup
+    turn.hits.extend({"check": "redaction", "where": "input", "detail": kind} for kind in redacted)
     yield Start(
         user_message_id=setup.user_message.pk,
         assistant_message_id=setup.assistant_message.pk,

@@ -202,6 +202,14 @@ def test_an_owner_sets_the_answer_policy_and_what_the_bot_says_when_it_does_not_
     assert bot_a.no_answer_text() == "That isn't in our help centre. You can reach our team at help@acme.test."
 
 
+def test_an_owner_turns_on_redaction_of_visitors_messages(world, bot_a):
+    client = world.client_for(world.alice)
+    assert "Redact visitors&#x27; messages" in client.get(url("bot_policy", "acme", bot_a.pk)).content.decode()
+    assert client.post(url("bot_policy", "acme", bot_a.pk), policy_post(redact_input="on")).status_code == 302
+    bot_a.refresh_from_db()
+    assert bot_a.redact_input is True
+
+
 def test_a_bad_regex_and_a_tiny_answer_limit_are_field_errors(world, bot_a):
     posted = policy_post(blocked_topics="re:([", max_answer_tokens=3)
     response = world.client_for(world.alice).post(url("bot_policy", "acme", bot_a.pk), posted)

@@ -135,3 +135,50 @@ class GapItemFactory(ScopedFactory):
 
 
 SCOPED_FACTORIES.update({GapGroup: GapGroupFactory, GapItem: GapItemFactory})
+
+
+def unit_vector(i: int) -> list[float]:
+    return [1.0 if j == i else 0.0 for j in range(384)]
+
+
+def visitor_footprint(bot, *, visitor: str, canary: str) -> Conversation:
+    """A visitor's footprint, made by the services the widget socket calls: a turn answered by the
+    pipeline, its resume stream, rate-limit buckets, a handoff channel group, feedback, memory, a
+    knowledge-gap item and a lead (the privacy tests' residue)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from conversations.handoff_bus import conversation_group
+    from conversations.handoff_consumer import lead_buckets
+    from conversations.pipeline.memory import conversation_memory_refresh
+    from conversations.ratelimit import rate_limit_take_sync, visitor_buckets
+    from conversations.services import message_feedback_set
+    from conversations.streams import stream_append
+    from tenants.context import tenant_context
+    from tests.fakes.fixtures import ask
+
+    conversation = ConversationFactory(tenant=bot.tenant, bot=bot, visitor_id=visitor, external_user_id=f"u-{visitor}")
+    with tenant_context(bot.tenant):
+        turn = ask(bot, conversation, f"My name is {canary} and I ask about {canary} shipping")
+        ask(bot, conversation, f"Still about {canary}?")
+        ask(bot, conversation, "One more question")
+        answer = Message.objects.get(pk=turn.start.assistant_message_id)
+        message_feedback_set(message=answer, value="down", comment=f"{canary} was wrong")
+        conversation_memory_refresh(conversation_id=conversation.pk)
+        frames = [{"type": "delta", "message_id": answer.pk, "seq": 1, "text": canary}]
+        async_to_sync(stream_append)(message_id=answer.pk, frames=frames)
+        rate_limit_take_sync(
+            visitor_buckets(tenant_id=bot.tenant_id, bot_id=bot.pk, visitor_id=visitor, ip="203.0.113.5")
+        )
+        rate_limit_take_sync(lead_buckets(bot_id=bot.pk, visitor_id=visitor, ip="203.0.113.5"))
+    async_to_sync(get_channel_layer().group_add)(conversation_group(conversation.pk), "specific.visitor-channel")
+    GapItemFactory(
+        tenant=bot.tenant,
+        group__bot=bot,
+        message=answer,
+        conversation=conversation,
+        question=canary,
+        embedding=unit_vector(0),
+    )
+    LeadFactory(tenant=bot.tenant, bot=bot, conversation=conversation, visitor_id=visitor, question=f"Call {canary}")
+    return conversation

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from billing.models import Plan, Subscription
@@ -141,3 +143,25 @@ def test_knowledge_only_bots_say_they_dont_know_without_passages(conversation_a,
     turn = ask(bot, conversation_a, "What is the refund policy?")
     assert turn.text == bot.no_answer_text() and turn.done.model == "policy:no_passages"
     assert fake_openai.requests == []
+
+
+def test_with_input_redaction_on_the_visitors_details_are_masked_before_storage_and_the_model(
+    bot, conversation_a, fake_openai
+):
+    bot.redact_input = True
+    bot.save()
+    fake_openai.then(Behaviour(text="Noted."))
+    turn = ask(bot, conversation_a, "I am ann@example.com, call +44 20 7946 0958, card 4111 1111 1111 1111.")
+    question = Message.objects.unscoped().get(pk=turn.start.user_message_id)
+    assert question.content == "I am [email removed], call [phone removed], card [card number removed]."
+    sent = json.dumps(fake_openai.requests[-1].body)
+    for secret in ("ann@example.com", "7946", "4111"):
+        assert secret not in sent and secret not in json.dumps(stored(turn).trace.prompt)
+    hits = [h for h in stored(turn).trace.guardrail_hits if h["where"] == "input"]
+    assert {h["detail"] for h in hits if h["check"] == "redaction"} == {"email", "phone", "card"}
+
+
+def test_input_redaction_is_off_by_default_so_a_visitor_can_give_their_email(bot, conversation_a, fake_openai):
+    fake_openai.then(Behaviour(text="Noted."))
+    turn = ask(bot, conversation_a, "Reach me at ann@example.com")
+    assert Message.objects.unscoped().get(pk=turn.start.user_message_id).content == "Reach me at ann@example.com"
