@@ -197,6 +197,13 @@ def _steady_run(base_url: str, pid: int, bot: str, rate: float, args: argparse.N
         cpu = _tree_cpu(pid) - cpu_before
     time.sleep(2.0)  # Postgres backends publish their statistics within ~1 s of going idle
     counts_after = _service_counts()
+    answers = sum(1 for v in visits if v.end_content is not None) or 1
+    commands = {
+        k.removeprefix("redis:"): round((n - counts_before.get(k, 0)) / answers, 2)
+        for k, n in counts_after.items()
+        if k.startswith("redis:") and n != counts_before.get(k, 0)
+    }
+    print(f"{prefix} redis commands per answer: {json.dumps(commands, sort_keys=True)}", flush=True)
     return _summary(visits, cpu, counts_before, counts_after, rate, prefix)
 
 
