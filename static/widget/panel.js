@@ -732,11 +732,9 @@
       // An answer that was streaming when the connection dropped: ask for what we missed.
       var m = this.cur;
       if (m && m.id) this.put({ type: "resume", message_id: m.id, last_seq: m.seq });
-      else if (m && m.gen && this.pendingFrame(m)) {
-        // The question left on a socket that died before the answer started: send it again
-        // with its idempotency key, which joins its answer if the server had it already.
-        this.outbox.unshift(this.pendingFrame(m));
-      } else if (m && m.gen) {
+      else if (m && m.gen) {
+        // The question left on a socket that died before the answer started: we cannot know
+        // its id to resume, so free the input and say so.
         this.cur = null;
         this.busy(false);
         if (m.row.parentNode) this.log.removeChild(m.row);
@@ -747,11 +745,6 @@
       var out = this.outbox;
       this.outbox = [];
       for (var i = 0; i < out.length; i++) this.put(out[i]);
-    },
-
-    pendingFrame: function (m) {
-      var p = m.clientId && this.pending[m.clientId];
-      return p && p.answer === m ? p.frame : null;
     },
 
     // server_busy: nothing was stored; the same frame (same key) goes again after retry_after.
