@@ -8,7 +8,7 @@ is newer, in order, and blocks for the live tail; the reader drops the frames of
 it has already seen. So a resume cannot skip or repeat a frame, whichever process produced it.
 
 An answer's frames are written at most every RESUME_FLUSH_SECONDS (its `end` at the next tick):
-about four XADDs for a 2 s answer instead of one per frame. A resuming visitor may so wait up to
+three XADDs for a 2 s answer instead of one per frame. A resuming visitor may so wait up to
 that long for the newest frames; a live one never does (the relay sends to it directly). Streams
 expire STREAM_BUFFER_TTL_SECONDS after their first write and their `end`.
 
@@ -32,8 +32,8 @@ from .redisconn import async_redis, key
 
 FOLLOW_BLOCK_MS = 5000
 BATCH_TICK_SECONDS = 0.02
-RESUME_FLUSH_SECONDS = 0.5
-STOP_CHECK_SECONDS = 0.25
+RESUME_FLUSH_SECONDS = 1.0
+STOP_CHECK_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
