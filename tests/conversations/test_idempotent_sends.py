@@ -101,7 +101,7 @@ def test_two_tenants_sending_the_same_key_each_get_their_own_answer(world, chat)
     assert len(chat.llm.requests) == calls + 2
 
 
-@pytest.mark.parametrize("key", ["short", "x" * 81, "has spaces in it", "ünïcödé-key-123"])
+@pytest.mark.parametrize("key", ["short", "x" * 81, "has spaces in it", "key/with/slashes?"])
 def test_a_malformed_or_oversized_key_is_refused_with_a_clear_error(world, chat, key):
     bot = llm_bot(world.tenant_a)
     api = _api(chat, world.tenant_a)
@@ -110,7 +110,7 @@ def test_a_malformed_or_oversized_key_is_refused_with_a_clear_error(world, chat,
     response = api.post(
         f"/api/v1/conversations/{conversation_id}/messages",
         json={"text": "Hi"},
-        headers={"Idempotency-Key": key.encode("utf-8").decode("latin-1")},
+        headers={"Idempotency-Key": key},
     )
     assert response.status_code == 400
     error = response.json()["error"]
