@@ -15,7 +15,7 @@ p50/p99 for admitted answers; refusals and their notice latency; dropped or corr
 duplicate messages (a visitor with more than one question stored); web CPU, Redis commands
 (INFO commandstats) and DB transactions (pg_stat_database) per answer. Capacity is the highest R
 whose p99 stays within 250 ms with nothing dropped or refused (every rate is tried until two in a row
-fail). Then each version runs at 3x its capacity.
+fail). Then both versions run at 3x the higher of the two capacities (the same offered load).
 
 CPU per answer split into open (message to first text), relay (first text to last text) and
 settle (last text to `end`, plus the turn's tail) comes from turns asked one at a time, with the
@@ -336,9 +336,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     capacity[label] = rate
             if all(n >= 2 for n in misses.values()):
                 break
+        # Both versions at one overload rate, 3x the best capacity found: the same offered load.
+        overload = 3 * max(capacity.values(), default=rates[0])
         for label in servers:
-            if label in capacity:
-                one(label, 3 * capacity[label], "3x capacity")
+            one(label, overload, "3x capacity")
     for row in rows:
         row["capacity_per_s"] = capacity.get(row["code"], math.nan) / workers
     return rows
