@@ -163,7 +163,7 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
     if key is not None:
         found = await sync_to_async(turn_for_idempotency_key)(key=key, pk=conversation.pk)
         if found is not None and found[1] is not None:
-            return await _replay(conversation, *found, streaming=streaming)
+            return await _replay(conversation, found[0], found[1], streaming=streaming)
     release = await admission_gate().admit()  # 503 server_busy past the queue's deadline
     relay = AnswerRelay(
         bot=conversation.bot,
@@ -217,7 +217,7 @@ async def _replay(conversation: Conversation, question: Message, answer: Message
         return StreamingHttpResponse(events(), content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     async for _frame in frames:
         pass  # wait for the answer to settle
-    message = await sync_to_async(selectors.message_get)(message_id=answer.pk)
+    message = await sync_to_async(selectors.message_get)(message_id=answer.pk) or answer
     return {
         "conversation_id": conversation.pk,
         "user_message_id": question.pk,
