@@ -189,8 +189,6 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
         text = services.chat_text_check(frame.get("text"))
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str | int) else None
         key = idempotency_key_check(frame.get("idempotency_key"))
-        if key is not None and await self._join_sent(key, client_id):
-            return  # a retry of a question already asked: its answer is joined or replayed
         # Every attempt counts against the limits, even one then refused as busy.
         decision = await rate_limit_take(
             visitor_buckets(tenant_id=self.tenant.pk, bot_id=self.bot.pk, visitor_id=self.claims.visitor_id, ip=self.ip)
@@ -201,8 +199,13 @@ class WidgetConsumer(HandoffVisitorMixin, JsonFrameConsumer):
             raise AppError(
                 "Wait for the current answer to finish, or stop it, before asking again.", code="answer_in_progress"
             )
-        release = await admission_gate().admit()  # server_busy past the queue's deadline (admission.py)
+        # server_busy past the queue's deadline (admission.py). Before any database work, so that a
+        # refusal is told within that deadline even when the database threads are all busy.
+        release = await admission_gate().admit()
         try:
+            if key is not None and await self._join_sent(key, client_id):
+                release()
+                return  # a retry of a question already asked: its answer is joined or replayed
             await self._start_turn(text, client_id, key, release)
         except BaseException:
             release()
