@@ -160,11 +160,16 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
     services.chat_text_check(payload.text)
     key = idempotency_key_check(request.headers.get("Idempotency-Key"))
     streaming = payload.stream or "text/event-stream" in request.headers.get("Accept", "")
-    if key is not None:
-        found = await sync_to_async(turn_for_idempotency_key)(key=key, pk=conversation.pk)
-        if found is not None and found[1] is not None:
-            return await _replay(conversation, found[0], found[1], streaming=streaming)
     release = await admission_gate().admit()  # 503 server_busy past the queue's deadline
+    if key is not None:
+        try:
+            found = await sync_to_async(turn_for_idempotency_key)(key=key, pk=conversation.pk)
+        except BaseException:
+            release()
+            raise
+        if found is not None and found[1] is not None:
+            release()  # nothing opens: the first send's answer is replayed
+            return await _replay(conversation, found[0], found[1], streaming=streaming)
     relay = AnswerRelay(
         bot=conversation.bot,
         tenant=request.tenant,
