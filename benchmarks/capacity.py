@@ -292,6 +292,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rates = [float(r) for r in (args.rates or ("2,4" if args.quick else DEFAULT_RATES)).split(",")]
     workers = getattr(args, "workers", 1) or 1
     sha, before_dir = _before_tree(args.before)
+    from conversations.models import Conversation
+
+    # The previous run's conversations first: its tenant's cascade can miss rows of turns that
+    # were still settling when its servers stopped.
+    Conversation.objects.unscoped().filter(tenant__slug="bench-streaming").delete()
     public_id, _ = _bench_data(0)
     llm_port = _free_port()
     fake_cmd = [sys.executable, "-m", "benchmarks.streaming", "--serve-fake-llm", str(llm_port), "asyncio"]
