@@ -41,6 +41,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--calibrate", action="store_true", help="quality: grid-search the relevance gate on the calibration half"
     )
+    parser.add_argument("--duration", type=float, default=60.0, help="capacity: seconds of arrivals per rate")
+    parser.add_argument("--rates", default=None, help="capacity: comma-separated answers/s to try, e.g. 4,8,16")
+    parser.add_argument("--before", default=None, help="capacity: git ref of the code to compare (default: main)")
     parser.add_argument("--messages", type=int, default=None, help="insights: messages to build (default 1M)")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatbot_saas.settings")

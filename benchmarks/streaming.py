@@ -67,11 +67,11 @@ def _wait_port(port: int, process: subprocess.Popen, timeout: float = 60) -> Non
 
 
 @contextmanager
-def _process(args: list[str], env: dict[str, str], port: int, log_name: str) -> Any:
+def _process(args: list[str], env: dict[str, str], port: int, log_name: str, cwd: Path = BASE_DIR) -> Any:
     log_dir = BASE_DIR / "var" / "bench-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / log_name).open("wb") as log:
-        process = subprocess.Popen(args, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_port(port, process)
             yield process

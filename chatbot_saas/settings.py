@@ -400,6 +400,13 @@ WS_MAX_FRAME_BYTES = envint("WS_MAX_FRAME_BYTES", 16 * 1024)
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 4000)
 # Deltas are coalesced into one frame per this many milliseconds (the first delta goes at once).
 STREAM_COALESCE_MS = envint("STREAM_COALESCE_MS", 40)
+# Admission control per web process (conversations/admission.py): at most TURN_OPEN_LIMIT turns
+# between the visitor's message and its first text; up to TURN_QUEUE_MAX more wait, FIFO, for at
+# most TURN_QUEUE_WAIT_MS; the rest are told `server_busy`, retry after TURN_BUSY_RETRY_SECONDS.
+TURN_OPEN_LIMIT = envint("TURN_OPEN_LIMIT", 24)
+TURN_QUEUE_MAX = envint("TURN_QUEUE_MAX", 8)
+TURN_QUEUE_WAIT_MS = envint("TURN_QUEUE_WAIT_MS", 75)
+TURN_BUSY_RETRY_SECONDS = envint("TURN_BUSY_RETRY_SECONDS", 2)
 # Resume buffers: one Redis stream per answer, kept this long after its last frame.
 STREAM_BUFFER_TTL_SECONDS = envint("STREAM_BUFFER_TTL_SECONDS", 600)
 # An answer is stopped (and stored `partial`) after this long, whatever the provider does.

@@ -22,8 +22,11 @@ from tenants.apiauth import scope_require
 from tenants.models import ApiKey
 
 from . import selectors, services
+from .admission import admission_gate
+from .idempotency import idempotency_key_check, turn_for_idempotency_key
 from .models import Conversation, Message
 from .relay import ERROR_STATUS, AnswerRelay, QueuedTurn
+from .streams import stream_exists, stream_follow
 
 router = Router(tags=["conversations"])
 
@@ -155,6 +158,18 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
     conversation = await _conversation_or_404(request, conversation_id)
     payload = _body(request, MessageIn)
     services.chat_text_check(payload.text)
+    key = idempotency_key_check(request.headers.get("Idempotency-Key"))
+    streaming = payload.stream or "text/event-stream" in request.headers.get("Accept", "")
+    release = await admission_gate().admit()  # 503 server_busy past the queue's deadline
+    if key is not None:
+        try:
+            found = await sync_to_async(turn_for_idempotency_key)(key=key, pk=conversation.pk)
+        except BaseException:
+            release()
+            raise
+        if found is not None and found[1] is not None:
+            release()  # nothing opens: the first send's answer is replayed
+            return await _replay(conversation, found[0], found[1], streaming=streaming)
     relay = AnswerRelay(
         bot=conversation.bot,
         tenant=request.tenant,
@@ -162,8 +177,10 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
         user_message=payload.text,
         channel="api",
         send=None,
+        idempotency_key=key,
+        on_opened=release,
     )
-    if payload.stream or "text/event-stream" in request.headers.get("Accept", ""):
+    if streaming:
         turn = QueuedTurn(relay)
         first = await turn.first_frames()
         return StreamingHttpResponse(
@@ -181,6 +198,64 @@ async def message_send(request: HttpRequest, conversation_id: int) -> Any:
         "usage": relay.usage or {"tokens_in": message.tokens_in, "tokens_out": message.tokens_out},
         "error": relay.error,
     }
+
+
+async def _replay(conversation: Conversation, question: Message, answer: Message, *, streaming: bool) -> Any:
+    """A send repeated with its Idempotency-Key: the first send's answer, joined while it streams
+    (its frames from the resume buffer) or replayed once settled. No message is stored, no model called."""
+    start = {
+        "type": "start",
+        "message_id": answer.pk,
+        "user_message_id": question.pk,
+        "conversation_id": conversation.pk,
+        "client_id": None,
+        "replayed": True,
+    }
+    frames = _answer_frames(answer)
+    if streaming:
+
+        async def events() -> Any:
+            yield _sse_event(start)
+            async for frame in frames:
+                yield _sse_event(frame)
+
+        return StreamingHttpResponse(events(), content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    async for _frame in frames:
+        pass  # wait for the answer to settle
+    message = await sync_to_async(selectors.message_get)(message_id=answer.pk) or answer
+    return {
+        "conversation_id": conversation.pk,
+        "user_message_id": question.pk,
+        "message": selectors.message_public(message),
+        "usage": {"tokens_in": message.tokens_in, "tokens_out": message.tokens_out},
+        "error": {"code": message.error_code, "message": ""} if message.error_code else None,
+    }
+
+
+async def _answer_frames(answer: Message) -> Any:
+    """The answer's numbered frames from the first, until `end`; a settled answer whose buffer
+    expired is one `end` frame from the database."""
+    if answer.status == Message.Status.STREAMING or await stream_exists(message_id=answer.pk):
+        async for frame in stream_follow(message_id=answer.pk, last_seq=0):
+            if frame is not None:
+                yield frame
+                continue
+            current = await sync_to_async(selectors.message_get)(message_id=answer.pk)
+            if current is None or current.status != Message.Status.STREAMING:
+                break
+        else:
+            return
+    current = await sync_to_async(selectors.message_get)(message_id=answer.pk)
+    if current is not None:
+        yield {
+            "type": "end",
+            "message_id": current.pk,
+            "seq": None,
+            "status": current.status,
+            "usage": {"tokens_in": current.tokens_in, "tokens_out": current.tokens_out},
+            "content": current.content,
+            "replayed": True,
+        }
 
 
 async def _sse(first: list[dict[str, Any]], turn: QueuedTurn) -> Any:

@@ -28,7 +28,9 @@ from tenants.selectors import membership_for
 
 from . import services
 from .access import client_ip, widget_socket_authenticate
+from .admission import admission_gate
 from .handoff_consumer import HandoffVisitorMixin
+from .idempotency import idempotency_key_check, turn_for_idempotency_key
 from .models import Conversation, Message
 from .ratelimit import RateLimited, rate_limit_take, visitor_buckets
 from .relay import RUNNING, AnswerRelay
@@ -239,6 +241,7 @@ class WidgetConsumer(SuspensionWatchMixin, HandoffVisitorMixin, JsonFrameConsume
     async def on_message(self, frame: dict[str, Any]) -> None:
         text = services.chat_text_check(frame.get("text"))
         client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str | int) else None
+        key = idempotency_key_check(frame.get("idempotency_key"))
         # Every attempt counts against the limits, even one then refused as busy.
         decision = await rate_limit_take(
             visitor_buckets(tenant_id=self.tenant.pk, bot_id=self.bot.pk, visitor_id=self.claims.visitor_id, ip=self.ip)
@@ -249,6 +252,19 @@ class WidgetConsumer(SuspensionWatchMixin, HandoffVisitorMixin, JsonFrameConsume
             raise AppError(
                 "Wait for the current answer to finish, or stop it, before asking again.", code="answer_in_progress"
             )
+        # server_busy past the queue's deadline (admission.py). Before any database work, so that a
+        # refusal is told within that deadline even when the database threads are all busy.
+        release = await admission_gate().admit()
+        try:
+            if key is not None and await self._join_sent(key, client_id):
+                release()
+                return  # a retry of a question already asked: its answer is joined or replayed
+            await self._start_turn(text, client_id, key, release)
+        except BaseException:
+            release()
+            raise
+
+    async def _start_turn(self, text: str, client_id: Any, key: str | None, release: Any) -> None:
         conversation = await _db(services.visitor_conversation_for_turn)(
             bot=self.bot,
             visitor_id=self.claims.visitor_id,
@@ -258,6 +274,7 @@ class WidgetConsumer(SuspensionWatchMixin, HandoffVisitorMixin, JsonFrameConsume
         )
         self.conversation_id = conversation.pk
         if await self.handoff_take_message(conversation, text, client_id):
+            release()
             return  # a person answers this conversation (handoff_consumer.py)
         relay = AnswerRelay(
             bot=self.bot,
@@ -267,6 +284,8 @@ class WidgetConsumer(SuspensionWatchMixin, HandoffVisitorMixin, JsonFrameConsume
             channel=self._channel(),
             send=self._send_frame,
             client_id=client_id,
+            idempotency_key=key,
+            on_opened=release,
         )
         # Forget finished answers; keep the running one so a disconnect can detach it.
         self.relays = {k: r for k, r in self.relays.items() if not r.finished.is_set()}
@@ -274,6 +293,30 @@ class WidgetConsumer(SuspensionWatchMixin, HandoffVisitorMixin, JsonFrameConsume
         self.relays[id(relay)] = relay
         if self._channel() == Conversation.Channel.WIDGET:  # the designer's preview pages nobody
             self.handoff_check_after(relay.finished, conversation.pk)  # the "could not answer" trigger
+
+    async def _join_sent(self, key: str, client_id: Any) -> bool:
+        """If this visitor already sent a question with `key`, say so with its `start` frame and
+        send its answer from the first frame (the widget drops what it has by `seq`); True then."""
+        found = await _db(turn_for_idempotency_key)(key=key, bot=self.bot, visitor_id=self.claims.visitor_id)
+        if found is None:
+            return False
+        question, answer = found
+        if answer is None:  # its turn was refused before an answer existed: nothing to join
+            return False
+        await self._send_frame(
+            {
+                "type": "start",
+                "message_id": answer.pk,
+                "user_message_id": question.pk,
+                "conversation_id": question.conversation_id,
+                "client_id": client_id,
+                "replayed": True,
+            }
+        )
+        if any(relay.message_id == answer.pk and not relay.finished.is_set() for relay in self.relays.values()):
+            return True  # streaming to this very socket already
+        self._resume(answer, 0)
+        return True
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
         message = await self._owned_message(frame)
@@ -288,6 +331,9 @@ class WidgetConsumer(SuspensionWatchMixin, HandoffVisitorMixin, JsonFrameConsume
         last_seq = frame.get("last_seq", 0)
         if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
             raise AppError("last_seq must be the last sequence number you received (0 for none).", code="bad_frame")
+        self._resume(message, last_seq)
+
+    def _resume(self, message: Message, last_seq: int) -> None:
         previous = self.resumes.get(message.pk)
         if previous is not None:
             # Resumed on this socket already: its follower sends (or sent) everything after the

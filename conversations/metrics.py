@@ -32,3 +32,10 @@ BREAKER_OPEN = Gauge(
 )
 RATE_LIMIT_REFUSALS = Counter("chat_rate_limit_refusals_total", "Requests refused by a rate limit.", ["scope"])
 ACTIVE_STREAMS = Gauge("chat_active_streams", "Answers streaming in this process right now.")
+TURN_QUEUE_LENGTH = Gauge("chat_turn_queue_length", "Turns waiting for an opening slot in this process (admission.py).")
+TURN_QUEUE_WAIT = Histogram(
+    "chat_turn_queue_wait_seconds",
+    "How long turns waited for an opening slot (0 when one was free).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+TURN_REFUSALS = Counter("chat_turn_busy_refusals_total", "Turns refused with server_busy (admission.py).")

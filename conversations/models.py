@@ -117,9 +117,21 @@ class Message(TenantScopedModel):
     )
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(default=timezone.now)
+    # A visitor's question: the client's key for it (widget frame, API Idempotency-Key), so a
+    # retried send joins or replays its answer instead of asking twice. Null when none was sent.
+    idempotency_key = models.CharField(max_length=80, null=True, blank=True)
 
     class Meta:
         ordering = ["created", "id"]
+        constraints = [
+            # Per tenant: two tenants' clients may pick the same key; one tenant's retry may not
+            # store a second question, even racing the first in another process.
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="conversations_msg_idempotency_key",
+            ),
+        ]
         indexes = [
             models.Index(fields=["conversation", "created"]),
             models.Index(fields=["status", "updated"]),

@@ -66,6 +66,8 @@ class AnswerRelay:
         send: Send | None,
         client_id: Any = None,
         candidate: Candidate | None = None,
+        idempotency_key: str | None = None,
+        on_opened: Callable[[], None] | None = None,
     ) -> None:
         self.bot = bot
         # The playground's chosen prompt version, used in place of the published one (candidate.py).
@@ -76,6 +78,9 @@ class AnswerRelay:
         self.channel = channel
         self.send = send
         self.client_id = client_id
+        self.idempotency_key = idempotency_key
+        # Called once, at the first text or the end of the turn: admission.py's slot is released then.
+        self._on_opened = on_opened
         self.message_id: int | None = None
         self.user_message_id: int | None = None
         self.seq = 0
@@ -132,7 +137,12 @@ class AnswerRelay:
     async def _run(self) -> None:
         metrics.ACTIVE_STREAMS.inc()
         sender = asyncio.get_running_loop().create_task(self._sender())
-        generator = answer_stream(bot=self.bot, conversation=self.conversation, user_message=self.user_message)
+        generator = answer_stream(
+            bot=self.bot,
+            conversation=self.conversation,
+            user_message=self.user_message,
+            idempotency_key=self.idempotency_key,
+        )
         deadline = self._started + settings.ANSWER_MAX_SECONDS
         try:
             async for event in generator:
@@ -221,6 +231,7 @@ class AnswerRelay:
             return
         if self._first_text_at is None:
             self._first_text_at = time.monotonic()
+            self._opened()
         self.text += text
         self._pending.append(text)
         now = asyncio.get_running_loop().time()
@@ -299,7 +310,13 @@ class AnswerRelay:
             elif outcome == "ok":
                 metrics.BREAKER_OPEN.labels(**labels).set(0)
 
+    def _opened(self) -> None:
+        callback, self._on_opened = self._on_opened, None
+        if callback is not None:
+            callback()
+
     def _finish(self) -> None:
+        self._opened()
         if self.message_id is not None:
             RUNNING.pop(self.message_id, None)
         outcome = self.status or "unknown"

@@ -69,8 +69,12 @@ from .turn import TurnOutcome, turn_begin, turn_settle
 log = logging.getLogger(__name__)
 
 
-async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: str) -> AsyncIterator[AnswerEvent]:
-    """Answer one visitor message as a stream of typed events (see the module docstring)."""
+async def answer_stream(
+    *, bot: Bot, conversation: Conversation, user_message: str, idempotency_key: str | None = None
+) -> AsyncIterator[AnswerEvent]:
+    """Answer one visitor message as a stream of typed events (see the module docstring).
+    `idempotency_key` is stored on the visitor's message (unique per tenant: a second turn with
+    the same key fails to store rather than ask twice; callers join the first, see idempotency.py)."""
     started = time.perf_counter()
     try:
         text = guardrails.check_input(user_message, max_chars=settings.BOT_MAX_INPUT_CHARS)
@@ -85,7 +89,7 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
     if conversation.bot_id != bot.pk or conversation.tenant_id != bot.tenant_id:
         yield Error(code="not_found", message="This conversation does not belong to this bot.")
         return
-    begun = await _begin(bot, conversation, text, started)
+    begun = await _begin(bot, conversation, text, started, idempotency_key)
     if isinstance(begun, Error):
         yield begun
         return
@@ -110,7 +114,9 @@ async def answer_stream(*, bot: Bot, conversation: Conversation, user_message: s
         yield Error(code="internal_error", message=bot.fallback_message)
 
 
-async def _begin(bot: Bot, conversation: Conversation, text: str, started: float) -> TurnState | Error:
+async def _begin(
+    bot: Bot, conversation: Conversation, text: str, started: float, idempotency_key: str | None = None
+) -> TurnState | Error:
     """The begin stage: start the query embedding and the breaker read, then open the turn in
     one database hop (turn_begin); an Error when the tenant or the bot refuses (nothing stored)."""
     # The query embedding starts now, under the models the bot's knowledge bases used last time:
@@ -134,6 +140,7 @@ async def _begin(bot: Bot, conversation: Conversation, text: str, started: float
         text=text,
         query_vectors=vectors,
         retrieve=topic is None and not may_be_follow_up(text),
+        idempotency_key=idempotency_key,
     )
     opening = asyncio.ensure_future(in_db_thread(None, begin_))
     try:

@@ -90,7 +90,13 @@ class TurnBegin:
 
 
 def turn_begin(
-    *, bot: Bot, conversation: Conversation, text: str, query_vectors: Future | None = None, retrieve: bool = True
+    *,
+    bot: Bot,
+    conversation: Conversation,
+    text: str,
+    query_vectors: Future | None = None,
+    retrieve: bool = True,
+    idempotency_key: str | None = None,
 ) -> TurnBegin:
     """The begin stage's database side, in one thread hop: read the bot's tenant fresh (a
     suspension applies to the next message), refuse if it or the bot is not active (nothing
@@ -109,7 +115,14 @@ def turn_begin(
         return TurnBegin(tenant, refused="bot_paused")
     with tenant_context(tenant):
         inputs = _read_inputs(bot=bot, conversation=conversation)
-        setup, knowledge_bases = _turn_open(tenant=tenant, bot=bot, conversation=conversation, text=text, inputs=inputs)
+        setup, knowledge_bases = _turn_open(
+            tenant=tenant,
+            bot=bot,
+            conversation=conversation,
+            text=text,
+            inputs=inputs,
+            idempotency_key=idempotency_key,
+        )
         begin = TurnBegin(tenant, setup=setup, knowledge_bases=knowledge_bases)
         wait = retrieve and bool(knowledge_bases) and setup.quota_error is None
         vectors = _ready(query_vectors, wait=wait)
@@ -177,7 +190,13 @@ def _read_inputs(*, bot: Bot, conversation: Conversation) -> _Inputs:
 
 
 def _turn_open(
-    *, tenant: Tenant, bot: Bot, conversation: Conversation, text: str, inputs: _Inputs
+    *,
+    tenant: Tenant,
+    bot: Bot,
+    conversation: Conversation,
+    text: str,
+    inputs: _Inputs,
+    idempotency_key: str | None = None,
 ) -> tuple[TurnSetup, list[tuple[int, str]]]:
     """With the turn's inputs read (_read_inputs), check the quota, then store the visitor's
     message and a `streaming` assistant message.
@@ -221,6 +240,7 @@ def _turn_open(
                 content=text,
                 status=Message.Status.COMPLETE,
                 created=now,
+                idempotency_key=idempotency_key,
             ),
             Message(
                 tenant=tenant,

@@ -168,6 +168,7 @@
     frame_too_large: "That message is too long. Please shorten it and send it again.",
     not_found: "That answer is no longer available.",
     answer_in_progress: "Please wait for the current answer, or stop it first.",
+    server_busy: "Busy, retrying in {s}…",
   };
 
   function friendly(f) {
@@ -651,9 +652,13 @@
       user.setText(text);
       var answer = this.bubble("assistant");
       answer.clientId = clientId;
-      this.pending[clientId] = { user: user, answer: answer };
+      // One idempotency key per question: every resend of it (busy, dropped socket) joins or
+      // replays the first answer instead of asking twice.
+      var frame = { type: "message", text: text, client_id: clientId,
+        idempotency_key: clientId + "-" + Math.random().toString(36).slice(2, 12) };
+      this.pending[clientId] = { user: user, answer: answer, frame: frame };
       this.track(answer, 0);
-      this.sendFrame({ type: "message", text: text, client_id: clientId });
+      this.sendFrame(frame);
       this.inst.emit("message", { botId: this.inst.botId, role: "user", text: text });
     },
 
@@ -740,6 +745,18 @@
       var out = this.outbox;
       this.outbox = [];
       for (var i = 0; i < out.length; i++) this.put(out[i]);
+    },
+
+    // server_busy: nothing was stored; the same frame (same key) goes again after retry_after.
+    busyRetry: function (f) {
+      var self = this, p = self.pending[f.client_id];
+      self.setStatus(friendly(f), "warn");
+      clearTimeout(self.busyTimer);
+      self.busyTimer = setTimeout(function () {
+        if (self.pending[f.client_id] !== p || self.dead) return;
+        self.setStatus("");
+        self.sendFrame(p.frame);
+      }, Math.max(1, +f.retry_after || 2) * 1000);
     },
 
     closed: function (code) {
@@ -845,6 +862,7 @@
       if (f.code === "tenant_suspended") return this.inst.unavailable(f);
       if (f.code === "bad_frame" || f.code === "message_empty") return;
       if (f.code === "lead_invalid" && this.handoff && this.handoff.serverErrors(f)) return;
+      if (f.code === "server_busy" && f.client_id && this.pending[f.client_id]) return this.busyRetry(f);
       this.setStatus(friendly(f), "error");
       // An error about the answer in flight ends it; the visitor can ask again.
       var cur = this.cur;

@@ -45,7 +45,8 @@ class FakeChat:
     )
     # "complete": stream the whole answer; "hold": stream the first chunk and wait (for stop);
     # "drop": close the first socket after `drop_after` frames, then let resume replay the rest;
-    # "lose": close the first socket as soon as the question arrives, before any `start`.
+    # "lose": close the first socket as soon as the question arrives, before any `start`;
+    # "busy": refuse the first question with server_busy (retry_after 1), then answer.
     mode: str = "complete"
     drop_after: int = 2
     error: dict[str, Any] | None = None
@@ -132,6 +133,19 @@ class FakeChat:
     def _answer(self, ws: Any, connection: int, frame: dict[str, Any]) -> None:
         if self.error:
             ws.send(json.dumps({"type": "error", **self.error}))
+            return
+        if self.mode == "busy" and len(self.sent("message")) == 1:
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "error",
+                        "code": "server_busy",
+                        "message": "The assistant is busy right now. Please try again in 1 seconds.",
+                        "retry_after": 1,
+                        "client_id": frame.get("client_id"),
+                    }
+                )
+            )
             return
         if self.mode == "lose" and connection == 1:
             # The socket dies after the question left and before `start` came back.

@@ -91,6 +91,20 @@ def test_a_question_lost_with_its_socket_before_the_answer_started_can_be_asked_
     assert fake.connections == 2
 
 
+def test_a_busy_server_is_shown_and_the_same_question_is_resent_with_its_key(visit, host_site, widget_origin):
+    fake = FakeChat(mode="busy")
+    seen = embed(visit, host_site, widget_origin, fake)
+    page = seen.page
+    open_chat(page)
+    ask(page, "How long is the warranty?")
+    page.locator("chat-widget .cw-status", has_text="Busy, retrying in 1 second").wait_for()
+    page.locator("chat-widget .cw-fb").wait_for()
+    first, retried = fake.sent("message")
+    assert retried == first and len(first["idempotency_key"]) >= 8
+    assert page.locator("chat-widget .cw-user").count() == 1
+    assert page.locator("chat-widget .cw-assistant .cw-body").last.text_content() == "The warranty lasts two years 1."
+
+
 def test_the_stop_button_ends_the_answer_and_keeps_what_was_written(visit, host_site, widget_origin):
     fake = FakeChat(mode="hold")
     seen = embed(visit, host_site, widget_origin, fake)
