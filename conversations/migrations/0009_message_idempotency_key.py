@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0007_handoff_leads'),
+        ('conversations', '0008_insights_handoff_replies'),
         ('tenants', '0002_membership_agent'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
