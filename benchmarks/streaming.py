@@ -389,6 +389,7 @@ def _env(**extra: str) -> dict[str, str]:
             "DJANGO_DEBUG": "false",
             "SECRET_KEY": _secret_key(),  # the session tokens are signed here, by this process
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "METRICS_TOKEN": "bench",  # production settings require one
             "KNOWLEDGE_PRELOAD_EMBEDDER": "false",
             "RATE_LIMIT_VISITOR": "1000/60",
             "RATE_LIMIT_IP": "1000000/60",

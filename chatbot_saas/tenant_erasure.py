@@ -25,6 +25,7 @@ from chatbot_saas.errors import AppError
 from conversations.handoff_bus import inbox_group
 from conversations.models import Conversation, Lead
 from conversations.privacy_services import PURGE_BATCH, conversations_purge
+from conversations.ratelimit import bucket_key
 from conversations.redisconn import key, sync_redis
 from knowledge.models import KnowledgeBase
 from knowledge.services import knowledge_base_delete
@@ -44,11 +45,15 @@ def _redis_patterns(tenant: Tenant) -> tuple[list[str], list[str]]:
     """(exact keys, glob patterns) of the workspace's own Redis keys. Tenant scope required."""
     bots = list(Bot.objects.values_list("pk", flat=True))
     api_keys = list(ApiKey.objects.values_list("pk", flat=True))
-    exact = [key("rl", "tenant", tenant.pk), f"{_channel_prefix()}:group:{inbox_group(tenant.pk)}"]
-    exact += [key("rl", "bot", pk) for pk in bots] + [key("rl", "api_key", pk) for pk in api_keys]
-    patterns = [key("rl", "connection_test", f"{tenant.pk}:*")]
+    exact = [bucket_key("tenant", tenant.pk), f"{_channel_prefix()}:group:{inbox_group(tenant.pk)}"]
+    exact += [bucket_key("bot", pk) for pk in bots] + [bucket_key("api_key", pk) for pk in api_keys]
+    patterns = [bucket_key("connection_test", f"{tenant.pk}:*")]
     for pk in bots:
-        patterns += [key("rl", "visitor", f"{pk}:*"), key("rl", "lead_visitor", f"{pk}:*"), key("widget-seen", pk, "*")]
+        patterns += [
+            bucket_key("visitor", f"{pk}:*"),
+            bucket_key("lead_visitor", f"{pk}:*"),
+            key("widget-seen", pk, "*"),
+        ]
     return exact, patterns
 
 

@@ -8,7 +8,7 @@ What a conversation leaves behind, and where it goes:
 - Redis: each answer's resume stream and stop flag (`streams.py`: `…:conv:stream:<message id>`,
   `…:conv:stop:<message id>`), the handoff channel group `handoff-conv-<conversation id>`
   (channel layer, `handoff_bus.py`), and the visitor's rate-limit buckets (`ratelimit.py`:
-  `…:conv:rl:visitor:<bot>:<visitor>`, `…:conv:rl:lead_visitor:<bot>:<visitor>`).
+  `…:conv:rl2:visitor:<bot>:<visitor>`, `…:conv:rl2:lead_visitor:<bot>:<visitor>`).
 - files: visitors upload none (documents belong to the tenant), so there are none to remove.
 Daily rollups hold counts only and are kept.
 """
@@ -32,7 +32,8 @@ from tenants.models import Tenant
 from .handoff_bus import conversation_group
 from .models import Conversation, DailyQuestion, GapGroup, GapItem, Message
 from .privacy_selectors import visitor_conversations, visitor_leads
-from .redisconn import key, sync_redis
+from .ratelimit import bucket_key
+from .redisconn import sync_redis
 from .streams import stop_key, stream_key
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def visitor_erase(*, visitor: str) -> PurgeResult:
     visitor_ids = {vid for _, vid in rows if vid} | {visitor}
     # The bucket keys of ratelimit.visitor_buckets and handoff_consumer.lead_buckets, on every bot.
     keys = [
-        key("rl", scope, f"{bot_id}:{vid}")
+        bucket_key(scope, f"{bot_id}:{vid}")
         for bot_id in Bot.objects.values_list("pk", flat=True)
         for vid in visitor_ids
         for scope in ("visitor", "lead_visitor")

@@ -82,6 +82,12 @@ def configured_rate(setting: str) -> Rate:
     return parse_rate(getattr(settings, setting), name=setting)
 
 
+def bucket_key(scope: str, ident: object) -> str:
+    """The Redis key of one bucket (privacy erasure deletes these by name)."""
+    # "rl2": string buckets; the hash buckets of "rl" expire by themselves after a deploy.
+    return key("rl2", scope, ident)
+
+
 @dataclass(frozen=True)
 class Bucket:
     scope: str  # visitor, ip, bot, tenant, api_key, widget_session, connection_test
@@ -90,8 +96,7 @@ class Bucket:
 
     @property
     def key(self) -> str:
-        # "rl2": string buckets; the hash buckets of "rl" expire by themselves after a deploy.
-        return key("rl2", self.scope, self.ident)
+        return bucket_key(self.scope, self.ident)
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,49 @@
+"""Operators' admin for webhooks: every tenant's endpoints, deliveries and attempts.
+
+Endpoints are changed by their tenant on the dashboard (where the URL passes the egress guard at
+save); here an operator reads them and may only switch one off. Deliveries and attempts are a log."""
+
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import Delivery, Endpoint
+from tenants.admin import UnscopedAdmin
+
+from .models import Delivery, DeliveryAttempt, Endpoint
+
+
+class LogAdmin(UnscopedAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(UnscopedAdmin):
     list_display = ("url", "tenant", "enabled", "consecutive_failures", "created")
     list_filter = ("enabled",)
     search_fields = ("url", "tenant__slug")
-    exclude = ("secret_encrypted", "previous_secret_encrypted")
+    fields = ("tenant", "url", "description", "events", "secret_prefix", "enabled", "disabled_reason")
+    readonly_fields = ("tenant", "url", "description", "events", "secret_prefix")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return Endpoint.objects.unscoped().select_related("tenant")  # operators see every tenant's
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(LogAdmin):
     list_display = ("event_type", "event_id", "tenant", "status", "attempts", "created")
     list_filter = ("status", "event_type")
-    search_fields = ("event_id",)
+    search_fields = ("event_id", "tenant__slug")
     raw_id_fields = ("endpoint",)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return Delivery.objects.unscoped().select_related("tenant")
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(LogAdmin):
+    list_display = ("delivery", "number", "tenant", "ok", "status_code", "latency_ms", "created")
+    list_filter = ("ok",)
+    search_fields = ("delivery__event_id", "tenant__slug")
+    raw_id_fields = ("delivery",)

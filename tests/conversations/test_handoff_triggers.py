@@ -115,7 +115,8 @@ def test_a_thumbs_down_calls_a_person_once(world, settings_, events, django_capt
         again = handoff_after_feedback(bot=bot, message=answer, previous="down")
     assert (frame["status"], frame["trigger"]) == ("waiting", "thumbs_down")
     assert again is None
-    assert [(name, payload["trigger"]) for name, payload in events] == [("handoff.requested", "thumbs_down")]
+    handoffs = [(name, payload["trigger"]) for name, payload in events if name.startswith("handoff.")]
+    assert handoffs == [("handoff.requested", "thumbs_down")]
 
 
 def test_outside_business_hours_a_trigger_asks_for_a_lead_and_nothing_waits(world, settings_):

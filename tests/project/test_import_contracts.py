@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # The packages lint-imports analyses (root_packages in pyproject.toml).
-PACKAGES = ["chatbot_saas", "conversations", "bots", "knowledge", "billing", "tenants"]
+PACKAGES = ["chatbot_saas", "conversations", "webhooks", "bots", "knowledge", "billing", "tenants"]
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
