@@ -60,36 +60,11 @@ def knowledge_base_reindex(*, knowledge_base: KnowledgeBase, embedding_model: st
     if embedding_model not in KnowledgeBase.EmbeddingModel.values:
         raise AppError(f"Unknown embedding model {embedding_model!r}.", code="unknown_embedding_model")
     with transaction.atomic():
-        kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
-        if kb.is_reindexing:
-            raise AppError(
-                f"A re-index to {kb.reindex_to} is already under way; cancel it first.", code="reindex_in_progress"
-            )
-        if embedding_model == kb.embedding_model:
-            raise AppError(f"This knowledge base already uses {embedding_model}.", code="same_embedding_model")
-        documents = Document.objects.filter(knowledge_base=kb)
-        if documents.exclude(status__in=Document.FINAL_STATUSES).exists():
-            raise AppError(
-                "Some documents are still being processed. Wait until they are ready, then re-index.",
-                code="documents_in_progress",
-            )
+        kb = _locked_idle_knowledge_base(knowledge_base, same_model_refused=embedding_model)
         now = timezone.now()
         kb.reindex_to, kb.reindex_started, kb.reindex_error = embedding_model, now, ""
         kb.save(update_fields=["reindex_to", "reindex_started", "reindex_error"])
-        todo = documents.filter(_with_content())
-        ids = list(todo.values_list("pk", flat=True))
-        todo.update(
-            status=Document.Status.QUEUED,
-            progress=0,
-            attempts=0,
-            error_code="",
-            error_message="",
-            staged_version=None,
-            staged_chunk_count=0,
-            updated=now,
-            status_changed=now,
-        )
-        _queue(ids, kb.tenant_id)
+        ids = _requeue_documents(kb, now, staged_version=None, staged_chunk_count=0)
         audit.info(
             "knowledge base re-index started tenant=%s kb=%s from=%s to=%s documents=%s by=%s",
             kb.tenant_id,
@@ -207,6 +182,42 @@ def knowledge_base_reindex_cancel(*, knowledge_base: KnowledgeBase, cancelled_by
     )
 
 
+def _locked_idle_knowledge_base(knowledge_base: KnowledgeBase, *, same_model_refused: str = "") -> KnowledgeBase:
+    """The knowledge base, locked FOR UPDATE, when no re-index is under way and every document is
+    final; AppError reindex_in_progress, same_embedding_model or documents_in_progress otherwise."""
+    kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+    if kb.is_reindexing:
+        raise AppError(
+            f"A re-index to {kb.reindex_to} is already under way; cancel it first.", code="reindex_in_progress"
+        )
+    if same_model_refused and same_model_refused == kb.embedding_model:
+        raise AppError(f"This knowledge base already uses {same_model_refused}.", code="same_embedding_model")
+    if Document.objects.filter(knowledge_base=kb).exclude(status__in=Document.FINAL_STATUSES).exists():
+        raise AppError(
+            "Some documents are still being processed. Wait until they are ready, then re-index.",
+            code="documents_in_progress",
+        )
+    return kb
+
+
+def _requeue_documents(kb: KnowledgeBase, now: Any, **reset: Any) -> list[int]:
+    """Queue every document with content for ingestion again (fields in `reset` cleared as well)."""
+    todo = Document.objects.filter(knowledge_base=kb).filter(_with_content())
+    ids = list(todo.values_list("pk", flat=True))
+    todo.update(
+        status=Document.Status.QUEUED,
+        progress=0,
+        attempts=0,
+        error_code="",
+        error_message="",
+        updated=now,
+        status_changed=now,
+        **reset,
+    )
+    _queue(ids, kb.tenant_id)
+    return ids
+
+
 def knowledge_base_rebuild(*, knowledge_base: KnowledgeBase, started_by: Any = None) -> int:
     """Re-run ingestion for every document of the knowledge base with its current embedding model
     (an operator's re-index after a parser or chunking fix). Returns how many were queued.
@@ -218,31 +229,8 @@ def knowledge_base_rebuild(*, knowledge_base: KnowledgeBase, started_by: Any = N
     reindex_in_progress or documents_in_progress.
     """
     with transaction.atomic():
-        kb = KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
-        if kb.is_reindexing:
-            raise AppError(
-                f"A re-index to {kb.reindex_to} is already under way; cancel it first.", code="reindex_in_progress"
-            )
-        documents = Document.objects.filter(knowledge_base=kb)
-        if documents.exclude(status__in=Document.FINAL_STATUSES).exists():
-            raise AppError(
-                "Some documents are still being processed. Wait until they are ready, then re-index.",
-                code="documents_in_progress",
-            )
-        now = timezone.now()
-        todo = documents.filter(_with_content())
-        ids = list(todo.values_list("pk", flat=True))
-        todo.update(
-            status=Document.Status.QUEUED,
-            progress=0,
-            attempts=0,
-            error_code="",
-            error_message="",
-            content_hash="",
-            updated=now,
-            status_changed=now,
-        )
-        _queue(ids, kb.tenant_id)
+        kb = _locked_idle_knowledge_base(knowledge_base)
+        ids = _requeue_documents(kb, timezone.now(), content_hash="")
         audit.info(
             "knowledge base rebuild started tenant=%s kb=%s model=%s documents=%s by=%s",
             kb.tenant_id,
