@@ -17,14 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
-
 from billing.models import Subscription
 from bots.models import Bot
 from chatbot_saas.errors import AppError
 from conversations.handoff_bus import inbox_group
 from conversations.models import Conversation, Lead
-from conversations.privacy_services import PURGE_BATCH, conversations_purge
+from conversations.privacy_services import PURGE_BATCH, channel_group_key, conversations_purge, redis_keys_delete
 from conversations.ratelimit import bucket_key
 from conversations.redisconn import key, sync_redis
 from knowledge.models import KnowledgeBase
@@ -35,17 +33,11 @@ from tenants.models import ApiKey, Tenant
 audit = logging.getLogger("chatbot_saas.audit")
 
 
-def _channel_prefix() -> str:
-    layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
-    config: dict[str, Any] = layer.get("CONFIG", {})
-    return config.get("prefix", "asgi")
-
-
 def _redis_patterns(tenant: Tenant) -> tuple[list[str], list[str]]:
     """(exact keys, glob patterns) of the workspace's own Redis keys. Tenant scope required."""
     bots = list(Bot.objects.values_list("pk", flat=True))
     api_keys = list(ApiKey.objects.values_list("pk", flat=True))
-    exact = [bucket_key("tenant", tenant.pk), f"{_channel_prefix()}:group:{inbox_group(tenant.pk)}"]
+    exact = [bucket_key("tenant", tenant.pk), channel_group_key(inbox_group(tenant.pk))]
     exact += [bucket_key("bot", pk) for pk in bots] + [bucket_key("api_key", pk) for pk in api_keys]
     patterns = [bucket_key("connection_test", f"{tenant.pk}:*")]
     for pk in bots:
@@ -62,10 +54,7 @@ def _redis_clear(exact: list[str], patterns: list[str]) -> int:
     found = list(exact)
     for pattern in patterns:
         found += [k.decode() for k in client.scan_iter(pattern, count=1000)]
-    deleted = 0
-    for start in range(0, len(found), 1000):
-        deleted += int(client.delete(*found[start : start + 1000]) or 0)
-    return deleted
+    return redis_keys_delete(found)
 
 
 def tenant_delete(*, tenant: Tenant, confirm_name: str, by: Any = None) -> dict[str, int]:

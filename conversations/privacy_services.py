@@ -53,14 +53,15 @@ class PurgeResult:
         return not (self.conversations or self.leads)
 
 
-def _channel_group_key(group: str) -> str:
+def channel_group_key(group: str) -> str:
+    """The Redis key under which channels_redis keeps a group's members."""
     layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
     config: dict[str, Any] = layer.get("CONFIG", {})
     prefix = config.get("prefix", "asgi")  # channels_redis's default
     return f"{prefix}:group:{group}"
 
 
-def _redis_delete(keys: list[str]) -> int:
+def redis_keys_delete(keys: list[str]) -> int:
     """Delete the keys after the rows are gone: a Redis outage leaves only short-lived buffers
     (every one of them has a TTL), never rows that point at nothing."""
     deleted = 0
@@ -109,10 +110,10 @@ def conversations_purge(*, conversation_ids: list[int], extra_keys: list[str] | 
         _gap_groups_refresh(groups)
     for message_id in message_ids:
         keys += [stream_key(message_id), stop_key(message_id)]
-    keys += [_channel_group_key(conversation_group(pk)) for pk in ids]
+    keys += [channel_group_key(conversation_group(pk)) for pk in ids]
     if keys:
         try:
-            result.redis_keys = _redis_delete(keys)
+            result.redis_keys = redis_keys_delete(keys)
         except Exception:  # the rows are gone; the buffers expire by themselves (STREAM_BUFFER_TTL_SECONDS)
             logger.exception("could not delete %s Redis keys of purged conversations", len(keys))
     return result
